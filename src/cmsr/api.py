@@ -1,0 +1,239 @@
+"""The Python face of cmsr: :class:`CMSR` (fit / predict) and :func:`super_resolve`.
+
+Arrays in and out are numpy, in the user's own units and dtype: the target
+``(h, w)`` or ``(h, w, c)``, the guide ``(H, W)`` or ``(H, W, C)``, the result
+``(H, W)`` or ``(H, W, c)`` with the target's dtype (integers rounded and clipped).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from cmsr.config import Config
+from cmsr.infer import back_project, predict
+from cmsr.model import CMSRNet
+from cmsr.normalize import (
+    Normalization,
+    fill_invalid,
+    fit_normalization,
+    normalize_guide,
+    valid_mask,
+)
+from cmsr.resample import downsample, resize, scaled_size
+from cmsr.train import StepInfo, TrainRecord, train
+from cmsr.validate import check_pair
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def gradual_scales(scale: float, step: float = 2.0) -> list[float]:
+    """Intermediate scales, each at most ``step`` times the last, ending at ``scale``.
+
+    Examples
+    --------
+    >>> gradual_scales(4.0)
+    [2.0, 4.0]
+    >>> gradual_scales(3.0)
+    [1.7320508075688772, 3.0]
+    """
+    stages = max(1, math.ceil(math.log(scale) / math.log(step) - 1e-9))
+    return [scale ** ((k + 1) / stages) for k in range(stages)]
+
+
+@dataclass(frozen=True)
+class PreparedPair:
+    """A validated pair as tensors on the device.
+
+    ``target``: ``(1, c, h, w)`` unit range, invalid pixels filled. ``valid``:
+    ``(1, 1, h, w)`` float {0, 1}. ``guide``: ``(1, C, H, W)`` in [0, 1] at the output
+    size. ``scale``: ``(H / h, W / w)``.
+    """
+
+    target: torch.Tensor
+    valid: torch.Tensor
+    guide: torch.Tensor
+    scale: tuple[float, float]
+    normalization: Normalization
+
+
+def prepare_pair(target_lr: np.ndarray, guide_hr: np.ndarray, *, scale: float | None,
+                 mask: np.ndarray | None, invalid_value: float | None, device: torch.device,
+                 target_name: str = "target", guide_name: str = "guide") -> PreparedPair:
+    """Validate, normalise and move a pair to ``device`` (see :class:`PreparedPair`)."""
+    valid = valid_mask(target_lr, invalid_value)
+    if mask is not None:
+        valid &= np.asarray(mask, dtype=bool)
+    masked = np.where(valid[..., None] if target_lr.ndim == 3 else valid,
+                      np.asarray(target_lr, dtype=np.float64), np.nan)
+    check_pair(masked, guide_hr, scale=scale, target_name=target_name, guide_name=guide_name)
+    h, w = target_lr.shape[:2]
+    out_size = guide_hr.shape[:2] if scale is None else scaled_size((h, w), (scale, scale))
+    normalization = fit_normalization(target_lr, valid)
+    target = normalization.to_unit(np.nan_to_num(masked, nan=0.0)).to(device)
+    valid_t = torch.from_numpy(valid)[None, None].to(device)
+    target = fill_invalid(target, valid_t)
+    guide = normalize_guide(guide_hr).to(device)
+    if tuple(guide.shape[-2:]) != tuple(out_size):
+        guide = resize(guide, out_size).clamp(0.0, 1.0)
+    scale_yx = (out_size[0] / h, out_size[1] / w)
+    return PreparedPair(target, valid_t.float(), guide, scale_yx, normalization)
+
+
+class CMSR:
+    """Single-pair cross-modality super-resolution.
+
+    Parameters
+    ----------
+    config:
+        Every setting; ``Config.preset("thermal")`` etc. Default: ``Config()``.
+
+    Examples
+    --------
+    >>> from cmsr import CMSR, Config
+    >>> model = CMSR(Config.preset("quick")).fit(target_lr, guide_hr)   # doctest: +SKIP
+    >>> high = model.predict()                                          # doctest: +SKIP
+    """
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+        self.device = resolve_device(self.config.device)
+        self.networks: list[CMSRNet] = []
+        self.records: list[list[TrainRecord]] = []
+        self.pair: PreparedPair | None = None
+
+    def _new_network(self, target_channels: int, guide_channels: int, seed: int) -> CMSRNet:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            net = CMSRNet(target_channels, guide_channels,
+                          fe1_layers=self.config.fe1_layers,
+                          fe1_channels=self.config.fe1_channels,
+                          fe2_layers=self.config.fe2_layers,
+                          fe2_channels=self.config.fe2_channels)
+        return net.to(self.device)
+
+    def _stages(self, pair: PreparedPair) -> list[tuple[int, int]]:
+        """Output sizes of the training stages (one unless ``config.gradual``)."""
+        h, w = pair.target.shape[-2:]
+        final = tuple(pair.guide.shape[-2:])
+        if not self.config.gradual or max(pair.scale) <= 2.0:
+            return [final]
+        steps = gradual_scales(max(pair.scale))
+        sizes = [scaled_size((h, w), (s * pair.scale[0] / max(pair.scale),
+                                      s * pair.scale[1] / max(pair.scale))) for s in steps]
+        sizes[-1] = final
+        return sizes
+
+    def fit(self, target_lr: np.ndarray, guide_hr: np.ndarray, *, scale: float | None = None,
+            mask: np.ndarray | None = None, invalid_value: float | None = None,
+            on_step: Callable[[StepInfo], None] | None = None,
+            target_name: str = "target", guide_name: str = "guide") -> CMSR:
+        """Train on the pair.
+
+        Parameters
+        ----------
+        target_lr:
+            ``(h, w)`` or ``(h, w, c)``, any real dtype, own units; NaN = invalid.
+        guide_hr:
+            ``(H, W)`` or ``(H, W, C)``, any real dtype.
+        scale:
+            Force this scale (the guide is resized to ``target size * scale``);
+            default: guide size / target size, per axis.
+        mask:
+            ``(h, w)`` bool, True for valid target pixels.
+        invalid_value:
+            A target value meaning "no measurement" (e.g. 0 in depth maps).
+        on_step:
+            Called after each training step with a :class:`cmsr.train.StepInfo`.
+        """
+        pair = prepare_pair(target_lr, guide_hr, scale=scale, mask=mask,
+                            invalid_value=invalid_value, device=self.device,
+                            target_name=target_name, guide_name=guide_name)
+        self.pair, self.networks, self.records = pair, [], []
+        generator = torch.Generator().manual_seed(self.config.seed)
+        current, current_valid = pair.target, pair.valid
+        stages = self._stages(pair)
+        for index, size in enumerate(stages):
+            guide = pair.guide if size == tuple(pair.guide.shape[-2:]) else downsample(
+                pair.guide, size).clamp(0.0, 1.0)
+            stage_scale = (size[0] / current.shape[-2], size[1] / current.shape[-1])
+            net = self._new_network(current.shape[1], guide.shape[1], self.config.seed + index)
+            self.records.append(train(net, current, guide, scale=stage_scale,
+                                      config=self.config, generator=generator,
+                                      valid=current_valid, on_step=on_step))
+            self.networks.append(net)
+            if index + 1 < len(stages):
+                current = predict(net, current, guide, config=self.config, valid=current_valid)
+                current_valid = torch.ones_like(current[:, :1])
+        return self
+
+    def predict_tensor(self) -> torch.Tensor:
+        """The result for the fitted pair, ``(1, c, H, W)`` float32 in unit range."""
+        if self.pair is None or not self.networks:
+            raise RuntimeError("call fit() before predict()")
+        pair = self.pair
+        current, current_valid = pair.target, pair.valid
+        for net, size in zip(self.networks, self._stages(pair), strict=True):
+            guide = pair.guide if size == tuple(pair.guide.shape[-2:]) else downsample(
+                pair.guide, size).clamp(0.0, 1.0)
+            current = predict(net, current, guide, config=self.config, valid=current_valid)
+            current_valid = torch.ones_like(current[:, :1])
+        if len(self.networks) > 1:
+            current = back_project(current, pair.target,
+                                   iterations=self.config.back_projection_iters,
+                                   kernel=self.config.degradation, valid=pair.valid)
+        return current
+
+    def predict(self) -> np.ndarray:
+        """The super-resolved target, ``(H, W)`` or ``(H, W, c)`` in its units and dtype."""
+        result = self.predict_tensor()
+        assert self.pair is not None
+        return self.pair.normalization.from_unit(result)
+
+    @property
+    def history(self) -> list[TrainRecord]:
+        """All training records, stages one after another."""
+        return [record for stage in self.records for record in stage]
+
+
+def super_resolve(target_lr: np.ndarray, guide_hr: np.ndarray, scale: float | None = None,
+                  config: Config | None = None, *, mask: np.ndarray | None = None,
+                  invalid_value: float | None = None) -> np.ndarray:
+    """Super-resolve ``target_lr`` with ``guide_hr`` in one call.
+
+    Parameters
+    ----------
+    target_lr:
+        ``(h, w)`` or ``(h, w, c)`` in its own units and dtype; NaN marks invalid pixels.
+    guide_hr:
+        ``(H, W)`` or ``(H, W, C)`` high-resolution guide, any real dtype.
+    scale:
+        Output = target size x scale; default: the guide's size.
+    config:
+        Settings; default ``Config()``.
+
+    Returns
+    -------
+    ``(H, W)`` or ``(H, W, c)`` array with the target's dtype and units.
+
+    Examples
+    --------
+    >>> import numpy as np, cmsr
+    >>> rng = np.random.default_rng(0)
+    >>> guide = rng.random((32, 32, 3))
+    >>> target = guide[::4, ::4, 0].astype(np.float32)
+    >>> cmsr.super_resolve(target, guide, config=cmsr.Config.preset("quick")).shape
+    (32, 32)
+    """
+    model = CMSR(config).fit(target_lr, guide_hr, scale=scale, mask=mask,
+                             invalid_value=invalid_value)
+    return model.predict()

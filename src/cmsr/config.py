@@ -1,0 +1,139 @@
+"""One dataclass holds every knob of a cmsr run; presets set them per modality.
+
+Sizes are in pixels, learning rates per Adam step, angles in degrees.
+``Config.preset("depth", max_iters=300)`` gives a preset with overrides;
+``dataclasses.replace(config, seed=3)`` changes a copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Precision = Literal["bfloat16", "float32"]
+DegradationKernel = Literal["cubic", "box"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that decides what a cmsr run computes.
+
+    Network (paper section 4.1)
+        ``fe1_layers`` / ``fe1_channels``: Feature-Extractor 1 on the upsampled target
+        (3x3 convolutions, ReLU after all but the last). ``fe2_layers`` /
+        ``fe2_channels``: Feature-Extractor 2 on the guide (3x3 with ReLU, last 1x1).
+
+    Training on the pair (section 3.2 and the supplementary)
+        ``patch_size``: side of the supervision patch, in low-resolution target pixels.
+        ``batch_size``: patches per step in the down-sampling scheme.
+        ``alternating_scales``: probability of an up-sampling-scheme step (paper: 0.3).
+        ``degradation``: how a patch is reduced to make training input: ``"cubic"``
+        (MATLAB bicubic, as ZSSR and CMSR) or ``"box"`` (area average: a sensor pixel
+        integrating its footprint). Also used by back-projection.
+        ``flips``: random flips and 90-degree turns (exact, on every patch). With
+        probability ``augment_probability`` a patch is also rotated by up to
+        ``rotation``, sheared by up to ``shear`` and zoomed by a factor in ``zoom``.
+        ``learning_rate`` -> divided by ``lr_decay`` each time the reconstruction error
+        stops falling clearly (a line fitted to the last ``slope_window`` evaluations,
+        made every ``eval_every`` steps); training stops when the rate goes below
+        ``min_learning_rate`` or after ``max_iters`` steps.
+        ``precision``: ``"bfloat16"`` autocast halves CPU time at a small cost.
+
+    Inference (section 3.3)
+        ``self_ensemble``: average the 8 flips/rotations. ``back_projection_iters``:
+        iterative back-projection steps. ``gradual``: for scales above 2, enlarge in
+        steps of at most 2, training once per step. ``tile_size``: largest side, in
+        output pixels, run through the network at once (memory is about
+        ``tile_size**2 * fe_channels * 12`` bytes).
+    """
+
+    # network
+    fe1_layers: int = 8
+    fe1_channels: int = 64
+    fe2_layers: int = 6
+    fe2_channels: int = 64
+    # training
+    patch_size: int = 32
+    batch_size: int = 16
+    alternating_scales: float = 0.3
+    degradation: DegradationKernel = "cubic"
+    augment_probability: float = 0.5
+    rotation: float = 15.0
+    shear: float = 5.0
+    zoom: tuple[float, float] = (0.8, 1.0)
+    flips: bool = True
+    learning_rate: float = 1e-3
+    min_learning_rate: float = 9e-6
+    lr_decay: float = 10.0
+    eval_every: int = 10
+    slope_window: int = 12
+    max_iters: int = 800
+    min_iters: int = 200
+    precision: Precision = "bfloat16"
+    # inference
+    self_ensemble: bool = True
+    back_projection_iters: int = 10
+    gradual: bool = False
+    tile_size: int = 512
+    # run
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("fe1_layers", "fe2_layers"):
+            if getattr(self, name) < 2:
+                problems.append(f"{name} must be >= 2")
+        for name in ("fe1_channels", "fe2_channels", "batch_size", "max_iters",
+                     "eval_every", "tile_size"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1")
+        if self.patch_size < 4:
+            problems.append("patch_size must be >= 4")
+        if self.slope_window < 3:
+            problems.append("slope_window must be >= 3")
+        if not 0.0 <= self.augment_probability <= 1.0:
+            problems.append("augment_probability must be in [0, 1]")
+        if not 0.0 <= self.alternating_scales <= 1.0:
+            problems.append("alternating_scales must be in [0, 1]")
+        if self.degradation not in ("cubic", "box"):
+            problems.append("degradation must be 'cubic' or 'box'")
+        if self.precision not in ("bfloat16", "float32"):
+            problems.append("precision must be 'bfloat16' or 'float32'")
+        if not 0.0 < self.zoom[0] <= self.zoom[1]:
+            problems.append("zoom must be (low, high) with 0 < low <= high")
+        if self.learning_rate <= 0 or self.min_learning_rate <= 0 or self.lr_decay <= 1:
+            problems.append("learning rates must be > 0 and lr_decay > 1")
+        if self.back_projection_iters < 0:
+            problems.append("back_projection_iters must be >= 0")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            problems.append("device must be auto, cpu or cuda")
+        if problems:
+            raise ValueError("invalid config: " + "; ".join(problems))
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> Config:
+        """The named preset (see :data:`PRESETS`) with ``overrides`` applied."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+        return dataclasses.replace(PRESETS[name], **overrides)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+PRESETS: dict[str, Config] = {
+    # Thermal: smooth, low-contrast radiometry; the guide's texture is mostly foreign.
+    "thermal": Config(fe2_channels=32),
+    # NIR: close to the RGB's structure; a wider guide branch pays off.
+    "nir": Config(fe2_channels=64),
+    # Depth: piecewise-smooth with sharp edges; sensors integrate over a pixel footprint.
+    "depth": Config(degradation="box", fe2_channels=64),
+    # A few seconds on a CPU: for smoke tests and trying the tool out.
+    "quick": Config(fe1_channels=16, fe2_channels=16, fe1_layers=4, fe2_layers=3,
+                    batch_size=4, max_iters=40, min_iters=10, self_ensemble=False,
+                    back_projection_iters=2),
+}

@@ -1,0 +1,121 @@
+"""Between the user's arrays (own units, own dtype) and the network's tensors.
+
+The target is mapped to [0, 1] by the range of its valid pixels and mapped back at the
+end, so results keep their units (disparity, kelvin, digital numbers) and dtype.
+Invalid target pixels (NaN, or a user-given value such as 0 in depth maps) are filled
+from their valid neighbours before training and left out of the loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass(frozen=True)
+class Normalization:
+    """An affine map ``unit = (value - offset) / span`` and the dtype to return to."""
+
+    offset: float
+    span: float
+    dtype: np.dtype
+
+    def to_unit(self, image: np.ndarray) -> torch.Tensor:
+        """``(H, W)`` or ``(H, W, c)`` array in its units -> ``(1, c, H, W)`` float32."""
+        array = (np.asarray(image, dtype=np.float64) - self.offset) / self.span
+        return array_to_tensor(array)
+
+    def from_unit(self, tensor: torch.Tensor) -> np.ndarray:
+        """``(1, c, H, W)`` tensor in unit range -> ``(H, W[, c])`` in the stored units.
+
+        Integer dtypes are rounded and clipped to their range; floats keep their
+        precision (float64 stays float64, anything else becomes float32).
+        """
+        array = tensor_to_array(tensor).astype(np.float64) * self.span + self.offset
+        if np.issubdtype(self.dtype, np.integer):
+            info = np.iinfo(self.dtype)
+            return np.clip(np.rint(array), info.min, info.max).astype(self.dtype)
+        if self.dtype == np.float64:
+            return array
+        return array.astype(np.float32)
+
+
+def fit_normalization(image: np.ndarray, valid: np.ndarray | None = None) -> Normalization:
+    """The map that sends the valid pixels of ``image`` onto [0, 1].
+
+    Parameters
+    ----------
+    image:
+        ``(H, W)`` or ``(H, W, c)``, any real dtype.
+    valid:
+        ``(H, W)`` bool, True where a pixel counts; all finite pixels when None.
+    """
+    values = np.asarray(image, dtype=np.float64)
+    keep = np.isfinite(values) if values.ndim == 2 else np.isfinite(values).all(axis=-1)
+    if valid is not None:
+        keep = keep & valid
+    chosen = values[keep]
+    low, high = float(chosen.min()), float(chosen.max())
+    span = high - low if high > low else 1.0
+    dtype = np.dtype(np.uint8) if image.dtype == np.bool_ else image.dtype
+    return Normalization(offset=low, span=span, dtype=dtype)
+
+
+def array_to_tensor(image: np.ndarray) -> torch.Tensor:
+    """``(H, W)`` or ``(H, W, c)`` array -> ``(1, c, H, W)`` float32 tensor (no scaling)."""
+    array = np.asarray(image, dtype=np.float32)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
+
+
+def tensor_to_array(tensor: torch.Tensor) -> np.ndarray:
+    """``(1, c, H, W)`` tensor -> ``(H, W)`` when c == 1, else ``(H, W, c)`` float32."""
+    array = tensor.detach().float().cpu().numpy()[0].transpose(1, 2, 0)
+    return array[:, :, 0] if array.shape[2] == 1 else array
+
+
+def valid_mask(image: np.ndarray, invalid_value: float | None = None) -> np.ndarray:
+    """``(H, W)`` bool: True where every band is finite and differs from ``invalid_value``."""
+    values = np.asarray(image, dtype=np.float64)
+    bad = ~np.isfinite(values)
+    if invalid_value is not None:
+        bad |= values == invalid_value
+    return ~(bad if bad.ndim == 2 else bad.any(axis=-1))
+
+
+def fill_invalid(image: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:
+    """Fill invalid pixels by growing the valid ones inwards, 3x3 averages at a time.
+
+    Parameters
+    ----------
+    image:
+        ``(1, c, H, W)`` float; values at invalid pixels are ignored (may be NaN).
+    valid:
+        ``(1, 1, H, W)`` bool with at least one True.
+
+    Returns
+    -------
+    ``(1, c, H, W)`` float with valid pixels unchanged and every pixel finite.
+    """
+    known = valid.to(image.dtype)
+    filled = torch.where(valid, image, torch.zeros_like(image))
+    while bool((known == 0).any()):
+        total = F.avg_pool2d(filled * known, 3, stride=1, padding=1, count_include_pad=False)
+        weight = F.avg_pool2d(known, 3, stride=1, padding=1, count_include_pad=False)
+        grown = weight > 0
+        update = grown & (known == 0)
+        filled = torch.where(update, total / weight.clamp(min=1e-12), filled)
+        known = torch.where(update, torch.ones_like(known), known)
+    return filled
+
+
+def normalize_guide(guide: np.ndarray) -> torch.Tensor:
+    """``(H, W)`` or ``(H, W, C)`` guide in any units -> ``(1, C, H, W)`` float32 in [0, 1].
+
+    One range for all bands (their minimum and maximum), so colour ratios are kept.
+    """
+    return fit_normalization(guide).to_unit(guide).clamp(0.0, 1.0)

@@ -1,0 +1,174 @@
+"""Training the network on the one pair (paper section 3.2): the compact loop.
+
+Each step draws a batch of patches (:mod:`cmsr.patches`), runs the network, and takes
+an Adam step on the L1 loss over valid pixels. Every ``config.eval_every`` steps the
+whole low-resolution target is reconstructed from its own reduction; those errors set
+the learning rate (:mod:`cmsr.schedule`) and the stop.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from cmsr.config import Config
+from cmsr.model import CMSRNet
+from cmsr.patches import PatchBatch, PointMap, training_batch
+from cmsr.resample import downsample, upsample_bicubic
+from cmsr.schedule import LearningRateBySlope
+
+EVAL_MAX_PIXELS = 256 * 256
+
+
+@dataclass(frozen=True)
+class TrainRecord:
+    """One evaluation point of a run.
+
+    ``loss``: mean training L1 since the previous record (unit range).
+    ``reconstruction``: L1 of rebuilding the low-resolution target from its reduction.
+    """
+
+    step: int
+    loss: float
+    reconstruction: float
+    learning_rate: float
+    seconds: float
+
+
+@dataclass(frozen=True)
+class StepInfo:
+    """What a progress display needs after each step."""
+
+    step: int
+    max_steps: int
+    loss: float
+    learning_rate: float
+    seconds: float
+
+
+def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
+    """bfloat16 autocast on the given device, or nothing for float32."""
+    if precision == "bfloat16":
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def masked_l1(prediction: torch.Tensor, supervision: torch.Tensor, valid: torch.Tensor
+              ) -> torch.Tensor:
+    """Mean absolute error over valid pixels; ``valid (B, 1, H, W)`` in {0, 1}."""
+    error = (prediction.float() - supervision).abs() * valid
+    return error.sum() / (valid.sum() * prediction.shape[1]).clamp(min=1.0)
+
+
+def run_step(net: CMSRNet, batch: PatchBatch, precision: str) -> torch.Tensor:
+    """Forward one batch and return its loss (not yet backpropagated)."""
+    device = batch.target_up.device
+    channels_last = torch.channels_last
+    with autocast(device, precision):
+        prediction = net(batch.target_up.contiguous(memory_format=channels_last),
+                         batch.guide.contiguous(memory_format=channels_last))
+    return masked_l1(prediction, batch.supervision, batch.valid)
+
+
+def central_crop(target: torch.Tensor, guide: torch.Tensor, valid: torch.Tensor,
+                 max_pixels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The centre of the pair, at most ``max_pixels`` target pixels, for cheap checks."""
+    h, w = target.shape[-2:]
+    if h * w <= max_pixels:
+        return target, guide, valid
+    side = int(max_pixels**0.5)
+    ch, cw = min(h, side), min(w, max_pixels // min(h, side))
+    top, left = (h - ch) // 2, (w - cw) // 2
+    gy, gx = guide.shape[-2] / h, guide.shape[-1] / w
+    g_top, g_left = round(top * gy), round(left * gx)
+    g_crop = guide[..., g_top:g_top + round(ch * gy), g_left:g_left + round(cw * gx)]
+    return (target[..., top:top + ch, left:left + cw], g_crop,
+            valid[..., top:top + ch, left:left + cw])
+
+
+@torch.no_grad()
+def reconstruction_error(net: nn.Module, target: torch.Tensor, guide: torch.Tensor,
+                         valid: torch.Tensor, scale: tuple[float, float], config: Config,
+                         guide_warp: Callable[[torch.Tensor], torch.Tensor] | None = None
+                         ) -> float:
+    """L1 of rebuilding ``target (1, c, h, w)`` from its reduction by ``scale``.
+
+    The guide is reduced to the target's size, so this is the down-sampling scheme on
+    the whole image (its centre, for large images).
+    """
+    target, guide, valid = central_crop(target, guide, valid, EVAL_MAX_PIXELS)
+    h, w = target.shape[-2:]
+    small = (max(2, round(h / scale[0])), max(2, round(w / scale[1])))
+    reduced = downsample(target, small, kernel=config.degradation)
+    if guide_warp is not None:
+        guide = guide_warp(guide)
+    guide_small = downsample(guide, (h, w), kernel="cubic")
+    with autocast(target.device, config.precision):
+        prediction = net(upsample_bicubic(reduced, (h, w)), guide_small)
+    return float(masked_l1(prediction, target, valid))
+
+
+def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
+          scale: tuple[float, float], config: Config, generator: torch.Generator,
+          valid: torch.Tensor | None = None, guide_map: PointMap | None = None,
+          extra_parameters: list[dict] | None = None,
+          on_step: Callable[[StepInfo], None] | None = None) -> list[TrainRecord]:
+    """Fit ``net`` to the pair in place; return the evaluation records.
+
+    Parameters
+    ----------
+    target:
+        ``(1, c, h, w)`` float32 low-resolution target in unit range, invalid pixels
+        filled (see :func:`cmsr.normalize.fill_invalid`).
+    guide:
+        ``(1, C, H, W)`` float32 in [0, 1], same device as ``target``.
+    scale:
+        ``(H / h, W / w)``.
+    valid:
+        ``(1, 1, h, w)`` float32, 1 for valid target pixels; all valid when None.
+    guide_map:
+        Optional learnable deformation of the guide's sampling points.
+    extra_parameters:
+        Optimizer parameter groups for ``guide_map`` (each with its own ``lr_scale``).
+    on_step:
+        Called after every step (for progress bars).
+    """
+    valid = torch.ones_like(target[:, :1]) if valid is None else valid
+    schedule = LearningRateBySlope(config.learning_rate, config.min_learning_rate,
+                                   decay=config.lr_decay, window=config.slope_window)
+    groups: list[dict] = [{"params": list(net.parameters()), "lr_scale": 1.0}]
+    groups += extra_parameters or []
+    for group in groups:
+        group["lr"] = config.learning_rate * group["lr_scale"]
+    optimizer = torch.optim.Adam(groups)
+    net.to(memory_format=torch.channels_last).train()
+    records: list[TrainRecord] = []
+    start = time.perf_counter()
+    running, count = 0.0, 0
+    for step in range(1, config.max_iters + 1):
+        batch = training_batch(target, guide, valid, scale, config, generator, guide_map)
+        loss = run_step(net, batch, config.precision)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        running, count = running + float(loss.detach()), count + 1
+        if on_step is not None:
+            on_step(StepInfo(step, config.max_iters, float(loss.detach()), schedule.rate,
+                             time.perf_counter() - start))
+        if step % config.eval_every == 0:
+            error = reconstruction_error(net, target, guide, valid, scale, config)
+            records.append(TrainRecord(step, running / count, error, schedule.rate,
+                                       time.perf_counter() - start))
+            running, count = 0.0, 0
+            if schedule.update(error, allow_decay=step >= config.min_iters):
+                for group in optimizer.param_groups:
+                    group["lr"] = schedule.rate * group["lr_scale"]
+            if schedule.finished:
+                break
+    net.eval()
+    return records

@@ -1,0 +1,101 @@
+"""Checks on a (target, guide) pair before any work starts, with one-line errors.
+
+Each problem raises :class:`cmsr.errors.InputError` naming the file (or ``"target"`` /
+``"guide"`` for arrays) and what is wrong with it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from cmsr.errors import InputError
+
+MAX_BANDS = 16
+MIN_SIDE = 4
+MAX_SCALE = 16.0
+MAX_ANISOTROPY = 2.0
+
+
+def _describe(shape: tuple[int, ...]) -> str:
+    return "x".join(str(s) for s in shape[:2][::-1]) + (f"x{shape[2]}" if len(shape) == 3 else "")
+
+
+def check_image(image: np.ndarray, name: str, *, allow_nan: bool) -> None:
+    """Shape, dtype and value checks for one image ``(H, W)`` or ``(H, W, C)``."""
+    if not isinstance(image, np.ndarray):
+        raise InputError(f"expected a numpy array, got {type(image).__name__}", source=name)
+    if image.ndim not in (2, 3):
+        raise InputError(f"expected (H, W) or (H, W, C), got shape {image.shape}", source=name)
+    if image.size == 0:
+        raise InputError(f"is empty (shape {image.shape})", source=name)
+    if image.ndim == 3 and not 1 <= image.shape[2] <= MAX_BANDS:
+        raise InputError(f"has {image.shape[2]} bands; at most {MAX_BANDS} are supported",
+                         source=name)
+    if min(image.shape[:2]) < MIN_SIDE:
+        raise InputError(f"is {_describe(image.shape)}: too small (each side needs at least "
+                         f"{MIN_SIDE} pixels)", source=name)
+    if not (np.issubdtype(image.dtype, np.number) or image.dtype == np.bool_) or np.iscomplexobj(
+            image):
+        raise InputError(f"has unsupported dtype {image.dtype}", source=name)
+    values = np.asarray(image, dtype=np.float64)
+    if np.isinf(values).any():
+        raise InputError("contains infinite values", source=name)
+    finite = values[np.isfinite(values)]
+    if np.isnan(values).any() and not allow_nan:
+        raise InputError("contains NaN values", source=name)
+    if finite.size == 0:
+        raise InputError("has no valid pixels (all NaN or invalid)", source=name)
+    if finite.min() == finite.max():
+        raise InputError(f"is constant (every valid pixel is {finite.min():g}): "
+                         "there is nothing to super-resolve", source=name)
+
+
+def infer_scale(target_shape: tuple[int, ...], guide_shape: tuple[int, ...], *,
+                target_name: str = "target", guide_name: str = "guide"
+                ) -> tuple[float, float]:
+    """``(scale_y, scale_x)`` = guide size / target size, checked for plausibility.
+
+    Raises :class:`InputError` when the guide is smaller than the target, when the
+    ratio is above 16 or below 1, or when x and y differ by more than a factor of 2.
+    """
+    (h, w), (gh, gw) = target_shape[:2], guide_shape[:2]
+    sy, sx = gh / h, gw / w
+    sizes = f"guide {_describe(guide_shape)} vs target {_describe(target_shape)}"
+    if sy < 1 or sx < 1:
+        raise InputError(f"is smaller than the target ({sizes})", source=guide_name)
+    if sy < 1.01 and sx < 1.01:
+        raise InputError(f"has the same size as the target ({sizes}); nothing to "
+                         f"super-resolve (is {target_name} the ground truth?)", source=guide_name)
+    if max(sy, sx) > MAX_SCALE:
+        raise InputError(f"scale {max(sy, sx):.3g} is implausible ({sizes}); cmsr supports "
+                         f"up to x{MAX_SCALE:g}", source=guide_name)
+    if max(sy, sx) / min(sy, sx) > MAX_ANISOTROPY:
+        raise InputError(f"scales differ in x ({sx:.3g}) and y ({sy:.3g}) by more than "
+                         f"{MAX_ANISOTROPY:g}x ({sizes}); pass --scale to force one",
+                         source=guide_name)
+    return sy, sx
+
+
+def check_scale(scale: float, name: str = "--scale") -> float:
+    """A user-given scale: a number in (1, 16]."""
+    if not np.isfinite(scale) or not 1.0 < scale <= MAX_SCALE:
+        raise InputError(f"scale must be a number in (1, {MAX_SCALE:g}], got {scale}",
+                         source=name)
+    return float(scale)
+
+
+def check_pair(target: np.ndarray, guide: np.ndarray, *, scale: float | None = None,
+               target_name: str = "target", guide_name: str = "guide"
+               ) -> tuple[float, float]:
+    """Validate a pair; return ``(scale_y, scale_x)``.
+
+    With ``scale`` given, the output is ``target size * scale`` and the guide may have
+    any size at least that large or up to 2 pixels off (it is resized to fit).
+    """
+    check_image(target, target_name, allow_nan=True)
+    check_image(guide, guide_name, allow_nan=False)
+    if scale is None:
+        return infer_scale(target.shape, guide.shape, target_name=target_name,
+                           guide_name=guide_name)
+    scale = check_scale(scale)
+    return scale, scale
