@@ -26,7 +26,7 @@ from cmsr.normalize import (
 )
 from cmsr.resample import downsample, resize, scaled_size
 from cmsr.train import StepInfo, TrainRecord, train
-from cmsr.validate import check_pair
+from cmsr.validate import check_image, check_pair
 
 
 def resolve_device(name: str) -> torch.device:
@@ -70,6 +70,8 @@ def prepare_pair(target_lr: np.ndarray, guide_hr: np.ndarray, *, scale: float | 
                  mask: np.ndarray | None, invalid_value: float | None, device: torch.device,
                  target_name: str = "target", guide_name: str = "guide") -> PreparedPair:
     """Validate, normalise and move a pair to ``device`` (see :class:`PreparedPair`)."""
+    check_image(target_lr, target_name, allow_nan=True)
+    check_image(guide_hr, guide_name, allow_nan=False)
     valid = valid_mask(target_lr, invalid_value)
     if mask is not None:
         valid &= np.asarray(mask, dtype=bool)

@@ -17,11 +17,16 @@ import torch.nn.functional as F
 
 @dataclass(frozen=True)
 class Normalization:
-    """An affine map ``unit = (value - offset) / span`` and the dtype to return to."""
+    """An affine map ``unit = (value - offset) / span`` and the array form to return to.
+
+    ``dtype``: the target's dtype; ``band_axis``: whether it had a band axis
+    ``(H, W, c)`` (kept even when ``c == 1``).
+    """
 
     offset: float
     span: float
     dtype: np.dtype
+    band_axis: bool = False
 
     def to_unit(self, image: np.ndarray) -> torch.Tensor:
         """``(H, W)`` or ``(H, W, c)`` array in its units -> ``(1, c, H, W)`` float32."""
@@ -35,6 +40,8 @@ class Normalization:
         precision (float64 stays float64, anything else becomes float32).
         """
         array = tensor_to_array(tensor).astype(np.float64) * self.span + self.offset
+        if self.band_axis and array.ndim == 2:
+            array = array[:, :, None]
         if np.issubdtype(self.dtype, np.integer):
             info = np.iinfo(self.dtype)
             return np.clip(np.rint(array), info.min, info.max).astype(self.dtype)
@@ -61,7 +68,7 @@ def fit_normalization(image: np.ndarray, valid: np.ndarray | None = None) -> Nor
     low, high = float(chosen.min()), float(chosen.max())
     span = high - low if high > low else 1.0
     dtype = np.dtype(np.uint8) if image.dtype == np.bool_ else image.dtype
-    return Normalization(offset=low, span=span, dtype=dtype)
+    return Normalization(offset=low, span=span, dtype=dtype, band_axis=values.ndim == 3)
 
 
 def array_to_tensor(image: np.ndarray) -> torch.Tensor:

@@ -72,51 +72,49 @@ def random_patch_affines(batch: int, patch_size: tuple[int, int], image_size: tu
     ``(batch, 2, 3)`` float32 ``theta`` for :func:`torch.nn.functional.affine_grid`.
     """
     (ph, pw), (h, w) = patch_size, image_size
-    flip = (torch.rand(batch, generator=generator) < 0.5) if config.flips else torch.zeros(
-        batch, dtype=torch.bool)
-    turns = (torch.randint(0, 4, (batch,), generator=generator) if config.flips
-             else torch.zeros(batch, dtype=torch.long))
+    f64 = torch.float64
+    if config.flips:
+        flip = torch.rand(batch, generator=generator) < 0.5
+        turns = torch.randint(0, 4, (batch,), generator=generator)
+    else:
+        flip = torch.zeros(batch, dtype=torch.bool)
+        turns = torch.zeros(batch, dtype=torch.long)
     warped = torch.rand(batch, generator=generator) < config.augment_probability
     angle = torch.deg2rad(_uniform(generator, batch, -config.rotation, config.rotation))
     shear = torch.deg2rad(_uniform(generator, batch, -config.shear, config.shear))
     zoom = _uniform(generator, batch, *config.zoom)
-    place = torch.rand(batch, 2, generator=generator, dtype=torch.float64)
+    place = torch.rand(batch, 2, generator=generator, dtype=f64)
 
-    thetas = []
-    for i in range(batch):
-        quarter = math.pi / 2 * int(turns[i])
-        dihedral = torch.tensor([[math.cos(quarter), -math.sin(quarter)],
-                                 [math.sin(quarter), math.cos(quarter)]], dtype=torch.float64)
-        dihedral = dihedral.round()
-        if flip[i]:
-            dihedral = dihedral @ torch.diag(torch.tensor([-1.0, 1.0], dtype=torch.float64))
-        linear = dihedral
-        if warped[i]:
-            c, s = math.cos(float(angle[i])), math.sin(float(angle[i]))
-            rotation = torch.tensor([[c, -s], [s, c]], dtype=torch.float64)
-            shearing = torch.tensor([[1.0, math.tan(float(shear[i]))], [0.0, 1.0]],
-                                    dtype=torch.float64)
-            linear = rotation @ shearing @ (float(zoom[i]) * dihedral)
-        # pixel offsets of the patch corners from its centre, then the bounding half-extent
-        half = torch.tensor([pw / 2.0, ph / 2.0], dtype=torch.float64)
-        corners = torch.tensor([[1, 1], [1, -1], [-1, 1], [-1, -1]], dtype=torch.float64) * half
-        extent = (corners @ linear.T).abs().max(dim=0).values
-        centre = []
-        for axis, size in enumerate((w, h)):
-            room = size - 2 * extent[axis]
-            if room <= 0:
-                centre.append(size / 2.0)
-            elif warped[i]:
-                centre.append(float(extent[axis] + room * place[i, axis]))
-            else:  # keep crop pixels on image pixels: integer corner
-                start = math.floor(float(room + 1e-9) * float(place[i, axis]))
-                centre.append(start + float(extent[axis]))
-        to_unit = torch.diag(torch.tensor([2.0 / w, 2.0 / h], dtype=torch.float64))
-        theta_linear = to_unit @ linear @ torch.diag(half)
-        shift = torch.tensor([2.0 * centre[0] / w - 1.0, 2.0 * centre[1] / h - 1.0],
-                             dtype=torch.float64)
-        thetas.append(torch.cat([theta_linear, shift[:, None]], dim=1))
-    return torch.stack(thetas).float()
+    quarter = turns.to(f64) * (math.pi / 2)
+    cos_q, sin_q = torch.cos(quarter).round(), torch.sin(quarter).round()
+    dihedral = torch.stack([torch.stack([cos_q, -sin_q], -1), torch.stack([sin_q, cos_q], -1)], -2)
+    mirror = torch.ones(batch, 2, dtype=f64)
+    mirror[:, 0] = torch.where(flip, -1.0, 1.0)
+    dihedral = dihedral * mirror[:, None, :]
+    cos_a, sin_a = torch.cos(angle), torch.sin(angle)
+    rotation = torch.stack([torch.stack([cos_a, -sin_a], -1), torch.stack([sin_a, cos_a], -1)], -2)
+    shearing = torch.eye(2, dtype=f64).repeat(batch, 1, 1)
+    shearing[:, 0, 1] = torch.tan(shear)
+    free = rotation @ shearing @ (zoom[:, None, None] * dihedral)
+    linear = torch.where(warped[:, None, None], free, dihedral)
+
+    # half-extent of the transformed patch, in image pixels, along x and y
+    half = torch.tensor([pw / 2.0, ph / 2.0], dtype=f64)
+    extent = (linear.abs() @ half[:, None])[..., 0]
+    size = torch.tensor([w, h], dtype=f64)
+    room = size - 2 * extent
+    # warped patches anywhere inside; grid patches with an integer corner (exact crops)
+    anywhere = extent + room.clamp(min=0) * place
+    corner = torch.floor((room.clamp(min=0) + 1) * place).clamp(max=room.clamp(min=0))
+    on_grid = corner + extent
+    centre = torch.where(warped[:, None], anywhere, on_grid)
+    centre = torch.where(room > 0, centre, size / 2)
+
+    to_unit = 2.0 / size
+    theta = torch.empty(batch, 2, 3, dtype=f64)
+    theta[:, :, :2] = to_unit[None, :, None] * linear * half[None, None, :]
+    theta[:, :, 2] = centre * to_unit - 1.0
+    return theta.float()
 
 
 def crop(image: torch.Tensor, theta: torch.Tensor, size: tuple[int, int], *,
@@ -187,7 +185,7 @@ def upscaling_batch(target: torch.Tensor, guide: torch.Tensor, valid: torch.Tens
     low, mask_low = _crop_target(target, valid, theta, small)
     size = (round(small[0] * scale[0]), round(small[1] * scale[1]))
     supervision = upsample_bicubic(low, size)
-    mask = F.interpolate(mask_low, size=size, mode="nearest")
+    mask = F.interpolate(mask_low, size=size, mode="nearest-exact")
     reduced = downsample(supervision, small, kernel=config.degradation)
     guide_patch = crop(guide, theta, size, point_map=guide_map)
     return PatchBatch(target_up=upsample_bicubic(reduced, size), guide=guide_patch,

@@ -7,8 +7,8 @@ scales, different in x and y), and cheap for the image sizes cmsr works with.
 The weights follow MATLAB's ``imresize``: output pixel ``i`` (1-based) is centred at
 ``u = i / s + 0.5 * (1 - 1 / s)`` in input pixels, where ``s = out / in``; the kernel is
 widened by ``1 / s`` when shrinking (antialiasing); borders are mirrored
-(symmetric padding). With ``kernel="box"`` and an integer factor, shrinking is exactly
-average pooling.
+(symmetric padding). Shrinking with ``kernel="box"`` integrates each output pixel's
+footprint exactly (average pooling for integer factors).
 
 All functions take and return ``(B, C, H, W)`` floating tensors; values keep their
 units (no clipping), so cubic resizing may overshoot the input's range slightly.
@@ -94,6 +94,8 @@ def resize_matrix(
     if kernel not in _KERNELS:
         raise ValueError(f"unknown kernel {kernel!r}; choose from {sorted(_KERNELS)}")
     scale = out_length / in_length
+    if kernel == "box" and antialias and scale < 1.0:
+        return area_matrix(in_length, out_length).to(device=device, dtype=dtype)
     function = _KERNELS[kernel]
     width = KERNEL_WIDTHS[kernel]
     shrink = antialias and scale < 1.0
@@ -118,6 +120,21 @@ def resize_matrix(
     matrix = torch.zeros(out_length, in_length, dtype=torch.float64)
     matrix.scatter_add_(1, folded, weights)
     return matrix.to(device=device, dtype=dtype)
+
+
+def area_matrix(in_length: int, out_length: int) -> torch.Tensor:
+    """Weights that average each output pixel's footprint exactly, for shrinking.
+
+    Output pixel ``i`` covers input interval ``[i, i + 1) * in / out``; each input pixel
+    is weighted by its overlap with it. Returns ``(out_length, in_length)`` float64,
+    rows summing to 1; for integer factors this is average pooling.
+    """
+    ratio = in_length / out_length
+    lower = torch.arange(out_length, dtype=torch.float64)[:, None] * ratio
+    upper = lower + ratio
+    left = torch.arange(in_length, dtype=torch.float64)[None, :]
+    overlap = (torch.minimum(upper, left + 1) - torch.maximum(lower, left)).clamp(min=0.0)
+    return overlap / overlap.sum(dim=1, keepdim=True)
 
 
 def resize(
@@ -163,8 +180,9 @@ def downsample(image: torch.Tensor, size: tuple[int, int], *, kernel: Kernel = "
     """Antialiased reduction of ``(B, C, H, W)`` to ``(B, C, *size)``.
 
     ``kernel="cubic"`` is MATLAB's ``imresize`` (ZSSR's and CMSR's degradation);
-    ``kernel="box"`` integrates each output pixel over its footprint (average
-    pooling for integer factors: a sensor pixel's response).
+    ``kernel="box"`` integrates each output pixel over its footprint (see
+    :func:`area_matrix`): average pooling for integer factors, a sensor pixel's
+    response.
     """
     return resize(image, size, kernel=kernel)
 

@@ -98,4 +98,9 @@ def check_pair(target: np.ndarray, guide: np.ndarray, *, scale: float | None = N
         return infer_scale(target.shape, guide.shape, target_name=target_name,
                            guide_name=guide_name)
     scale = check_scale(scale)
+    (h, w), (gh, gw) = target.shape[:2], guide.shape[:2]
+    need = (round(h * scale), round(w * scale))
+    if gh < need[0] - 2 or gw < need[1] - 2:
+        raise InputError(f"is {_describe(guide.shape)}, smaller than target x {scale:g} = "
+                         f"{need[1]}x{need[0]}", source=guide_name)
     return scale, scale

@@ -1,0 +1,49 @@
+"""Shared pieces of the benchmark scripts: where the data is, and writing tables.
+
+The real test data lives outside the repository, in ``../shared/data`` beside the
+project root, or wherever ``$CMSR_DATA`` points. It is read from there, never copied.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def data_root() -> Path:
+    """The shared data folder: ``$CMSR_DATA`` or ``<project>/../shared/data``."""
+    path = Path(os.environ.get("CMSR_DATA", ROOT.parent / "shared" / "data"))
+    if not path.is_dir():
+        raise SystemExit(f"benchmark data not found at {path}; set CMSR_DATA")
+    return path
+
+
+def machine_line() -> str:
+    """One line naming the machine, torch and thread count the numbers were taken on."""
+    return (f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"{torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d %H:%M')}")
+
+
+def markdown_table(header: list[str], rows: list[list[str]]) -> str:
+    """A GitHub-flavoured Markdown table."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_results(name: str, markdown: str, header: list[str], rows: list[list[str]]) -> None:
+    """Write ``results/NAME.md`` and ``results/NAME.csv`` (replacing earlier runs)."""
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.md").write_text(markdown + "\n")
+    with open(RESULTS / f"{name}.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
