@@ -169,6 +169,8 @@ class CMSR:
                 pair.guide, size).clamp(0.0, 1.0)
             stage_scale = (size[0] / current.shape[-2], size[1] / current.shape[-1])
             net = self._new_network(current.shape[1], guide.shape[1], self.config.seed + index)
+            if self.networks and self.config.gradual_warm_start:
+                net.load_state_dict(self.networks[-1].state_dict())
             self.records.append(train(net, current, guide, scale=stage_scale,
                                       config=self.config, generator=generator,
                                       valid=current_valid, on_step=on_step))
