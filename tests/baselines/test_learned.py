@@ -1,0 +1,157 @@
+"""Tests for the learned baselines: ZSSR (cmsr minus guide), P2P and MMSR, in tiny runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from cmsr import Config
+from cmsr.baselines import MMSR, P2P, ZSSR, Bicubic
+from cmsr.baselines.mmsr import MMSRNet, local_attention
+from cmsr.baselines.p2p import footprints, pixel_features
+from cmsr.baselines.zssr import GuideFreeNet
+from cmsr.resample import area_matrix
+
+ZSSR_CONFIG = Config.preset("quick", max_iters=6, eval_every=3, min_iters=3, device="cpu")
+
+
+def _uint8(target: np.ndarray) -> np.ndarray:
+    return np.rint(target * 200 + 20).astype(np.uint8)
+
+
+# ---- ZSSR -------------------------------------------------------------------------
+
+def test_guide_free_net_ignores_the_guide() -> None:
+    torch.manual_seed(0)
+    net = GuideFreeNet(1, 3, fe1_layers=3, fe1_channels=8)
+    for parameter in net.fe1[-1].parameters():
+        torch.nn.init.normal_(parameter)
+    target_up = torch.rand(1, 1, 12, 12)
+    one = net(target_up, torch.rand(1, 3, 12, 12))
+    other = net(target_up, torch.zeros(1, 3, 12, 12))
+    torch.testing.assert_close(one, other)
+    assert not list(net.fe2.parameters())
+    assert net.halo == 3
+
+
+def test_zssr_shape_dtype_and_seed(small_edge_pair) -> None:
+    target = _uint8(small_edge_pair.target_lr)
+    model = ZSSR(ZSSR_CONFIG).fit(target, small_edge_pair.guide)
+    out = model.predict()
+    assert out.shape == small_edge_pair.truth.shape
+    assert out.dtype == np.uint8
+    assert model.model is not None
+    assert all(isinstance(net, GuideFreeNet) for net in model.model.networks)
+    again = ZSSR(ZSSR_CONFIG).fit(target, small_edge_pair.guide).predict()
+    np.testing.assert_array_equal(out, again)
+
+
+# ---- P2P --------------------------------------------------------------------------
+
+def test_footprints_are_blocks_for_integer_scales() -> None:
+    start, weight = footprints(4, 16)
+    assert start.tolist() == [0, 4, 8, 12]
+    torch.testing.assert_close(weight, torch.full((4, 4), 0.25))
+
+
+def test_footprints_match_the_box_reduction_for_other_scales() -> None:
+    start, weight = footprints(4, 10)
+    dense = torch.zeros(4, 10, dtype=torch.float64)
+    for row in range(4):
+        dense[row, int(start[row]):int(start[row]) + weight.shape[1]] = weight[row].double()
+    torch.testing.assert_close(dense, area_matrix(10, 4), rtol=0, atol=1e-6)
+
+
+def test_pixel_features_are_standardised_colour_and_centred_coordinates() -> None:
+    guide = torch.rand(1, 3, 6, 9)
+    features = pixel_features(guide)
+    assert features.shape == (6, 9, 5)
+    torch.testing.assert_close(features[..., :3].mean(dim=(0, 1)), torch.zeros(3),
+                               atol=1e-5, rtol=0)
+    torch.testing.assert_close(features[0, :, 3], torch.linspace(-0.5, 0.5, 9))
+    step = 1.0 / 8
+    torch.testing.assert_close(features[:, 0, 4], (torch.arange(6.0) - 2.5) * step)
+
+
+def test_p2p_shape_dtype_and_seed(small_edge_pair) -> None:
+    target = _uint8(small_edge_pair.target_lr)
+    out = P2P(iterations=10, device="cpu").fit(target, small_edge_pair.guide).predict()
+    assert out.shape == small_edge_pair.truth.shape
+    assert out.dtype == np.uint8
+    again = P2P(iterations=10, device="cpu").fit(target, small_edge_pair.guide).predict()
+    np.testing.assert_array_equal(out, again)
+
+
+def test_p2p_learns_the_box_consistency_and_the_edges(small_edge_pair, rmse, box_error) -> None:
+    pair = small_edge_pair
+    model = P2P(iterations=200, device="cpu").fit(pair.target_lr, pair.guide)
+    out = model.predict()
+    assert out.dtype == np.float32
+    assert np.mean(model.losses[-20:]) < 0.1 * np.mean(model.losses[:5])
+    assert box_error(out, pair.target_lr) < 0.04
+    bicubic = Bicubic().fit(pair.target_lr, pair.guide).predict()
+    assert rmse(out, pair.truth) < 0.5 * rmse(bicubic, pair.truth)
+
+
+# ---- MMSR -------------------------------------------------------------------------
+
+def _unfolded_attention(query: torch.Tensor, keys: torch.Tensor, size: int) -> torch.Tensor:
+    """The published formulation: unfold the whole neighbourhood tensor at once."""
+    batch, channels, height, width = keys.shape
+    neighbours = F.unfold(keys, size, padding=size // 2).view(batch, channels, size * size,
+                                                              height, width)
+    weights = (neighbours * query[:, :, None]).sum(dim=1).softmax(dim=1)
+    return (neighbours * weights[:, None]).sum(dim=2)
+
+
+@pytest.mark.parametrize("size", [1, 3, 5])
+def test_local_attention_equals_the_unfolded_formulation(size: int) -> None:
+    generator = torch.Generator().manual_seed(size)
+    query = torch.randn(2, 6, 7, 9, generator=generator, dtype=torch.float64)
+    keys = torch.randn(2, 6, 7, 9, generator=generator, dtype=torch.float64)
+    expected = _unfolded_attention(query, keys, size)
+    torch.testing.assert_close(local_attention(query, keys, size), expected)
+    torch.testing.assert_close(local_attention(query, keys, size, max_chunk_bytes=1), expected)
+
+
+@pytest.mark.parametrize("chunk", [1 << 40, 1])
+def test_local_attention_gradients(chunk: int) -> None:
+    generator = torch.Generator().manual_seed(0)
+    query = torch.randn(1, 3, 5, 4, generator=generator, dtype=torch.float64,
+                        requires_grad=True)
+    keys = torch.randn(1, 3, 5, 4, generator=generator, dtype=torch.float64,
+                       requires_grad=True)
+    assert torch.autograd.gradcheck(
+        lambda q, k: local_attention(q, k, 3, max_chunk_bytes=chunk), (query, keys))
+
+
+def test_mmsr_net_shapes_and_row_blocks() -> None:
+    torch.manual_seed(0)
+    net = MMSRNet(3, 2, source_neighbourhood=5, guide_neighbourhood=3)
+    guide, source = torch.randn(1, 3, 10, 12), torch.randn(1, 2, 10, 12)
+    whole = net(guide, source)
+    assert whole.shape == (1, 2, 10, 12)
+    net.modulation.max_chunk_bytes = 1
+    torch.testing.assert_close(net(guide, source), whole)
+
+
+def test_mmsr_shape_dtype_and_seed(small_edge_pair) -> None:
+    target = _uint8(small_edge_pair.target_lr)
+    out = MMSR(iterations=3, device="cpu").fit(target, small_edge_pair.guide).predict()
+    assert out.shape == small_edge_pair.truth.shape
+    assert out.dtype == np.uint8
+    again = MMSR(iterations=3, device="cpu").fit(target, small_edge_pair.guide).predict()
+    np.testing.assert_array_equal(out, again)
+
+
+def test_mmsr_learns_the_cycle_consistency(small_edge_pair, rmse, box_error) -> None:
+    pair = small_edge_pair
+    model = MMSR(iterations=60, device="cpu").fit(pair.target_lr, pair.guide)
+    out = model.predict()
+    assert out.dtype == np.float32
+    assert model.losses[-1] < 0.2 * model.losses[0]
+    assert box_error(out, pair.target_lr) < 0.06
+    bicubic = Bicubic().fit(pair.target_lr, pair.guide).predict()
+    assert rmse(out, pair.truth) < rmse(bicubic, pair.truth)
