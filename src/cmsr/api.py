@@ -7,6 +7,7 @@ Arrays in and out are numpy, in the user's own units and dtype: the target
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from cmsr.normalize import (
 from cmsr.resample import downsample, resize, scaled_size
 from cmsr.train import StepInfo, TrainRecord, train
 from cmsr.validate import check_image, check_pair
+from cmsr.warp import GuideWarp
 
 
 def resolve_device(name: str) -> torch.device:
@@ -91,6 +93,14 @@ def prepare_pair(target_lr: np.ndarray, guide_hr: np.ndarray, *, scale: float | 
     return PreparedPair(target, valid_t.float(), guide, scale_yx, normalization)
 
 
+def _relabel(on_step: Callable[[StepInfo], None] | None, stage: int, stages: int
+             ) -> Callable[[StepInfo], None] | None:
+    """``on_step`` with each :class:`StepInfo` marked as ``stage`` of ``stages``."""
+    if on_step is None:
+        return None
+    return lambda info: on_step(dataclasses.replace(info, stage=stage, stages=stages))
+
+
 class CMSR:
     """Single-pair cross-modality super-resolution.
 
@@ -110,6 +120,7 @@ class CMSR:
         self.config = config or Config()
         self.device = resolve_device(self.config.device)
         self.networks: list[CMSRNet] = []
+        self.warp: GuideWarp | None = None
         self.records: list[list[TrainRecord]] = []
         self.pair: PreparedPair | None = None
 
@@ -134,6 +145,33 @@ class CMSR:
                                       s * pair.scale[1] / max(pair.scale))) for s in steps]
         sizes[-1] = final
         return sizes
+
+    def _new_warp(self) -> GuideWarp | None:
+        """The learnable alignment of the guide, at the identity; None for ``align="none"``."""
+        if self.config.align == "none":
+            return None
+        cells, points = self.config.cpab_cells, self.config.tps_points
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(self.config.seed)
+            warp = GuideWarp(self.config.align, tessellation=(cells, cells),
+                             control_points=(points, points))
+        return warp.to(self.device)
+
+    @staticmethod
+    def _stage_guide(guide: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """``guide (1, C, H, W)`` reduced to ``size`` (unchanged when already that size)."""
+        if size == tuple(guide.shape[-2:]):
+            return guide
+        return downsample(guide, size).clamp(0.0, 1.0)
+
+    @torch.no_grad()
+    def aligned_guide(self) -> torch.Tensor:
+        """The fitted pair's guide deformed by the learned warp, ``(1, C, H, W)`` in [0, 1]."""
+        if self.pair is None:
+            raise RuntimeError("call fit() first")
+        if self.warp is None:
+            return self.pair.guide
+        return self.warp(self.pair.guide).clamp(0.0, 1.0)
 
     def fit(self, target_lr: np.ndarray, guide_hr: np.ndarray, *, scale: float | None = None,
             mask: np.ndarray | None = None, invalid_value: float | None = None,
@@ -161,22 +199,25 @@ class CMSR:
                             invalid_value=invalid_value, device=self.device,
                             target_name=target_name, guide_name=guide_name)
         self.pair, self.networks, self.records = pair, [], []
+        self.warp = self._new_warp()
         generator = torch.Generator().manual_seed(self.config.seed)
         current, current_valid = pair.target, pair.valid
         stages = self._stages(pair)
         for index, size in enumerate(stages):
-            guide = pair.guide if size == tuple(pair.guide.shape[-2:]) else downsample(
-                pair.guide, size).clamp(0.0, 1.0)
+            guide = self._stage_guide(pair.guide, size)
             stage_scale = (size[0] / current.shape[-2], size[1] / current.shape[-1])
             net = self._new_network(current.shape[1], guide.shape[1], self.config.seed + index)
             if self.networks and self.config.gradual_warm_start:
                 net.load_state_dict(self.networks[-1].state_dict())
             self.records.append(train(net, current, guide, scale=stage_scale,
                                       config=self.config, generator=generator,
-                                      valid=current_valid, on_step=on_step))
+                                      valid=current_valid, warp=self.warp,
+                                      on_step=_relabel(on_step, index, len(stages))))
             self.networks.append(net)
             if index + 1 < len(stages):
-                current = predict(net, current, guide, config=self.config, valid=current_valid)
+                aligned = self._stage_guide(self.aligned_guide(), size)
+                current = predict(net, current, aligned, config=self.config,
+                                  valid=current_valid)
                 current_valid = torch.ones_like(current[:, :1])
         return self
 
@@ -186,9 +227,9 @@ class CMSR:
             raise RuntimeError("call fit() before predict()")
         pair = self.pair
         current, current_valid = pair.target, pair.valid
+        aligned = self.aligned_guide()
         for net, size in zip(self.networks, self._stages(pair), strict=True):
-            guide = pair.guide if size == tuple(pair.guide.shape[-2:]) else downsample(
-                pair.guide, size).clamp(0.0, 1.0)
+            guide = self._stage_guide(aligned, size)
             current = predict(net, current, guide, config=self.config, valid=current_valid)
             current_valid = torch.ones_like(current[:, :1])
         if len(self.networks) > 1:

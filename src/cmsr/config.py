@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 Precision = Literal["bfloat16", "float32"]
+Alignment = Literal["none", "affine", "affine+cpab", "full"]
 DegradationKernel = Literal["cubic", "box"]
 
 
@@ -39,6 +40,15 @@ class Config:
         made every ``eval_every`` steps); training stops when the rate goes below
         ``min_learning_rate`` or after ``max_iters`` steps.
         ``precision``: ``"bfloat16"`` autocast halves CPU time at a small cost.
+
+    Alignment (section 3.1)
+        ``align``: which warp layers deform the guide before the patch sampler
+        (``"none"``, ``"affine"``, ``"affine+cpab"``, ``"full"``). ``warp_lr_*``:
+        each layer's learning rate as a multiple of the network's (larger for badly
+        displaced pairs). ``warp_release``: fractions of ``max_iters`` after which
+        CPAB, then TPS start to train (coarse to fine; affine trains from the start).
+        ``warp_regularization``: weight of the smoothness penalty. ``cpab_cells``,
+        ``tps_points``: tessellation and control grid per side.
 
     Inference (section 3.3)
         ``self_ensemble``: average the 8 flips/rotations. ``back_projection_iters``:
@@ -72,6 +82,15 @@ class Config:
     max_iters: int = 500
     min_iters: int = 200
     precision: Precision = "bfloat16"
+    # learnable alignment of the guide (affine -> CPAB -> TPS), see cmsr.warp
+    align: Alignment = "none"
+    warp_lr_affine: float = 10.0
+    warp_lr_cpab: float = 5.0
+    warp_lr_tps: float = 5.0
+    warp_release: tuple[float, float] = (0.15, 0.3)
+    warp_regularization: float = 1e-3
+    cpab_cells: int = 4
+    tps_points: int = 4
     # inference
     self_ensemble: bool = True
     back_projection_iters: int = 10
@@ -108,6 +127,14 @@ class Config:
             problems.append("zoom must be (low, high) with 0 < low <= high")
         if self.learning_rate <= 0 or self.min_learning_rate <= 0 or self.lr_decay <= 1:
             problems.append("learning rates must be > 0 and lr_decay > 1")
+        if self.align not in ("none", "affine", "affine+cpab", "full"):
+            problems.append("align must be none, affine, affine+cpab or full")
+        if min(self.warp_lr_affine, self.warp_lr_cpab, self.warp_lr_tps) < 0:
+            problems.append("warp learning-rate multipliers must be >= 0")
+        if not 0.0 <= self.warp_release[0] <= self.warp_release[1] <= 1.0:
+            problems.append("warp_release must be (cpab, tps) fractions with cpab <= tps")
+        if self.cpab_cells < 1 or self.tps_points < 2:
+            problems.append("cpab_cells must be >= 1 and tps_points >= 2")
         if self.back_projection_iters < 0:
             problems.append("back_projection_iters must be >= 0")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cmsr.config import Config
@@ -21,6 +22,7 @@ from cmsr.model import CMSRNet
 from cmsr.patches import PatchBatch, PointMap, training_batch
 from cmsr.resample import downsample, upsample_bicubic
 from cmsr.schedule import LearningRateBySlope
+from cmsr.warp import GuideWarp, spanning_grid
 
 EVAL_MAX_PIXELS = 256 * 256
 
@@ -42,13 +44,20 @@ class TrainRecord:
 
 @dataclass(frozen=True)
 class StepInfo:
-    """What a progress display needs after each step."""
+    """What a progress display needs after each step.
+
+    ``stage`` / ``stages``: which of the gradual-SR trainings this is (0-based) and
+    how many there are; :func:`train` reports stage 0 of 1, callers running several
+    stages relabel it.
+    """
 
     step: int
     max_steps: int
     loss: float
     learning_rate: float
     seconds: float
+    stage: int = 0
+    stages: int = 1
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
@@ -101,22 +110,66 @@ def reconstruction_error(net: nn.Module, target: torch.Tensor, guide: torch.Tens
     The guide is reduced to the target's size, so this is the down-sampling scheme on
     the whole image (its centre, for large images).
     """
+    if guide_warp is not None:
+        guide = guide_warp(guide)
     target, guide, valid = central_crop(target, guide, valid, EVAL_MAX_PIXELS)
     h, w = target.shape[-2:]
     small = (max(2, round(h / scale[0])), max(2, round(w / scale[1])))
     reduced = downsample(target, small, kernel=config.degradation)
-    if guide_warp is not None:
-        guide = guide_warp(guide)
     guide_small = downsample(guide, (h, w), kernel="cubic")
     with autocast(target.device, config.precision):
         prediction = net(upsample_bicubic(reduced, (h, w)), guide_small)
     return float(masked_l1(prediction, target, valid))
 
 
+def warp_point_map(warp: GuideWarp, size: tuple[int, int]) -> PointMap:
+    """Sampling points through ``warp``, for crops of a guide of ``size = (H, W)``.
+
+    The local layers (CPAB, TPS) are evaluated once per call on a coarse grid over the
+    guide's pixel centres and their displacement is read at the crop's points
+    (bilinear); the affine layer is applied exactly. One step therefore costs one
+    coarse evaluation whatever the batch, gradients reach every warp parameter, and
+    at the identity the map is exactly the identity.
+    """
+    height, width = size
+    local_on = bool({"cpab", "tps"} & warp.active)
+    affine = warp.layers["affine"] if "affine" in warp.active else None
+    if local_on:
+        coarse = warp.coarse or max(height, width)
+        device = next(warp.parameters()).device
+        nodes = spanning_grid(height, width, min(height, coarse), min(width, coarse),
+                              device=device)
+        shift = (warp.local(nodes) - nodes).permute(0, 3, 1, 2)
+        # the nodes span the outer pixel centres: stretch points onto that span
+        span = torch.tensor([1.0 - 1.0 / width, 1.0 - 1.0 / height], device=shift.device)
+
+    def point_map(points: torch.Tensor) -> torch.Tensor:
+        moved = points
+        if local_on:
+            where = (points / span).clamp(-1.0, 1.0)
+            offset = F.grid_sample(shift.expand(points.shape[0], -1, -1, -1), where,
+                                   mode="bilinear", align_corners=True)
+            moved = points + offset.permute(0, 2, 3, 1)
+        return affine(moved) if affine is not None else moved
+
+    return point_map
+
+
+def release_warp_layers(warp: GuideWarp, step: int, config: Config) -> None:
+    """Coarse to fine: affine from the start, CPAB and TPS after ``config.warp_release``."""
+    present = set(warp.layers.keys())
+    cpab_from, tps_from = (round(f * config.max_iters) for f in config.warp_release)
+    active = {"affine"} & present
+    if step > cpab_from:
+        active |= {"cpab"} & present
+    if step > tps_from:
+        active |= {"tps"} & present
+    warp.set_active(active)
+
+
 def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
           scale: tuple[float, float], config: Config, generator: torch.Generator,
-          valid: torch.Tensor | None = None, guide_map: PointMap | None = None,
-          extra_parameters: list[dict] | None = None,
+          valid: torch.Tensor | None = None, warp: GuideWarp | None = None,
           on_step: Callable[[StepInfo], None] | None = None) -> list[TrainRecord]:
     """Fit ``net`` to the pair in place; return the evaluation records.
 
@@ -131,10 +184,10 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
         ``(H / h, W / w)``.
     valid:
         ``(1, 1, h, w)`` float32, 1 for valid target pixels; all valid when None.
-    guide_map:
-        Optional learnable deformation of the guide's sampling points.
-    extra_parameters:
-        Optimizer parameter groups for ``guide_map`` (each with its own ``lr_scale``).
+    warp:
+        Optional learnable deformation of the guide (:class:`cmsr.warp.GuideWarp`),
+        trained with the network by the same loss, each layer at its own learning
+        rate (``config.warp_lr_*``), freed coarse to fine.
     on_step:
         Called after every step (for progress bars).
     """
@@ -142,7 +195,11 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
     schedule = LearningRateBySlope(config.learning_rate, config.min_learning_rate,
                                    decay=config.lr_decay, window=config.slope_window)
     groups: list[dict] = [{"params": list(net.parameters()), "lr_scale": 1.0}]
-    groups += extra_parameters or []
+    if warp is not None:
+        multipliers = {"affine": config.warp_lr_affine, "cpab": config.warp_lr_cpab,
+                       "tps": config.warp_lr_tps}
+        for group in warp.parameter_groups(1.0, multipliers):
+            groups.append({"params": group["params"], "lr_scale": group["lr"]})
     for group in groups:
         group["lr"] = config.learning_rate * group["lr_scale"]
     optimizer = torch.optim.Adam(groups)
@@ -151,8 +208,14 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
     start = time.perf_counter()
     running, count = 0.0, 0
     for step in range(1, config.max_iters + 1):
+        guide_map = None
+        if warp is not None:
+            release_warp_layers(warp, step, config)
+            guide_map = warp_point_map(warp, tuple(guide.shape[-2:]))
         batch = training_batch(target, guide, valid, scale, config, generator, guide_map)
         loss = run_step(net, batch, config.precision)
+        if warp is not None:
+            loss = loss + config.warp_regularization * warp.regularization()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
@@ -161,7 +224,7 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
             on_step(StepInfo(step, config.max_iters, float(loss.detach()), schedule.rate,
                              time.perf_counter() - start))
         if step % config.eval_every == 0:
-            error = reconstruction_error(net, target, guide, valid, scale, config)
+            error = reconstruction_error(net, target, guide, valid, scale, config, warp)
             records.append(TrainRecord(step, running / count, error, schedule.rate,
                                        time.perf_counter() - start))
             running, count = 0.0, 0
