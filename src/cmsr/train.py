@@ -233,5 +233,9 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
                     group["lr"] = schedule.rate * group["lr_scale"]
             if schedule.finished:
                 break
+    if count:  # the steps after the last evaluation (short runs) get a record too
+        error = reconstruction_error(net, target, guide, valid, scale, config, warp)
+        records.append(TrainRecord(step, running / count, error, schedule.rate,
+                                   time.perf_counter() - start))
     net.eval()
     return records

@@ -1,0 +1,164 @@
+"""The command line end to end on tiny files: outputs, dtypes, figures, errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cmsr.cli import main
+from cmsr.io import read_image, write_image
+
+QUICK = ["--preset", "quick", "--iters", "4", "--quiet"]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _pair(tmp_path, dtype=np.uint8, target_name="t.png", guide_name="g.png"):
+    rng = np.random.default_rng(0)
+    guide = (rng.random((48, 48, 3)) * 255).astype(np.uint8)
+    base = guide[::4, ::4, 0].astype(np.float64) / 255
+    target = (base * (65535 if dtype == np.uint16 else 255 if dtype == np.uint8 else 1)
+              ).astype(dtype)
+    return (write_image(tmp_path / target_name, target),
+            write_image(tmp_path / guide_name, guide))
+
+
+def _error_line(capsys) -> str:
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith("cmsr: error:")
+    assert "Traceback" not in err[0]
+    return err[0]
+
+
+@pytest.mark.parametrize(("dtype", "name"), [(np.uint8, "t.png"), (np.uint16, "t.png"),
+                                             (np.float32, "t.tif")])
+def test_sr_keeps_dtype_and_writes_the_guide_size(tmp_path, dtype, name):
+    target, guide = _pair(tmp_path, dtype, target_name=name)
+    out = tmp_path / ("out" + (".tif" if dtype == np.float32 else ".png"))
+    assert main(["sr", "--target", str(target), "--guide", str(guide), "-o", str(out),
+                 *QUICK]) == 0
+    result = read_image(out)
+    assert result.shape == (48, 48)
+    assert result.dtype == dtype
+
+
+def test_same_seed_gives_identical_files(tmp_path):
+    target, guide = _pair(tmp_path)
+    outs = [tmp_path / "a.png", tmp_path / "b.png"]
+    for out in outs:
+        assert main(["sr", "--target", str(target), "--guide", str(guide), "-o", str(out),
+                     "--seed", "3", *QUICK]) == 0
+    assert outs[0].read_bytes() == outs[1].read_bytes()
+
+
+def test_save_figures_writes_pictures_and_history(tmp_path):
+    target, guide = _pair(tmp_path)
+    figures = tmp_path / "figs"
+    assert main(["sr", "--target", str(target), "--guide", str(guide), "-o",
+                 str(tmp_path / "o.png"), "--save-figures", str(figures), "--align", "affine",
+                 *QUICK]) == 0
+    for name in ("comparison.png", "loss_curve.png", "alignment.png"):
+        picture = read_image(figures / name)
+        assert picture.ndim == 3 and picture.shape[2] == 3 and picture.std() > 0
+    lines = (figures / "history.csv").read_text().splitlines()
+    assert lines[0].startswith("stage,step,loss")
+
+
+def test_missing_target_is_one_line_error(tmp_path, capsys):
+    _, guide = _pair(tmp_path)
+    code = main(["sr", "--target", str(tmp_path / "nope.png"), "--guide", str(guide),
+                 "-o", str(tmp_path / "o.png"), *QUICK])
+    assert code == 2
+    assert "nope.png" in _error_line(capsys)
+
+
+def test_guide_smaller_than_target(tmp_path, capsys):
+    target, guide = _pair(tmp_path)
+    code = main(["sr", "--target", str(guide), "--guide", str(target), "-o",
+                 str(tmp_path / "o.png"), *QUICK])
+    assert code == 2
+    assert "smaller" in _error_line(capsys)
+
+
+def test_constant_target(tmp_path, capsys):
+    _, guide = _pair(tmp_path)
+    target = write_image(tmp_path / "c.png", np.full((12, 12), 7, np.uint8))
+    assert main(["sr", "--target", str(target), "--guide", str(guide), "-o",
+                 str(tmp_path / "o.png"), *QUICK]) == 2
+    assert "constant" in _error_line(capsys)
+
+
+def test_nan_in_guide(tmp_path, capsys):
+    target, _ = _pair(tmp_path)
+    guide = np.random.default_rng(1).random((48, 48)).astype(np.float32)
+    guide[3, 3] = np.nan
+    path = write_image(tmp_path / "g.npy", guide)
+    assert main(["sr", "--target", str(target), "--guide", str(path), "-o",
+                 str(tmp_path / "o.png"), *QUICK]) == 2
+    assert "NaN" in _error_line(capsys)
+
+
+def test_text_file_named_png(tmp_path, capsys):
+    _, guide = _pair(tmp_path)
+    fake = tmp_path / "fake.png"
+    fake.write_text("not an image")
+    assert main(["sr", "--target", str(fake), "--guide", str(guide), "-o",
+                 str(tmp_path / "o.png"), *QUICK]) == 2
+    assert "fake.png" in _error_line(capsys)
+
+
+def test_existing_output_is_kept_without_overwrite(tmp_path, capsys):
+    target, guide = _pair(tmp_path)
+    out = tmp_path / "o.png"
+    out.write_bytes(b"precious")
+    assert main(["sr", "--target", str(target), "--guide", str(guide), "-o", str(out),
+                 *QUICK]) == 2
+    assert "--overwrite" in _error_line(capsys)
+    assert out.read_bytes() == b"precious"
+
+
+def test_output_equal_to_input_is_refused_even_with_overwrite(tmp_path, capsys):
+    target, guide = _pair(tmp_path)
+    before = target.read_bytes()
+    assert main(["sr", "--target", str(target), "--guide", str(guide), "-o", str(target),
+                 "--overwrite", *QUICK]) == 2
+    assert "input" in _error_line(capsys)
+    assert target.read_bytes() == before
+
+
+def test_float_result_to_png_fails_before_training(tmp_path, capsys):
+    target, guide = _pair(tmp_path, np.float32, target_name="t.tif")
+    assert main(["sr", "--target", str(target), "--guide", str(guide), "-o",
+                 str(tmp_path / "o.png"), *QUICK]) == 2
+    assert ".tif" in _error_line(capsys)
+
+
+def test_bad_scale(tmp_path, capsys):
+    target, guide = _pair(tmp_path)
+    assert main(["sr", "--target", str(target), "--guide", str(guide), "-o",
+                 str(tmp_path / "o.png"), "--scale", "0", *QUICK]) == 2
+    assert "scale" in _error_line(capsys)
+
+
+def test_unknown_preset_is_a_usage_error(tmp_path):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sr", "--target", "a", "--guide", "b", "-o", "c", "--preset", "nope"])
+    assert exit_info.value.code == 2
+
+
+def test_demo_writes_its_files(tmp_path, capsys):
+    folder = tmp_path / "demo"
+    assert main(["demo", "-o", str(folder), "--preset", "quick", "--iters", "3",
+                 "--quiet"]) == 0
+    for name in ("target_lr.png", "guide.png", "ground_truth.png", "result.png",
+                 "comparison.png", "loss_curve.png"):
+        assert (folder / name).is_file()
+    assert "RMSE" in capsys.readouterr().err
