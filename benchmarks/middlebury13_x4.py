@@ -52,7 +52,7 @@ def main() -> None:
     if args.pairs:
         scenes = [s for s in scenes if s in args.pairs.split(",")]
     config = cmsr.Config.preset(args.preset, seed=args.seed)
-    header = ["pair", "bicubic RMSE", "cmsr RMSE", "cmsr s/pair", "steps"]
+    header = ["pair", "bicubic RMSE", "cmsr RMSE", "cmsr s/pair", "training steps"]
     rows: list[list[str]] = []
     bic_scores, cmsr_scores, seconds = [], [], []
     for scene in scenes:
@@ -69,7 +69,7 @@ def main() -> None:
         cmsr_scores.append(ours)
         seconds.append(elapsed)
         rows.append([scene, f"{bic:.3f}", f"{ours:.3f}", f"{elapsed:.1f}",
-                     str(model.history[-1].step if model.history else 0)])
+                     str(sum(stage[-1].step for stage in model.records if stage))])
         print(" | ".join(rows[-1]), flush=True)
     better = sum(o < b for o, b in zip(cmsr_scores, bic_scores, strict=True))
     rows.append(["**mean**", f"{np.mean(bic_scores):.3f}", f"{np.mean(cmsr_scores):.3f}",

@@ -88,5 +88,5 @@ def test_affine_alignment_moves_toward_a_known_shift():
                                 alternating_scales=0.0, augment_probability=0.0,
                                 learning_rate=1e-3, min_iters=1000)
     model = cmsr.CMSR(config).fit(target[::4, ::4], guide)
-    learned_px = float(model.warp.layers["affine"].matrix()[0, 2]) * 64 / 2
+    learned_px = float(model.warp.layers["affine"].matrix().detach()[0, 2]) * 64 / 2
     assert 1.0 < learned_px < shift + 1.0, learned_px

@@ -1,0 +1,76 @@
+"""What each preset costs on this machine: seconds and peak memory for one real pair each.
+
+Pairs (from ``../shared/data`` or ``$CMSR_DATA``):
+- depth: Middlebury13 ``01_1``, 80x80 -> 320x320 (x4, average pooling);
+- nir: EPFL ``train_0003``, 256x170 -> 1024x680 (x4, MATLAB bicubic reduction);
+- thermal: ``thermal/unaligned`` first scene, real 80x60 capture -> 640x480 (x8).
+
+Usage: ``python benchmarks/preset_costs.py``; writes ``benchmarks/results/preset_costs.md``.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import data_root, machine_line, markdown_table, write_results
+
+import cmsr
+from cmsr.io import read_image
+from cmsr.resample import downsample
+
+
+def reduce(image: np.ndarray, scale: int, kernel: str) -> np.ndarray:
+    """``(H, W)`` -> ``(H / scale, W / scale)`` float32 with the given kernel."""
+    tensor = torch.from_numpy(image.astype(np.float64))[None, None]
+    size = (round(image.shape[0] / scale), round(image.shape[1] / scale))
+    return downsample(tensor, size, kernel=kernel)[0, 0].numpy().astype(np.float32)
+
+
+def first(folder: Path, pattern: str) -> Path:
+    return sorted(folder.glob(pattern))[0]
+
+
+def main() -> None:
+    torch.set_num_threads(2)
+    root = data_root()
+    middlebury = root / "depth" / "middlebury13" / "01_1"
+    epfl = root / "nir" / "epfl" / "train_0003"
+    thermal = sorted(p for p in (root / "thermal" / "unaligned").iterdir() if p.is_dir())[0]
+    cases = [
+        ("depth", "middlebury13/01_1 x4",
+         reduce(read_image(middlebury / "target_disparity.png"), 4, "box"),
+         read_image(middlebury / "guide_rgb.png")),
+        ("nir", "epfl/train_0003 x4",
+         reduce(read_image(epfl / "target_nir.png"), 4, "cubic"),
+         read_image(epfl / "guide_rgb.png")),
+        ("thermal", f"unaligned/{thermal.name} x8 (real LR)",
+         read_image(first(thermal, "target_*_lr*")), read_image(first(thermal, "guide_*"))),
+    ]
+    header = ["preset", "pair", "input -> output", "train steps", "seconds", "peak RSS GB"]
+    rows = []
+    for preset, name, target, guide in cases:
+        start = time.perf_counter()
+        model = cmsr.CMSR(cmsr.Config.preset(preset)).fit(target, guide)
+        result = model.predict()
+        seconds = time.perf_counter() - start
+        steps = sum(stage[-1].step for stage in model.records)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+        rows.append([preset, name, f"{target.shape[1]}x{target.shape[0]} -> "
+                     f"{result.shape[1]}x{result.shape[0]}", str(steps), f"{seconds:.1f}",
+                     f"{peak:.2f}"])
+        print(" | ".join(rows[-1]), flush=True)
+    markdown = "\n".join([
+        "# Cost of each preset on one real pair", "", f"{machine_line()}.",
+        "Peak RSS is the process's running maximum (so it never decreases down the table).",
+        "", markdown_table(header, rows)])
+    print()
+    print(markdown)
+    write_results("preset_costs", markdown, header, rows)
+
+
+if __name__ == "__main__":
+    main()
