@@ -11,14 +11,6 @@ from cmsr.train import release_warp_layers, warp_point_map
 from cmsr.warp import GuideWarp
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def _scene(size: int = 64, shift: int = 0) -> np.ndarray:
     """A smooth-edged scene of discs, ``(size, size)`` float32 in [0, 1], moved by ``shift`` px."""
     y, x = np.mgrid[0:size, 0:size].astype(np.float32)

@@ -16,13 +16,6 @@ from cmsr.api import gradual_scales, prepare_pair, resolve_device
 FAST = Config.preset("quick", max_iters=10, eval_every=5, min_iters=5)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    # tiny tensors: thread start-up dominates on a shared 2-core machine
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 def _scene(size=48, seed=0):

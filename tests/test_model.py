@@ -10,15 +10,6 @@ from cmsr.config import Config
 from cmsr.model import CMSRNet, conv_stack
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    # tiny tensors: thread start-up dominates on a shared 2-core machine
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _net(config: Config, target_channels=1, guide_channels=3, seed=0) -> CMSRNet:
     torch.manual_seed(seed)
     return CMSRNet(target_channels, guide_channels, fe1_layers=config.fe1_layers,

@@ -19,15 +19,6 @@ from cmsr.patches import (
 )
 from cmsr.resample import downsample, upsample_bicubic
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _single_thread():
-    # tiny tensors: thread start-up dominates on a shared 2-core machine
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
 PLAIN = Config.preset("quick", flips=False, augment_probability=0.0, patch_size=8,
                       batch_size=6)
 
