@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import pytest
-import torch
 
+import cmsr.cli
 from cmsr.cli import main
 from cmsr.io import read_image, write_image
+from cmsr.progress import TrainingProgress
+from cmsr.train import StepInfo
 
 QUICK = ["--preset", "quick", "--iters", "4", "--quiet"]
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def _pair(tmp_path, dtype=np.uint8, target_name="t.png", guide_name="g.png"):
@@ -154,11 +152,95 @@ def test_unknown_preset_is_a_usage_error(tmp_path):
     assert exit_info.value.code == 2
 
 
-def test_demo_writes_its_files(tmp_path, capsys):
-    folder = tmp_path / "demo"
-    assert main(["demo", "-o", str(folder), "--preset", "quick", "--iters", "3",
-                 "--quiet"]) == 0
-    for name in ("target_lr.png", "guide.png", "ground_truth.png", "result.png",
-                 "comparison.png", "loss_curve.png"):
-        assert (folder / name).is_file()
-    assert "RMSE" in capsys.readouterr().err
+def test_integer_result_png_can_not_hold_fails_before_training(tmp_path, capsys):
+    _, guide = _pair(tmp_path)
+    target = write_image(tmp_path / "t.npy",
+                         np.arange(144, dtype=np.int16).reshape(12, 12) - 50)
+    assert main(["sr", "--target", str(target), "--guide", str(guide), "-o",
+                 str(tmp_path / "o.png"), *QUICK]) == 2
+    assert "int16" in _error_line(capsys)
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_existing_figures_are_refused_before_training(tmp_path, capsys, monkeypatch):
+    target, guide = _pair(tmp_path)
+    figures = tmp_path / "figs"
+    figures.mkdir()
+    (figures / "loss_curve.png").write_bytes(b"keep")
+    monkeypatch.setattr(cmsr.cli.CMSR, "fit", lambda *a, **k: pytest.fail("trained"))
+    assert main(["sr", "--target", str(target), "--guide", str(guide), "-o",
+                 str(tmp_path / "o.png"), "--save-figures", str(figures), *QUICK]) == 2
+    assert "loss_curve.png" in _error_line(capsys)
+    assert (figures / "loss_curve.png").read_bytes() == b"keep"
+    assert not (tmp_path / "o.png").exists()
+
+
+def test_invalid_option_value_is_a_usage_error(tmp_path, capsys):
+    target, guide = _pair(tmp_path)
+    assert main(["sr", "--target", str(target), "--guide", str(guide), "-o",
+                 str(tmp_path / "o.png"), "--preset", "quick", "--iters", "0"]) == 2
+    assert "max_iters" in _error_line(capsys)
+
+
+def test_interrupt_exits_130_without_output(tmp_path, capsys, monkeypatch):
+    target, guide = _pair(tmp_path)
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cmsr.cli.CMSR, "fit", interrupted)
+    out = tmp_path / "o.png"
+    assert main(["sr", "--target", str(target), "--guide", str(guide), "-o", str(out),
+                 *QUICK]) == 130
+    err = capsys.readouterr().err
+    assert err.startswith("cmsr: interrupted") and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_progress_and_summary_on_stderr(tmp_path, capsys):
+    target, guide = _pair(tmp_path)
+    out = tmp_path / "o.png"
+    assert main(["sr", "--target", str(target), "--guide", str(guide), "-o", str(out),
+                 "--preset", "quick", "--iters", "4"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert "4/4" in captured.err  # the tqdm bar
+    assert "inference" in captured.err
+    summary = captured.err.strip().splitlines()[-1]
+    assert summary.startswith("cmsr: wrote") and "o.png" in summary
+    assert "48x48 uint8" in summary and "4 steps" in summary
+
+
+def test_progress_bar_marks_an_early_stop_and_new_stages():
+    stream = io.StringIO()
+    progress = TrainingProgress(file=stream)
+    for step in range(1, 4):
+        progress(StepInfo(step, 10, 0.5, 1e-3, 0.1 * step, stage=0, stages=2))
+    for step in range(1, 11):
+        progress(StepInfo(step, 10, 0.25, 1e-4, 0.1 * step, stage=1, stages=2))
+    progress.close()
+    text = stream.getvalue()
+    assert progress.steps == 13
+    assert "train 1/2" in text and "train 2/2" in text
+    assert "3/10" in text and "stopped early" in text
+    assert "10/10" in text
+    assert text.count("stopped early") == 1
+
+
+def test_quiet_progress_still_counts():
+    stream = io.StringIO()
+    progress = TrainingProgress(enabled=False, file=stream)
+    for step in range(1, 6):
+        progress(StepInfo(step, 10, 0.5, 1e-3, 0.1))
+    progress.close()
+    assert progress.steps == 5 and stream.getvalue() == ""
+
+
+def test_version_and_help(capsys):
+    for argv in (["--version"], ["-h"], ["sr", "-h"], ["demo", "-h"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0
+    out = capsys.readouterr().out
+    assert f"cmsr {cmsr.__version__}" in out
+    assert "--invalid 0" in out  # an example in the epilog

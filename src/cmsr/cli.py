@@ -7,8 +7,11 @@ User mistakes (missing files, bad sizes, an output that exists) end with one lin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io as text_io
+import os
+import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -29,6 +32,15 @@ from cmsr.resample import upsample_bicubic
 
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+#: At most this many training steps per stage in ``cmsr demo`` unless --iters is given.
+DEMO_MAX_ITERS = 300
+
+DEMO_EXAMPLES = """examples:
+  cmsr demo                        # writes cmsr-demo/ (under a minute on 2 CPU cores)
+  cmsr demo -o out --overwrite --iters 500 --save-figures out/figures
+"""
+#: Files ``--save-figures`` writes (plus ``alignment.png`` with ``--align``).
+FIGURE_FILES = ("comparison.png", "loss_curve.png", "history.csv")
 
 SR_EXAMPLES = """examples:
   cmsr sr --target thermal_80x60.png --guide rgb_320x240.png -o thermal_sr.png
@@ -67,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="run on a built-in synthetic depth + RGB example",
         description="Generate a built-in depth/RGB pair (with RGB-only texture that must not "
-                    "appear in the result), super-resolve it and compare with the truth.")
+                    "appear in the result), super-resolve it x4 and compare with the truth. "
+                    f"Defaults: preset depth, at most {DEMO_MAX_ITERS} steps per stage.",
+        epilog=DEMO_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
     demo.add_argument("-o", "--output", type=Path, default=Path("cmsr-demo"),
                       help="folder for the example and its results (default: cmsr-demo)")
     add_training_options(demo, default_preset="depth")
@@ -130,23 +144,56 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise InputError(str(error), source="options") from None
 
 
+def result_layout(target: np.ndarray) -> tuple[np.dtype, int]:
+    """The dtype and channel count of the result for ``target`` (see :meth:`CMSR.predict`)."""
+    dtype = np.dtype(np.uint8) if target.dtype == np.bool_ else target.dtype
+    if not np.issubdtype(dtype, np.integer) and dtype != np.float64:
+        dtype = np.dtype(np.float32)
+    return dtype, 1 if target.ndim == 2 else target.shape[2]
+
+
 def check_output(path: Path, *, overwrite: bool, inputs: Sequence[Path] = (),
-                 float_result: bool = False) -> None:
-    """Fail before any work if ``path`` cannot or must not be written."""
+                 result: tuple[np.dtype, int] | None = None) -> None:
+    """Fail before any work if ``path`` cannot or must not be written.
+
+    ``result``: the dtype and channel count that will be written (PNG takes only
+    ``uint8``/``uint16`` with 1, 3 or 4 channels).
+    """
     suffix = path.suffix.lower()
     if suffix not in SUPPORTED_WRITE:
         raise InputError(f"unsupported output type {suffix or '(none)'}; use one of "
                          f"{', '.join(SUPPORTED_WRITE)}", source=str(path))
     for source in inputs:
-        if path.exists() and source.exists() and path.resolve() == source.resolve():
+        if path.exists() and source.exists() and (
+                path.resolve() == source.resolve() or os.path.samefile(path, source)):
             raise InputError("is also an input; refusing to overwrite it", source=str(path))
     if path.is_dir():
         raise InputError("is a directory", source=str(path))
     if path.exists() and not overwrite:
         raise InputError("already exists; pass --overwrite to replace it", source=str(path))
-    if float_result and suffix == ".png":
-        raise InputError("the target is floating point and PNG stores only integers; "
-                         "write .tif or .npy", source=str(path))
+    if result is not None and suffix == ".png":
+        dtype, channels = result
+        if dtype not in (np.uint8, np.uint16):
+            kind = "floating point" if dtype.kind == "f" else str(dtype)
+            raise InputError(f"the result will be {kind} like the target ({dtype}) and PNG "
+                             "stores only 8- or 16-bit integers; write .tif or .npy",
+                             source=str(path))
+        if channels not in (1, 3, 4):
+            raise InputError(f"the result will have {channels} bands like the target and PNG "
+                             "stores 1, 3 or 4; write .tif or .npy", source=str(path))
+
+
+def check_figures(folder: Path, *, overwrite: bool, alignment: bool,
+                  names: Sequence[str] = FIGURE_FILES) -> None:
+    """Fail before any work if the figure files in ``folder`` must not be written."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError("exists and is not a folder", source=str(folder))
+    for name in (*names, "alignment.png") if alignment else names:
+        path = folder / name
+        if path.is_dir():
+            raise InputError("is a directory", source=str(path))
+        if path.exists() and not overwrite:
+            raise InputError("already exists; pass --overwrite to replace it", source=str(path))
 
 
 def enlarge_for_display(target: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -202,19 +249,36 @@ def save_figures(folder: Path, model: CMSR, target: np.ndarray, guide: np.ndarra
     writer = csv.writer(buffer)
     writer.writerow(["stage", "step", "loss", "reconstruction", "learning_rate", "seconds"])
     writer.writerows(rows)
-    csv_path = folder / "history.csv"
-    if csv_path.exists() and not overwrite:
-        raise InputError("already exists; pass --overwrite to replace it", source=str(csv_path))
-    written.append(write_image_text(csv_path, buffer.getvalue()))
+    written.append(write_text(folder / "history.csv", buffer.getvalue(), overwrite=overwrite))
     return written
 
 
-def write_image_text(path: Path, text: str) -> Path:
-    """Write a small text file atomically (temporary file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.part")
-    temporary.write_text(text)
-    temporary.replace(path)
+def write_text(path: Path, text: str, *, overwrite: bool) -> Path:
+    """Write a small text file atomically, as :func:`cmsr.io.write_image` writes images.
+
+    The text goes to a hidden temporary file next to ``path`` that then takes the
+    final name; without ``overwrite`` an existing file is never replaced.
+    """
+    if not overwrite and os.path.lexists(path):
+        raise InputError("already exists; pass --overwrite to replace it", source=str(path))
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
+        temporary.write_text(text, encoding="utf-8")
+        try:
+            if overwrite:
+                os.replace(temporary, path)
+            else:
+                os.link(temporary, path)  # fails rather than replace a file made meanwhile
+        finally:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+    except FileExistsError:
+        raise InputError("already exists; pass --overwrite to replace it",
+                         source=str(path)) from None
+    except OSError as error:
+        raise InputError(f"could not write the file: {error.strerror or error}",
+                         source=str(path)) from None
     return path
 
 
@@ -230,11 +294,24 @@ def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
         model = CMSR(config).fit(target, guide, scale=scale, invalid_value=invalid,
                                  on_step=progress, target_name=target_name,
                                  guide_name=guide_name)
-    finally:
-        progress.close()
+    except BaseException:
+        progress.close(finished=False)
+        raise
+    progress.close()
+    steps = []
+    if config.self_ensemble:
+        steps.append("8-fold self-ensemble")
+    if config.back_projection_iters:
+        steps.append(f"{config.back_projection_iters} back-projection steps")
     if not quiet:
-        print("cmsr: inference (self-ensemble, back-projection)...", file=sys.stderr)
-    result = model.predict()
+        print(f"cmsr: inference ({', '.join(steps) or 'single pass'})...", end="",
+              file=sys.stderr, flush=True)
+    inference_start = time.perf_counter()
+    try:
+        result = model.predict()
+    finally:
+        if not quiet:
+            print(f" {time.perf_counter() - inference_start:.1f} s", file=sys.stderr)
     return model, result, time.perf_counter() - start
 
 
@@ -243,9 +320,11 @@ def run_sr(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     target = read_image(args.target)
     guide = read_image(args.guide)
-    float_result = not np.issubdtype(target.dtype, np.integer) and target.dtype != np.bool_
     check_output(args.output, overwrite=args.overwrite, inputs=(args.target, args.guide),
-                 float_result=float_result)
+                 result=result_layout(target))
+    if args.save_figures is not None:
+        check_figures(args.save_figures, overwrite=args.overwrite,
+                      alignment=config.align != "none")
     model, result, seconds = fit_and_predict(
         config, target, guide, scale=args.scale, invalid=args.invalid, quiet=args.quiet,
         target_name=str(args.target), guide_name=str(args.guide))
@@ -263,13 +342,15 @@ def run_demo(args: argparse.Namespace) -> int:
     from cmsr.demo import make_demo_pair
 
     if args.iters is None:
-        args.iters = 300
+        args.iters = min(DEMO_MAX_ITERS, PRESETS[args.preset].max_iters)
     config = config_from_args(args)
     folder: Path = args.output
     pair = make_demo_pair(seed=args.seed)
     names = ("target_lr.png", "guide.png", "ground_truth.png", "result.png")
     for name in names:
         check_output(folder / name, overwrite=args.overwrite)
+    check_figures(args.save_figures or folder, overwrite=args.overwrite,
+                  alignment=config.align != "none", names=FIGURE_FILES)
     write_image(folder / "target_lr.png", pair.target_lr, overwrite=args.overwrite)
     write_image(folder / "guide.png", pair.guide, overwrite=args.overwrite)
     write_image(folder / "ground_truth.png", pair.ground_truth, overwrite=args.overwrite)
@@ -279,12 +360,14 @@ def run_demo(args: argparse.Namespace) -> int:
     write_image(folder / "result.png", result, overwrite=args.overwrite)
     save_figures(args.save_figures or folder, model, pair.target_lr, pair.guide, result,
                  overwrite=args.overwrite, truth=pair.ground_truth)
-    bicubic = enlarge_for_display(pair.target_lr.astype(np.float32), result.shape[:2])
+    bicubic = np.clip(np.rint(enlarge_for_display(pair.target_lr, result.shape[:2])), 0, 255)
+    truth, texture = pair.ground_truth, pair.texture_mask
     print(f"cmsr demo: {pair.target_lr.shape[1]}x{pair.target_lr.shape[0]} -> "
-          f"{result.shape[1]}x{result.shape[0]} in {seconds:.1f} s; RMSE against the truth: "
-          f"bicubic {rmse(bicubic, pair.ground_truth):.2f}, "
-          f"cmsr {rmse(result, pair.ground_truth):.2f} (0-255); see {folder}/comparison.png",
-          file=sys.stderr)
+          f"{result.shape[1]}x{result.shape[0]} in {seconds:.1f} s; RMSE against the truth "
+          f"(0-255): bicubic {rmse(bicubic, truth):.2f}, cmsr {rmse(result, truth):.2f}\n"
+          f"cmsr demo: where the guide has RGB-only texture: bicubic "
+          f"{rmse(bicubic, truth, mask=texture):.2f}, cmsr {rmse(result, truth, mask=texture):.2f}"
+          f"; see {folder / 'comparison.png'}", file=sys.stderr)
     return 0
 
 

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 
 #: The large textured disc: centre (y, x) and radius, as fractions of (H, W) and of H.
-DISC = (0.42, 0.30, 0.26)
+DISC = (0.42, 0.34, 0.26)
 #: The ball: centre (y, x) and radius, as fractions of (H, W) and of H.
 BALL = (0.70, 0.72, 0.14)
 #: The slanted board: top, bottom (fractions of H), left, right (fractions of W).
