@@ -271,3 +271,21 @@ def test_gradual_scales_steps_at_most_two_and_end_at_scale(scale):
 
 def test_gradual_scales_custom_step():
     assert gradual_scales(9.0, step=3.0) == pytest.approx([3.0, 9.0])
+
+
+def test_non_square_non_divisible_anisotropic_sizes():
+    rng = np.random.default_rng(5)
+    guide = rng.random((50, 31, 3)).astype(np.float32)
+    target = rng.random((13, 10)).astype(np.float32)
+    result = super_resolve(target, guide, config=FAST)
+    assert result.shape == (50, 31)
+    assert np.isfinite(result).all()
+
+
+def test_tiled_inference_matches_whole_image():
+    rng = np.random.default_rng(6)
+    guide = rng.random((40, 56, 3)).astype(np.float32)
+    target = rng.random((10, 14)).astype(np.float32)
+    whole = CMSR(FAST.replace(tile_size=512)).fit(target, guide)
+    tiled = CMSR(FAST.replace(tile_size=16)).fit(target, guide)
+    np.testing.assert_allclose(tiled.predict(), whole.predict(), atol=1e-5)
