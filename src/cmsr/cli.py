@@ -7,11 +7,9 @@ User mistakes (missing files, bad sizes, an output that exists) end with one lin
 from __future__ import annotations
 
 import argparse
-import contextlib
 import csv
 import io as text_io
 import os
-import secrets
 import sys
 import time
 from collections.abc import Sequence
@@ -25,7 +23,7 @@ from cmsr.api import CMSR
 from cmsr.config import PRESETS, Config
 from cmsr.errors import InputError
 from cmsr.figures import error_map, loss_curve, panel_grid, red_green_overlay
-from cmsr.io import SUPPORTED_WRITE, describe, read_image, write_image
+from cmsr.io import SUPPORTED_WRITE, describe, read_image, write_image, write_text
 from cmsr.metrics import rmse
 from cmsr.progress import TrainingProgress
 from cmsr.resample import upsample_bicubic
@@ -251,35 +249,6 @@ def save_figures(folder: Path, model: CMSR, target: np.ndarray, guide: np.ndarra
     writer.writerows(rows)
     written.append(write_text(folder / "history.csv", buffer.getvalue(), overwrite=overwrite))
     return written
-
-
-def write_text(path: Path, text: str, *, overwrite: bool) -> Path:
-    """Write a small text file atomically, as :func:`cmsr.io.write_image` writes images.
-
-    The text goes to a hidden temporary file next to ``path`` that then takes the
-    final name; without ``overwrite`` an existing file is never replaced.
-    """
-    if not overwrite and os.path.lexists(path):
-        raise InputError("already exists; pass --overwrite to replace it", source=str(path))
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(4)}.part")
-        temporary.write_text(text, encoding="utf-8")
-        try:
-            if overwrite:
-                os.replace(temporary, path)
-            else:
-                os.link(temporary, path)  # fails rather than replace a file made meanwhile
-        finally:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-    except FileExistsError:
-        raise InputError("already exists; pass --overwrite to replace it",
-                         source=str(path)) from None
-    except OSError as error:
-        raise InputError(f"could not write the file: {error.strerror or error}",
-                         source=str(path)) from None
-    return path
 
 
 def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,

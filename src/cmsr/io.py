@@ -77,6 +77,7 @@ __all__ = [
     "describe",
     "read_image",
     "write_image",
+    "write_text",
 ]
 
 SUPPORTED_READ: tuple[str, ...] = (".png", ".tif", ".tiff", ".npy", ".jpg", ".jpeg", ".bmp")
@@ -266,6 +267,23 @@ def write_image(
         ".npy": _write_npy,
     }
     data = _prepare_for_writing(np.asarray(image), ext, source)
+    return _write_atomically(final, lambda fh: writers[ext](fh, data), overwrite=overwrite)
+
+
+def write_text(path: str | os.PathLike[str], text: str, *, overwrite: bool = False) -> Path:
+    """Write a small UTF-8 text file (a CSV, a report) atomically, as :func:`write_image`.
+
+    Without ``overwrite`` an existing file is never replaced; raises
+    :class:`InputError` on any failure. Returns the path as given.
+    """
+    return _write_atomically(Path(path), lambda fh: fh.write(text.encode("utf-8")),
+                             overwrite=overwrite)
+
+
+def _write_atomically(final: Path, write: Callable[[BinaryIO], object], *,
+                      overwrite: bool) -> Path:
+    """Write through a hidden temporary file in ``final``'s folder, then move it in place."""
+    source = os.fspath(final)
     if final.is_dir():
         raise InputError("is a directory; give a file name to write to", source)
     if not overwrite and os.path.lexists(final):
@@ -279,7 +297,7 @@ def write_image(
     fh, temp = _create_temp_file(folder, final.name, source)
     try:
         with fh:
-            writers[ext](fh, data)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         _move_into_place(temp, final, overwrite, source)
