@@ -12,7 +12,10 @@ import platform
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
+
+from cmsr.resample import Kernel, downsample
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
@@ -47,3 +50,14 @@ def write_results(name: str, markdown: str, header: list[str], rows: list[list[s
         writer = csv.writer(handle)
         writer.writerow(header)
         writer.writerows(rows)
+
+
+def reduce_image(image: np.ndarray, scale: int, kernel: Kernel) -> np.ndarray:
+    """``(H, W)`` -> ``(H / scale, W / scale)`` float64, reduced with ``kernel``.
+
+    ``"box"`` is average pooling (the MMSR protocol), ``"cubic"`` MATLAB's bicubic
+    (the CMSR / ZSSR protocol).
+    """
+    tensor = torch.from_numpy(image.astype(np.float64))[None, None]
+    size = (round(image.shape[0] / scale), round(image.shape[1] / scale))
+    return downsample(tensor, size, kernel=kernel)[0, 0].numpy()

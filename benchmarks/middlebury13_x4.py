@@ -16,22 +16,15 @@ import time
 
 import numpy as np
 import torch
-from common import data_root, machine_line, markdown_table, write_results
+from common import data_root, machine_line, markdown_table, reduce_image, write_results
 
 import cmsr
 from cmsr.io import read_image
 from cmsr.metrics import rmse
-from cmsr.resample import downsample, upsample_bicubic
+from cmsr.resample import upsample_bicubic
 
 SCALE = 4
 MMSR_MEAN = 1.71  # MMSR's own notebook on these 13 pairs (shared/data/README.md)
-
-
-def average_pool(target: np.ndarray, scale: int) -> np.ndarray:
-    """``(H, W)`` -> ``(H / scale, W / scale)`` float64 block means."""
-    tensor = torch.from_numpy(target.astype(np.float64))[None, None]
-    small = (target.shape[0] // scale, target.shape[1] // scale)
-    return downsample(tensor, small, kernel="box")[0, 0].numpy()
 
 
 def bicubic(low: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -58,7 +51,7 @@ def main() -> None:
     for scene in scenes:
         truth = read_image(folder / scene / "target_disparity.png")
         guide = read_image(folder / scene / "guide_rgb.png")
-        low = average_pool(truth, SCALE)
+        low = reduce_image(truth, SCALE, "box")
         bic = rmse(bicubic(low, truth.shape), truth)
         start = time.perf_counter()
         model = cmsr.CMSR(config).fit(low.astype(np.float32), guide)

@@ -16,18 +16,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import data_root, machine_line, markdown_table, write_results
+from common import data_root, machine_line, markdown_table, reduce_image, write_results
 
 import cmsr
 from cmsr.io import read_image
-from cmsr.resample import downsample
-
-
-def reduce(image: np.ndarray, scale: int, kernel: str) -> np.ndarray:
-    """``(H, W)`` -> ``(H / scale, W / scale)`` float32 with the given kernel."""
-    tensor = torch.from_numpy(image.astype(np.float64))[None, None]
-    size = (round(image.shape[0] / scale), round(image.shape[1] / scale))
-    return downsample(tensor, size, kernel=kernel)[0, 0].numpy().astype(np.float32)
 
 
 def first(folder: Path, pattern: str) -> Path:
@@ -42,10 +34,10 @@ def main() -> None:
     thermal = sorted(p for p in (root / "thermal" / "unaligned").iterdir() if p.is_dir())[0]
     cases = [
         ("depth", "middlebury13/01_1 x4",
-         reduce(read_image(middlebury / "target_disparity.png"), 4, "box"),
+         reduce_image(read_image(middlebury / "target_disparity.png"), 4, "box").astype(np.float32),
          read_image(middlebury / "guide_rgb.png")),
         ("nir", "epfl/train_0003 x4",
-         reduce(read_image(epfl / "target_nir.png"), 4, "cubic"),
+         reduce_image(read_image(epfl / "target_nir.png"), 4, "cubic").astype(np.float32),
          read_image(epfl / "guide_rgb.png")),
         ("thermal", f"unaligned/{thermal.name} x8 (real LR)",
          read_image(first(thermal, "target_*_lr*")), read_image(first(thermal, "guide_*"))),

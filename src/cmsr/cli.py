@@ -25,6 +25,7 @@ from cmsr.errors import InputError
 from cmsr.figures import error_map, loss_curve, panel_grid, red_green_overlay
 from cmsr.io import SUPPORTED_WRITE, describe, read_image, write_image, write_text
 from cmsr.metrics import rmse
+from cmsr.normalize import array_to_tensor, tensor_to_array
 from cmsr.progress import TrainingProgress
 from cmsr.resample import upsample_bicubic
 
@@ -196,11 +197,8 @@ def check_figures(folder: Path, *, overwrite: bool, alignment: bool,
 
 def enlarge_for_display(target: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Bicubic enlargement of ``(h, w[, c])`` to ``size``, float32, for side-by-side views."""
-    values = np.nan_to_num(np.asarray(target, dtype=np.float32))
-    tensor = torch.from_numpy(values if values.ndim == 3 else values[..., None])
-    tensor = tensor.permute(2, 0, 1)[None]
-    out = upsample_bicubic(tensor, size)[0].permute(1, 2, 0).numpy()
-    return out[..., 0] if out.shape[2] == 1 else out
+    tensor = array_to_tensor(np.nan_to_num(np.asarray(target, dtype=np.float32)))
+    return tensor_to_array(upsample_bicubic(tensor, size))
 
 
 def history_rows(model: CMSR) -> list[tuple[int, int, float, float, float, float]]:
