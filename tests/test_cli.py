@@ -7,7 +7,7 @@ import io
 import numpy as np
 import pytest
 
-import cmsr.cli
+import cmsr.cli.sr
 from cmsr.cli import main
 from cmsr.io import read_image, write_image
 from cmsr.progress import TrainingProgress
@@ -167,7 +167,7 @@ def test_existing_figures_are_refused_before_training(tmp_path, capsys, monkeypa
     figures = tmp_path / "figs"
     figures.mkdir()
     (figures / "loss_curve.png").write_bytes(b"keep")
-    monkeypatch.setattr(cmsr.cli.CMSR, "fit", lambda *a, **k: pytest.fail("trained"))
+    monkeypatch.setattr(cmsr.cli.sr.CMSR, "fit", lambda *a, **k: pytest.fail("trained"))
     assert main(["sr", "--target", str(target), "--guide", str(guide), "-o",
                  str(tmp_path / "o.png"), "--save-figures", str(figures), *QUICK]) == 2
     assert "loss_curve.png" in _error_line(capsys)
@@ -188,7 +188,7 @@ def test_interrupt_exits_130_without_output(tmp_path, capsys, monkeypatch):
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cmsr.cli.CMSR, "fit", interrupted)
+    monkeypatch.setattr(cmsr.cli.sr.CMSR, "fit", interrupted)
     out = tmp_path / "o.png"
     assert main(["sr", "--target", str(target), "--guide", str(guide), "-o", str(out),
                  *QUICK]) == 130

@@ -1,7 +1,6 @@
-"""The command line: ``cmsr sr``, ``cmsr demo``. Thin: parse, call the API, print.
+"""``cmsr sr`` (one pair in, one result out) and ``cmsr demo`` (the built-in example).
 
-User mistakes (missing files, bad sizes, an output that exists) end with one line
-``cmsr: error: ...`` on stderr and exit code 2, never a traceback.
+Thin: parse, call the API, print. Figures (``--save-figures``) are written here too.
 """
 
 from __future__ import annotations
@@ -9,19 +8,17 @@ from __future__ import annotations
 import argparse
 import csv
 import io as text_io
-import os
 import sys
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from cmsr import __version__
 from cmsr.api import CMSR
+from cmsr.cli.options import add_training_options, config_from_args
+from cmsr.cli.outputs import FIGURE_FILES, check_figures, check_output, result_layout
 from cmsr.config import PRESETS, Config
-from cmsr.errors import InputError
 from cmsr.figures import error_map, loss_curve, panel_grid, red_green_overlay
 from cmsr.io import SUPPORTED_WRITE, describe, read_image, write_image, write_text
 from cmsr.metrics import rmse
@@ -29,8 +26,6 @@ from cmsr.normalize import array_to_tensor, tensor_to_array
 from cmsr.progress import TrainingProgress
 from cmsr.resample import upsample_bicubic
 
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
 #: At most this many training steps per stage in ``cmsr demo`` unless --iters is given.
 DEMO_MAX_ITERS = 300
 
@@ -38,8 +33,6 @@ DEMO_EXAMPLES = """examples:
   cmsr demo                        # writes cmsr-demo/ (under a minute on 2 CPU cores)
   cmsr demo -o out --overwrite --iters 500 --save-figures out/figures
 """
-#: Files ``--save-figures`` writes (plus ``alignment.png`` with ``--align``).
-FIGURE_FILES = ("comparison.png", "loss_curve.png", "history.csv")
 
 SR_EXAMPLES = """examples:
   cmsr sr --target thermal_80x60.png --guide rgb_320x240.png -o thermal_sr.png
@@ -48,15 +41,8 @@ SR_EXAMPLES = """examples:
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for all subcommands."""
-    parser = argparse.ArgumentParser(
-        prog="cmsr",
-        description="Cross-modality super-resolution from a single pair (CMSR): enlarge a "
-                    "thermal, NIR or depth image with the help of an RGB photo of the scene.")
-    parser.add_argument("--version", action="version", version=f"cmsr {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
+def add_sr_parser(commands: argparse._SubParsersAction) -> None:
+    """Declare ``cmsr sr`` and its options."""
     sr = commands.add_parser(
         "sr", help="super-resolve one target image with its guide",
         description="Train on the pair, then write the super-resolved target. The output "
@@ -69,12 +55,16 @@ def build_parser() -> argparse.ArgumentParser:
     sr.add_argument("-o", "--output", required=True, type=Path,
                     help=f"result file ({', '.join(SUPPORTED_WRITE)})")
     add_training_options(sr)
+    sr.set_defaults(run=run_sr)
     sr.add_argument("--scale", type=float, default=None,
                     help="force this scale (default: guide size / target size)")
     sr.add_argument("--invalid", type=float, default=None, metavar="VALUE",
                     help="target value meaning 'no measurement' (e.g. 0 in depth maps); "
                          "NaN is always invalid")
 
+
+def add_demo_parser(commands: argparse._SubParsersAction) -> None:
+    """Declare ``cmsr demo`` and its options."""
     demo = commands.add_parser(
         "demo", help="run on a built-in synthetic depth + RGB example",
         description="Generate a built-in depth/RGB pair (with RGB-only texture that must not "
@@ -84,115 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", type=Path, default=Path("cmsr-demo"),
                       help="folder for the example and its results (default: cmsr-demo)")
     add_training_options(demo, default_preset="depth")
-    return parser
-
-
-def add_training_options(parser: argparse.ArgumentParser, default_preset: str = "thermal"
-                         ) -> None:
-    """Options shared by the commands that train."""
-    parser.add_argument("--preset", choices=sorted(PRESETS), default=default_preset,
-                        help=f"settings per modality (default: {default_preset})")
-    parser.add_argument("--iters", type=int, default=None,
-                        help="maximum training steps per stage (default: the preset's)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for torch (default: torch's choice)")
-    parser.add_argument("--precision", choices=["bfloat16", "float32"], default=None,
-                        help="training precision (default: the preset's)")
-    parser.add_argument("--align", choices=["none", "affine", "affine+cpab", "full"],
-                        default=None, help="learnable alignment of the guide (default: "
-                                           "the preset's)")
-    parser.add_argument("--no-ensemble", action="store_true",
-                        help="skip the 8-fold geometric self-ensemble")
-    parser.add_argument("--back-projection", type=int, default=None, metavar="N",
-                        help="iterative back-projection steps (default: the preset's)")
-    gradual = parser.add_mutually_exclusive_group()
-    gradual.add_argument("--gradual", dest="gradual", action="store_true", default=None,
-                         help="enlarge in steps of at most x2 (default for scales above 2)")
-    gradual.add_argument("--no-gradual", dest="gradual", action="store_false",
-                         help="enlarge in one step")
-    parser.add_argument("--save-figures", type=Path, default=None, metavar="DIR",
-                        help="write comparison.png, loss_curve.png and history.csv here")
-    parser.add_argument("--overwrite", action="store_true",
-                        help="replace existing output files")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
-
-
-def config_from_args(args: argparse.Namespace) -> Config:
-    """The preset named by ``--preset`` with the command-line overrides."""
-    changes: dict[str, object] = {"seed": args.seed, "device": args.device}
-    if args.iters is not None:
-        changes["max_iters"] = args.iters
-        changes["min_iters"] = min(args.iters, PRESETS[args.preset].min_iters)
-    if args.precision is not None:
-        changes["precision"] = args.precision
-    if args.align is not None:
-        changes["align"] = args.align
-    if args.no_ensemble:
-        changes["self_ensemble"] = False
-    if args.back_projection is not None:
-        changes["back_projection_iters"] = args.back_projection
-    if args.gradual is not None:
-        changes["gradual"] = args.gradual
-    if args.threads is not None:
-        changes["threads"] = args.threads
-    try:
-        return Config.preset(args.preset, **changes)
-    except ValueError as error:
-        raise InputError(str(error), source="options") from None
-
-
-def result_layout(target: np.ndarray) -> tuple[np.dtype, int]:
-    """The dtype and channel count of the result for ``target`` (see :meth:`CMSR.predict`)."""
-    dtype = np.dtype(np.uint8) if target.dtype == np.bool_ else target.dtype
-    if not np.issubdtype(dtype, np.integer) and dtype != np.float64:
-        dtype = np.dtype(np.float32)
-    return dtype, 1 if target.ndim == 2 else target.shape[2]
-
-
-def check_output(path: Path, *, overwrite: bool, inputs: Sequence[Path] = (),
-                 result: tuple[np.dtype, int] | None = None) -> None:
-    """Fail before any work if ``path`` cannot or must not be written.
-
-    ``result``: the dtype and channel count that will be written (PNG takes only
-    ``uint8``/``uint16`` with 1, 3 or 4 channels).
-    """
-    suffix = path.suffix.lower()
-    if suffix not in SUPPORTED_WRITE:
-        raise InputError(f"unsupported output type {suffix or '(none)'}; use one of "
-                         f"{', '.join(SUPPORTED_WRITE)}", source=str(path))
-    for source in inputs:
-        if path.exists() and source.exists() and (
-                path.resolve() == source.resolve() or os.path.samefile(path, source)):
-            raise InputError("is also an input; refusing to overwrite it", source=str(path))
-    if path.is_dir():
-        raise InputError("is a directory", source=str(path))
-    if path.exists() and not overwrite:
-        raise InputError("already exists; pass --overwrite to replace it", source=str(path))
-    if result is not None and suffix == ".png":
-        dtype, channels = result
-        if dtype not in (np.uint8, np.uint16):
-            kind = "floating point" if dtype.kind == "f" else str(dtype)
-            raise InputError(f"the result will be {kind} like the target ({dtype}) and PNG "
-                             "stores only 8- or 16-bit integers; write .tif or .npy",
-                             source=str(path))
-        if channels not in (1, 3, 4):
-            raise InputError(f"the result will have {channels} bands like the target and PNG "
-                             "stores 1, 3 or 4; write .tif or .npy", source=str(path))
-
-
-def check_figures(folder: Path, *, overwrite: bool, alignment: bool,
-                  names: Sequence[str] = FIGURE_FILES) -> None:
-    """Fail before any work if the figure files in ``folder`` must not be written."""
-    if folder.exists() and not folder.is_dir():
-        raise InputError("exists and is not a folder", source=str(folder))
-    for name in (*names, "alignment.png") if alignment else names:
-        path = folder / name
-        if path.is_dir():
-            raise InputError("is a directory", source=str(path))
-        if path.exists() and not overwrite:
-            raise InputError("already exists; pass --overwrite to replace it", source=str(path))
+    demo.set_defaults(run=run_demo)
 
 
 def enlarge_for_display(target: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -338,21 +220,4 @@ def run_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``cmsr`` command; returns the exit code."""
-    args = build_parser().parse_args(argv)
-    try:
-        if args.command == "sr":
-            return run_sr(args)
-        return run_demo(args)
-    except InputError as error:
-        print(f"cmsr: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
-    except KeyboardInterrupt:
-        print("cmsr: interrupted; no output was written for the unfinished run",
-              file=sys.stderr)
-        return EXIT_INTERRUPTED
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,72 @@
+"""Checks made before any work, so that a run never fails after minutes of training
+because of where it was asked to write: unsupported types, inputs named as outputs,
+existing files without ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from cmsr.errors import InputError
+from cmsr.io import SUPPORTED_WRITE
+
+#: Files ``--save-figures`` writes (plus ``alignment.png`` with ``--align``).
+FIGURE_FILES = ("comparison.png", "loss_curve.png", "history.csv")
+
+
+def result_layout(target: np.ndarray) -> tuple[np.dtype, int]:
+    """The dtype and channel count of the result for ``target`` (see :meth:`CMSR.predict`)."""
+    dtype = np.dtype(np.uint8) if target.dtype == np.bool_ else target.dtype
+    if not np.issubdtype(dtype, np.integer) and dtype != np.float64:
+        dtype = np.dtype(np.float32)
+    return dtype, 1 if target.ndim == 2 else target.shape[2]
+
+
+def check_output(path: Path, *, overwrite: bool, inputs: Sequence[Path] = (),
+                 result: tuple[np.dtype, int] | None = None) -> None:
+    """Fail before any work if ``path`` cannot or must not be written.
+
+    ``result``: the dtype and channel count that will be written (PNG takes only
+    ``uint8``/``uint16`` with 1, 3 or 4 channels).
+    """
+    suffix = path.suffix.lower()
+    if suffix not in SUPPORTED_WRITE:
+        raise InputError(f"unsupported output type {suffix or '(none)'}; use one of "
+                         f"{', '.join(SUPPORTED_WRITE)}", source=str(path))
+    for source in inputs:
+        if path.exists() and source.exists() and (
+                path.resolve() == source.resolve() or os.path.samefile(path, source)):
+            raise InputError("is also an input; refusing to overwrite it", source=str(path))
+    if path.is_dir():
+        raise InputError("is a directory", source=str(path))
+    if path.exists() and not overwrite:
+        raise InputError("already exists; pass --overwrite to replace it", source=str(path))
+    if result is not None and suffix == ".png":
+        dtype, channels = result
+        if dtype not in (np.uint8, np.uint16):
+            kind = "floating point" if dtype.kind == "f" else str(dtype)
+            raise InputError(f"the result will be {kind} like the target ({dtype}) and PNG "
+                             "stores only 8- or 16-bit integers; write .tif or .npy",
+                             source=str(path))
+        if channels not in (1, 3, 4):
+            raise InputError(f"the result will have {channels} bands like the target and PNG "
+                             "stores 1, 3 or 4; write .tif or .npy", source=str(path))
+
+
+def check_figures(folder: Path, *, overwrite: bool, alignment: bool,
+                  names: Sequence[str] = FIGURE_FILES) -> None:
+    """Fail before any work if the figure files in ``folder`` must not be written."""
+    if folder.exists() and not folder.is_dir():
+        raise InputError("exists and is not a folder", source=str(folder))
+    for name in (*names, "alignment.png") if alignment else names:
+        path = folder / name
+        if path.is_dir():
+            raise InputError("is a directory", source=str(path))
+        if path.exists() and not overwrite:
+            raise InputError("already exists; pass --overwrite to replace it", source=str(path))
+
+
