@@ -1,0 +1,172 @@
+"""Evaluation runs: scoring, the run store (resume), failures recorded, options."""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cmsr.config import Config
+from cmsr.datasets import Scene
+from cmsr.errors import InputError
+from cmsr.evaluate import (
+    RunStore,
+    evaluate,
+    load_pair,
+    make_method,
+    method_settings,
+    parse_method_options,
+    parse_methods,
+)
+from cmsr.io import write_image
+from cmsr.protocols import Protocol
+from cmsr.usage import current_rss_bytes, track_usage
+
+TINY = Config.preset("quick", max_iters=2, min_iters=2, self_ensemble=False,
+                     back_projection_iters=0, gradual=False)
+
+
+def make_scene(folder: Path, seed: int = 0, size: int = 32) -> Scene:
+    """A smooth target and a guide whose first band equals it (so filters do well)."""
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:size, 0:size] / size
+    truth = (127 + 100 * np.sin(3 * x + 2 * y + seed)).astype(np.uint8)
+    guide = np.stack([truth, 255 - truth, rng.integers(0, 255, (size, size))], axis=2)
+    folder.mkdir(parents=True)
+    write_image(folder / "target_depth.png", truth)
+    write_image(folder / "guide_rgb.png", guide.astype(np.uint8))
+    return Scene(name=folder.name, guide=folder / "guide_rgb.png",
+                 target=folder / "target_depth.png")
+
+
+def test_parse_methods_rejects_unknown_and_repeated() -> None:
+    assert parse_methods("bicubic,cmsr") == ["bicubic", "cmsr"]
+    with pytest.raises(InputError, match="unknown method srcnn"):
+        parse_methods("bicubic,srcnn")
+    with pytest.raises(InputError, match="twice"):
+        parse_methods("cmsr,cmsr")
+
+
+def test_parse_method_options_literals_and_errors() -> None:
+    assert parse_method_options(["p2p.iterations=5", "jbu.sigma_range=0.2"]) == {
+        "p2p": {"iterations": 5}, "jbu": {"sigma_range": 0.2}}
+    with pytest.raises(InputError, match=r"METHOD\.NAME=VALUE"):
+        parse_method_options(["iterations=5"])
+    with pytest.raises(InputError, match="takes no option"):
+        parse_method_options(["jbu.colour=3"])
+    with pytest.raises(InputError, match="training options"):
+        parse_method_options(["cmsr.max_iters=3"])
+
+
+def test_seeded_baselines_take_the_config_seed() -> None:
+    method = make_method("p2p", Config(seed=7), {"p2p": {"iterations": 3}})
+    assert method.seed == 7
+    assert method_settings("p2p", Config(seed=7), {})["seed"] == 7
+    assert "config" in method_settings("cmsr", Config(), {})
+
+
+def test_load_pair_makes_the_input_by_protocol(tmp_path: Path) -> None:
+    scene = make_scene(tmp_path / "a", size=34)
+    pair = load_pair(scene, Protocol("avgpool", 4))
+    assert pair.truth.shape == (32, 32) and pair.low.shape == (8, 8)
+    assert np.isclose(pair.low[0, 0], pair.truth[:4, :4].mean())
+
+
+def test_evaluate_scores_and_resumes(tmp_path: Path) -> None:
+    scenes = [make_scene(tmp_path / "data" / name, seed=i) for i, name in enumerate("ab")]
+    store = RunStore(tmp_path / "runs")
+    protocol = Protocol("bicubic", 2)
+    first = evaluate(scenes, ["bicubic", "jbu", "cmsr"], protocol, store, config=TINY)
+    assert [(r.scene, r.method) for r in first] == [
+        ("a", "bicubic"), ("a", "jbu"), ("a", "cmsr"),
+        ("b", "bicubic"), ("b", "jbu"), ("b", "cmsr")]
+    assert all(r.status == "ok" and not r.cached for r in first)
+    assert all(0 < r.rmse < 60 and r.psnr > 10 and -1 <= r.ssim <= 1 for r in first)
+    assert all(r.seconds > 0 and r.peak_rss_mb > 10 for r in first)
+
+    calls: list[str] = []
+    again = evaluate(scenes, ["bicubic", "jbu", "cmsr"], protocol, store, config=TINY,
+                     on_event=lambda e: calls.append(e.kind))
+    assert all(r.cached for r in again)
+    assert "step" not in calls  # nothing trained
+    assert [r.rmse for r in again] == [r.rmse for r in first]
+
+    # a different crop re-scores from the stored outputs without recomputing
+    cropped = evaluate(scenes, ["bicubic"], protocol, store, config=TINY, crop=4)
+    assert all(r.cached for r in cropped)
+    assert cropped[0].rmse != first[0].rmse
+
+    # another seed is another setting for cmsr, but not for the fixed filters
+    reseeded = evaluate(scenes[:1], ["bicubic", "cmsr"], protocol, store,
+                        config=Config.preset("quick", **{**TINY.__dict__, "seed": 1}))
+    assert [r.cached for r in reseeded] == [True, False]
+
+
+def test_changed_input_or_damaged_output_is_recomputed(tmp_path: Path) -> None:
+    scene = make_scene(tmp_path / "a")
+    store = RunStore(tmp_path / "runs")
+    protocol = Protocol("bicubic", 2)
+    evaluate([scene], ["bicubic"], protocol, store, config=TINY)
+    output = next((tmp_path / "runs").rglob("bicubic.npy"))
+    damaged = np.load(output)
+    damaged[0, 0] += 1
+    np.save(output, damaged)
+    assert not evaluate([scene], ["bicubic"], protocol, store, config=TINY)[0].cached
+    assert evaluate([scene], ["bicubic"], protocol, store, config=TINY)[0].cached
+    record = json.loads(output.with_suffix(".json").read_text())
+    assert record["method"] == "bicubic" and len(record["output_sha256"]) == 64
+    write_image(scene.target, np.zeros((32, 32), np.uint8) + 9, overwrite=True)
+    assert not evaluate([scene], ["bicubic"], protocol, store, config=TINY)[0].cached
+
+
+def test_failures_are_recorded_and_the_rest_goes_on(tmp_path: Path) -> None:
+    good = make_scene(tmp_path / "good")
+    broken = make_scene(tmp_path / "broken")
+    broken.target.write_bytes(b"not a png")
+    results = evaluate([broken, good], ["bicubic", "p2p"], Protocol("bicubic", 2),
+                       RunStore(tmp_path / "runs"), config=TINY,
+                       options={"p2p": {"iterations": 0}})
+    assert [r.status for r in results[:2]] == ["failed", "failed"]
+    assert "broken" in results[0].error and math.isnan(results[0].rmse)
+    assert results[2].status == "ok"
+    assert results[3].status == "failed" and "iterations" in results[3].error
+
+
+def test_a_stopped_evaluation_keeps_what_finished(tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    scenes = [make_scene(tmp_path / name) for name in ("a", "b")]
+    store = RunStore(tmp_path / "runs")
+    import cmsr.evaluate as module
+
+    real = module.run_method
+
+    def stop_at_second_run(name: str, pair: object, *args: object, **kwargs: object
+                           ) -> np.ndarray:
+        if calls:
+            raise KeyboardInterrupt
+        calls.append(name)
+        return real(name, pair, *args, **kwargs)
+
+    calls: list[str] = []
+    monkeypatch.setattr(module, "run_method", stop_at_second_run)
+    with pytest.raises(KeyboardInterrupt):
+        evaluate(scenes, ["bicubic", "jbu"], Protocol("bicubic", 2), store, config=TINY)
+    monkeypatch.setattr(module, "run_method", real)
+    resumed = evaluate(scenes, ["bicubic", "jbu"], Protocol("bicubic", 2), store,
+                       config=TINY)
+    assert [r.cached for r in resumed] == [True, False, False, False]
+
+
+def test_track_usage_sees_a_large_allocation_freed_inside_the_block() -> None:
+    before = current_rss_bytes()
+    with track_usage() as usage:
+        block = np.ones(80 * 2**20 // 8)
+        total = block.sum()
+        del block
+        time.sleep(0.05)
+    assert total > 0 and usage.seconds >= 0.05
+    assert usage.peak_rss_bytes >= before + 60 * 2**20
