@@ -29,6 +29,7 @@ from typing import Protocol as TypingProtocol
 
 import numpy as np
 
+from cmsr import __version__
 from cmsr.api import CMSR
 from cmsr.baselines import BASELINES, ZSSR, make_baseline
 from cmsr.config import Config
@@ -199,8 +200,8 @@ class RunResult:
 class RunStore:
     """Finished runs under ``folder/<protocol>/<scene>/<method>.{npy,json}``.
 
-    A stored run is used only if its key (input digest + method settings + store
-    version) matches and its output still has the recorded sha256.
+    A stored run is used only if its key (input digest, method settings, store format
+    and cmsr version) matches and its output still has the recorded sha256.
     """
 
     def __init__(self, folder: Path | str) -> None:
@@ -213,7 +214,8 @@ class RunStore:
     @staticmethod
     def key(digest: str, settings: Mapping[str, Any]) -> str:
         """The store key of a run: sha256 of the input digest and the settings."""
-        text = json.dumps({"inputs": digest, "settings": settings, "version": STORE_VERSION},
+        text = json.dumps({"inputs": digest, "settings": settings, "store": STORE_VERSION,
+                           "cmsr": __version__},
                           sort_keys=True, default=str)
         return hashlib.sha256(text.encode()).hexdigest()
 

@@ -1,0 +1,133 @@
+"""The evaluation benchmarks: ``cmsr eval`` on the shared data, every table in one run.
+
+Each entry below is one ``cmsr eval`` call; its report goes to
+``benchmarks/results/eval/<entry>/`` (``<protocol>.md``/``.csv`` are kept in git;
+``grids/`` and ``runs/`` are not). Runs already finished are not recomputed, so the
+script can be stopped and started again. At the end it prints the mean RMSE / PSNR
+of every method in every entry side by side and writes ``results/eval_suite.md``.
+
+Subsets keep the whole set near one hour on 2 CPU cores (see ``SUITE``): all 13
+Middlebury13 pairs at x4 with every method (MMSR on a subset, at its CPU cost), and
+the first few scenes of the other sets.
+
+Usage: ``python benchmarks/eval_suite.py [--only middlebury13-x4,...] [--list]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from common import RESULTS, data_root, machine_line, markdown_table
+
+from cmsr.cli import main as cmsr_main
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One ``cmsr eval`` call."""
+
+    name: str
+    data: str  # below the shared data root
+    protocol: str
+    scale: int
+    methods: str
+    preset: str
+    scenes: str | None = None
+    extra: tuple[str, ...] = field(default=())
+    why: str = ""
+
+
+FAST = "bicubic,guided-filter,jbu"
+SUITE = (
+    Entry("middlebury13-x4", "depth/middlebury13", "avgpool", 4,
+          f"{FAST},zssr,p2p,cmsr", "depth", why="all 13 pairs, MMSR protocol"),
+    Entry("middlebury13-x4-mmsr", "depth/middlebury13", "avgpool", 4, "mmsr", "depth",
+          scenes="026,11_1,88", why="MMSR on 3 pairs only: its CPU cost"),
+    Entry("middlebury13-x8", "depth/middlebury13", "avgpool", 8, f"{FAST},cmsr", "depth",
+          scenes="01_1,026,05,11_1,64,88", why="6 of 13 pairs"),
+    Entry("middlebury2005-x4", "depth/middlebury2005", "avgpool", 4, f"{FAST},cmsr",
+          "depth", scenes="art,books", why="2 of 6 scenes (1376x1088)"),
+    Entry("middlebury2005-x8", "depth/middlebury2005", "avgpool", 8, f"{FAST},cmsr",
+          "depth", scenes="art,books", why="2 of 6 scenes"),
+    Entry("middlebury2005-x16", "depth/middlebury2005", "avgpool", 16, f"{FAST},cmsr",
+          "depth", scenes="art,books", why="2 of 6 scenes"),
+    Entry("epfl-nir-x4", "nir/epfl", "bicubic", 4, f"{FAST},cmsr", "nir",
+          scenes="train_0003,train_0005,train_0007,train_0008",
+          why="4 of 20 pairs"),
+    Entry("roadscene-x4", "thermal/roadscene", "bicubic", 4, f"{FAST},cmsr", "thermal",
+          scenes="FLIR_00006,FLIR_00018,FLIR_00060,FLIR_00122,FLIR_00211",
+          why="5 of 40 pairs"),
+)
+
+
+def run_entry(entry: Entry, root: Path, threads: int, seed: int) -> Path:
+    """Run ``cmsr eval`` for ``entry``; return the CSV it wrote."""
+    report = RESULTS / "eval" / entry.name
+    argv = ["eval", str(root / entry.data), "--methods", entry.methods,
+            "--protocol", entry.protocol, "--scale", str(entry.scale), "-o", str(report),
+            "--preset", entry.preset, "--threads", str(threads), "--seed", str(seed),
+            *entry.extra]
+    if entry.scenes:
+        argv += ["--scenes", entry.scenes]
+    print(f"\n== {entry.name}: cmsr {' '.join(argv)}", flush=True)
+    start = time.perf_counter()
+    code = cmsr_main(argv)
+    print(f"== {entry.name}: exit {code}, {time.perf_counter() - start:.0f} s", flush=True)
+    protocol = f"{entry.protocol}-x{entry.scale}"
+    return report / f"{protocol}.csv"
+
+
+def means(csv_path: Path) -> dict[str, tuple[float, float, int]]:
+    """Per method: mean RMSE, mean PSNR, number of successful scenes."""
+    rows = list(csv.DictReader(csv_path.open()))
+    table: dict[str, tuple[float, float, int]] = {}
+    for method in dict.fromkeys(row["method"] for row in rows):
+        ok = [r for r in rows if r["method"] == method and r["status"] == "ok"]
+        rmse = sum(float(r["rmse"]) for r in ok) / len(ok) if ok else float("nan")
+        psnr = [float(r["psnr"]) for r in ok if r["psnr"] not in ("inf", "nan")]
+        table[method] = (rmse, sum(psnr) / len(psnr) if psnr else float("nan"), len(ok))
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default=None, help="comma-separated entry names")
+    parser.add_argument("--list", action="store_true", help="list the entries and stop")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    entries = [e for e in SUITE if args.only is None or e.name in args.only.split(",")]
+    if args.list:
+        for entry in SUITE:
+            print(f"{entry.name}: {entry.data} {entry.protocol} x{entry.scale} "
+                  f"[{entry.methods}] {entry.why}")
+        return
+    torch.set_num_threads(args.threads)
+    root = data_root()
+    start = time.perf_counter()
+    summaries = {entry.name: means(run_entry(entry, root, args.threads, args.seed))
+                 for entry in entries}
+    methods = list(dict.fromkeys(m for table in summaries.values() for m in table))
+    header = ["entry", *methods]
+    rows = [[name, *(f"{table[m][0]:.3f} / {table[m][1]:.2f}" if m in table else ""
+                     for m in methods)] for name, table in summaries.items()]
+    why = [f"- `{e.name}`: {e.data}, {e.protocol} x{e.scale}, preset {e.preset}; {e.why}"
+           for e in entries]
+    markdown = "\n".join([
+        "# cmsr eval on the shared data: mean RMSE / mean PSNR (dB) per method", "",
+        f"{machine_line()}; seed {args.seed}; whole run {time.perf_counter() - start:.0f} s "
+        "(finished runs are reused, so a resumed run counts only what it computed).", "",
+        *why, "", markdown_table(header, rows), "",
+        "Per-scene tables, times and memory: `results/eval/<entry>/<protocol>.md`."])
+    print("\n" + markdown)
+    if args.only is None:
+        (RESULTS / "eval_suite.md").write_text(markdown + "\n")
+
+
+if __name__ == "__main__":
+    main()

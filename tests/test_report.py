@@ -1,0 +1,79 @@
+"""Report tables and comparison grids."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import numpy as np
+
+from cmsr.evaluate import RunResult
+from cmsr.protocols import EvaluationPair, Protocol
+from cmsr.report import (
+    comparison_grid,
+    csv_report,
+    enlarge_nearest,
+    markdown_report,
+    mean_of,
+    per_scene_table,
+)
+
+
+def results() -> list[RunResult]:
+    return [
+        RunResult("a", "bicubic", "avgpool-x4", "ok", rmse=3.0, mae=1.0, psnr=30.0, ssim=0.9,
+                  seconds=0.1, peak_rss_mb=100),
+        RunResult("a", "cmsr", "avgpool-x4", "ok", rmse=2.0, mae=0.8, psnr=32.0, ssim=0.95,
+                  seconds=50.0, peak_rss_mb=500),
+        RunResult("b", "bicubic", "avgpool-x4", "ok", rmse=5.0, mae=2.0, psnr=28.0,
+                  ssim=0.8, seconds=0.1, peak_rss_mb=100),
+        RunResult("b", "cmsr", "avgpool-x4", "failed", error="b/target.png: truncated"),
+    ]
+
+
+def test_means_skip_failed_runs() -> None:
+    assert mean_of(results(), "bicubic", "rmse") == 4.0
+    assert mean_of(results(), "cmsr", "rmse") == 2.0
+    assert math.isnan(mean_of(results(), "zssr", "rmse"))
+
+
+def test_per_scene_table_marks_the_best_and_the_failures() -> None:
+    table = per_scene_table(results(), "rmse").splitlines()
+    assert table[0] == "| RMSE | bicubic | cmsr |"
+    assert table[2] == "| a | 3.000 | **2.000** |"
+    assert table[3] == "| b | **5.000** | failed |"
+    assert table[4] == "| **mean** | 4.000 | **2.000** |"
+    psnr = per_scene_table(results(), "psnr").splitlines()
+    assert psnr[2] == "| a | 30.00 | **32.00** |"  # larger is better
+
+
+def test_markdown_report_lists_failures_and_times() -> None:
+    text = markdown_report(results(), title="t", notes=["note"])
+    assert "| cmsr | 2.000 | 0.800 | 32.00 | 0.9500 | 50.0 / 50.0 | 500 | 1/2 |" in text
+    assert "- b / cmsr: b/target.png: truncated" in text
+
+
+def test_csv_report_has_one_row_per_run() -> None:
+    rows = list(csv.reader(io.StringIO(csv_report(results()))))
+    assert rows[0] == list(RunResult.FIELDS)
+    assert len(rows) == 5 and rows[4][3] == "failed"
+
+
+def test_enlarge_nearest_repeats_pixels() -> None:
+    image = np.array([[1, 2], [3, 4]])
+    assert enlarge_nearest(image, (4, 4)).tolist() == [
+        [1, 1, 2, 2], [1, 1, 2, 2], [3, 3, 4, 4], [3, 3, 4, 4]]
+
+
+def test_comparison_grid_has_three_rows_of_panels() -> None:
+    truth = np.tile(np.arange(32, dtype=np.uint8) * 8, (32, 1))
+    pair = EvaluationPair(low=truth[::4, ::4].astype(np.float32),
+                          guide=np.stack([truth] * 3, axis=2), truth=truth, mask=None,
+                          protocol=Protocol("avgpool", 4))
+    outputs = {"bicubic": truth + 3.0, "cmsr": truth + 1.0}
+    grid = comparison_grid(pair, outputs, {"bicubic": 3.0, "cmsr": 1.0}, cell_size=64)
+    small = comparison_grid(pair, {"cmsr": truth + 1.0}, cell_size=64)
+    assert grid.dtype == np.uint8 and grid.ndim == 3 and grid.shape[2] == 3
+    assert grid.shape[0] == small.shape[0]  # three rows either way
+    assert grid.shape[0] > 3 * 64
