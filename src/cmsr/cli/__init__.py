@@ -5,6 +5,7 @@ command     job                                                 module
 ==========  ==================================================  ===============
 ``sr``      one pair in, one super-resolved result out          :mod:`.sr`
 ``demo``    the built-in synthetic example, with figures        :mod:`.sr`
+``batch``   every pair of a dataset: resumable, local or Dask   :mod:`.batch`
 ``eval``    methods side by side against ground truth           :mod:`.eval`
 ==========  ==================================================  ===============
 
@@ -21,6 +22,7 @@ import sys
 from collections.abc import Sequence
 
 from cmsr import __version__
+from cmsr.cli.batch import add_batch_parser
 from cmsr.cli.eval import add_eval_parser
 from cmsr.cli.sr import add_demo_parser, add_sr_parser
 from cmsr.errors import InputError
@@ -39,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_sr_parser(commands)
     add_demo_parser(commands)
+    add_batch_parser(commands)
     add_eval_parser(commands)
     return parser
 

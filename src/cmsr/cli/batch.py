@@ -1,0 +1,189 @@
+"""``cmsr batch``: super-resolve every pair of a dataset, resumably, on local cores or Dask.
+
+Writes into OUT_DIR one result per pair (``<scene>/result.png`` for scene folders,
+the ``output`` column or ``<name>.png`` for CSV manifests; ``.tif`` where PNG cannot
+hold the result), ``manifest.jsonl`` (what finished, with content hashes: a rerun
+skips exactly those) and ``summary.csv`` (one row per pair). Exit code 0 when every
+pair succeeded, 1 when some failed, 2 for usage errors, 130 after Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from cmsr.backends import LOCAL_DASK, make_backend
+from cmsr.batch import (
+    MANIFEST_NAME,
+    SUMMARY_NAME,
+    BatchSettings,
+    JobResult,
+    Schedule,
+    WarmStart,
+    plan_jobs,
+    run_batch,
+)
+from cmsr.cli.options import add_training_options, config_from_args
+from cmsr.datasets import find_scenes, select_scenes
+from cmsr.errors import InputError
+from cmsr.protocols import Protocol
+from cmsr.train import StepInfo
+
+BATCH_EXAMPLES = f"""examples:
+  cmsr batch data/thermal -o out/ --preset thermal
+  cmsr batch pairs.csv -o out/ --workers 1 --threads 2
+  cmsr batch data/middlebury13 -o out/ --preset depth --protocol avgpool --scale 4
+  cmsr batch data/nir -o out/ --warm-start --init out-before/states/0001.pt
+  cmsr batch data/nir -o out/ --scheduler {LOCAL_DASK}
+  cmsr batch data/nir -o out/ --scheduler tcp://10.0.0.5:8786
+
+Run the same command again to resume: pairs whose inputs, settings and output are
+unchanged (by sha256, see OUT_DIR/{MANIFEST_NAME}) are skipped; failed ones are retried.
+"""
+
+#: Exit code when some pair failed (the others are written).
+EXIT_SOME_FAILED = 1
+#: Exit code after Ctrl-C (what finished is kept).
+EXIT_INTERRUPTED = 130
+
+
+def add_batch_parser(commands: argparse._SubParsersAction) -> None:
+    """Declare ``cmsr batch`` and its options."""
+    parser = commands.add_parser(
+        "batch", help="super-resolve every pair of a folder of scenes or a CSV manifest",
+        description="Train on each pair and write its result; resumable, in parallel on "
+                    "local cores or on a Dask cluster. In a scene folder the input is "
+                    "target_*_lr* where present, else target_* when it is smaller than "
+                    "the guide; a target_* as large as the guide is the ground truth, "
+                    "reduced by --protocol/--scale to make the input, and results are "
+                    "scored against it.",
+        epilog=BATCH_EXAMPLES, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("data", type=Path,
+                        help="a folder of scene folders (guide_*, target_*, optional "
+                             "target_*_lr*, mask_*) or a CSV manifest "
+                             "(target,guide[,lr,mask,output,name])")
+    parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT_DIR",
+                        help="folder for results, manifest.jsonl and summary.csv "
+                             "(created; reused to resume)")
+    add_training_options(parser, default_preset="thermal")
+    parser.add_argument("--protocol", choices=["avgpool", "bicubic"], default="bicubic",
+                        help="how the input is made from a full-size target: average "
+                             "pooling (MMSR) or MATLAB bicubic (CMSR) (default: bicubic)")
+    parser.add_argument("--scale", type=int, choices=[2, 4, 8, 16], default=4,
+                        help="reduction factor of --protocol (default: 4)")
+    parser.add_argument("--scenes", default=None, metavar="NAMES",
+                        help="comma-separated scene names or glob patterns (default: all)")
+    parser.add_argument("--invalid", type=float, default=None, metavar="VALUE",
+                        help="target value meaning 'no measurement' (e.g. 0 in depth maps)")
+    parser.add_argument("--workers", type=int, default=None, metavar="N",
+                        help="worker processes (default: cores / --threads, with --threads "
+                             "defaulting to 1; 0 = run in this process)")
+    parser.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                        help=f"run on Dask: a scheduler address (tcp://host:8786) or "
+                             f"'{LOCAL_DASK}' for a cluster on this machine "
+                             "(needs pip install 'cmsr[cluster]')")
+    parser.add_argument("--warm-start", action="store_true",
+                        help="start each pair from the previous pair's network and warp "
+                             "(pairs in name order, one after another in one worker)")
+    parser.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
+                        help="start from this checkpoint (e.g. OUT_DIR/states/<scene>.pt): "
+                             "the first pair with --warm-start, every pair without it")
+    parser.set_defaults(run=run_batch_command)
+
+
+class BatchProgress:
+    """One bar over the pairs; the running pairs' training steps in its postfix."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar: tqdm | None = None
+        self.steps: dict[str, str] = {}
+
+    def start(self, total: int, done: int) -> None:
+        """Open the bar: ``total`` pairs, ``done`` of them finished in an earlier run."""
+        self.bar = tqdm(total=total, initial=done, unit="pair", desc="cmsr batch",
+                        disable=not self.enabled, dynamic_ncols=True, file=sys.stderr)
+
+    def step(self, scene: str, info: StepInfo) -> None:
+        """A running pair's training step."""
+        stage = f" stage {info.stage + 1}/{info.stages}" if info.stages > 1 else ""
+        self.steps[scene] = f"{scene}{stage} step {info.step}/{info.max_steps}"
+        if self.bar is not None:
+            self.bar.set_postfix_str(", ".join(self.steps.values()))
+
+    def result(self, result: JobResult) -> None:
+        """A pair finished (or failed)."""
+        self.steps.pop(result.scene, None)
+        if self.bar is None:
+            return
+        if result.status != "ok":
+            self.bar.write(f"cmsr batch: {result.scene} failed: {result.error}",
+                           file=sys.stderr)
+        self.bar.set_postfix_str(", ".join(self.steps.values()), refresh=False)
+        self.bar.update()
+
+    def close(self) -> None:
+        """Close the bar."""
+        if self.bar is not None:
+            self.bar.close()
+
+
+def settings_from_args(args: argparse.Namespace) -> BatchSettings:
+    """The batch settings the options describe; checks --init and --warm-start."""
+    if args.save_figures is not None:
+        raise InputError("cmsr batch writes no figures", source="--save-figures")
+    if (args.warm_start or args.init is not None) and not WarmStart.available():
+        raise InputError("warm start needs a cmsr version whose CMSR can start from a "
+                         "saved state", source="--warm-start" if args.warm_start else "--init")
+    if args.init is not None:
+        WarmStart.load(args.init)  # fail now, not in every job
+    protocol = Protocol(kind=args.protocol, scale=args.scale, seed=args.seed)
+    protocol.validate()
+    return BatchSettings(config=config_from_args(args), protocol=protocol,
+                         invalid=args.invalid, warm_start=args.warm_start, init=args.init,
+                         overwrite=args.overwrite)
+
+
+def run_batch_command(args: argparse.Namespace) -> int:
+    """``cmsr batch``: see the module docstring."""
+    settings = settings_from_args(args)
+    out_dir: Path = args.output
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError("exists and is not a folder", source=str(out_dir))
+    scenes = select_scenes(find_scenes(args.data), args.scenes)
+    from_manifest = args.data.is_file()
+    jobs = plan_jobs(scenes, out_dir, settings, from_manifest=from_manifest)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    chains = 1 if settings.warm_start else len(jobs)
+    backend, where = make_backend(args.scheduler, workers=args.workers, threads=args.threads,
+                                  chains=chains)
+    progress = BatchProgress(enabled=not args.quiet)
+
+    def on_schedule(plan: Schedule) -> None:
+        todo = sum(len(chain.jobs) for chain in plan.chains)
+        if not args.quiet:
+            chain = "; warm start: one chain, run in order" if settings.warm_start else ""
+            print(f"cmsr batch: {len(jobs)} pairs, {len(plan.skipped)} done before, "
+                  f"{todo} to run {where}{chain}", file=sys.stderr)
+        progress.start(len(jobs), len(plan.skipped))
+
+    try:
+        results = run_batch(jobs, out_dir, backend, settings=settings,
+                            on_result=progress.result, on_step=progress.step,
+                            on_schedule=on_schedule)
+    except KeyboardInterrupt:
+        progress.close()
+        print(f"cmsr batch: interrupted; finished pairs are kept (see "
+              f"{out_dir / SUMMARY_NAME}); run the same command again to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
+    progress.close()
+    counts = {status: sum(r.status == status for r in results)
+              for status in ("ok", "skipped", "failed")}
+    print(f"cmsr batch: {counts['ok']} ok, {counts['skipped']} skipped (done before), "
+          f"{counts['failed']} failed of {len(results)} pairs; summary "
+          f"{out_dir / SUMMARY_NAME}", file=sys.stderr)
+    return EXIT_SOME_FAILED if counts["failed"] else 0
