@@ -1,0 +1,116 @@
+"""``cmsr batch`` end to end on tiny scenes: outputs, summary, exit codes, resuming."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+from test_batch import write_scenes
+
+import cmsr.batch as batch
+from cmsr.cli import main
+from cmsr.io import read_image, write_image
+
+QUICK = ["--preset", "quick", "--iters", "2", "--workers", "0", "--threads", "1"]
+
+
+def _summary(out) -> dict[str, dict[str, str]]:
+    with open(out / "summary.csv", newline="") as fh:
+        return {row["scene"]: row for row in csv.DictReader(fh)}
+
+
+def _error_line(capsys) -> str:
+    err = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(err) == 1, err
+    assert err[0].startswith("cmsr: error:")
+    return err[0]
+
+
+def test_batch_writes_results_records_a_failure_and_resumes(tmp_path, capsys):
+    data = write_scenes(tmp_path / "data", ("a", "b", "c"), truth=("a",))
+    good_c = (data / "c" / "target_ir.png").read_bytes()
+    (data / "c" / "target_ir.png").write_bytes(good_c[:40])  # truncated file
+    out = tmp_path / "out"
+    assert main(["batch", str(data), "-o", str(out), *QUICK]) == 1
+    err = capsys.readouterr().err
+    assert "c failed" in err and "target_ir.png" in err
+    rows = _summary(out)
+    assert [rows[s]["status"] for s in "abc"] == ["ok", "ok", "failed"]
+    assert rows["a"]["rmse"] and rows["a"]["ssim"] and not rows["b"]["rmse"]
+    assert float(rows["a"]["peak_rss_mb"]) > 0 and rows["a"]["final_loss"]
+    assert "target_ir.png" in rows["c"]["error"]
+    assert read_image(out / "a" / "result.png").shape == (64, 64)
+    assert not (out / "c" / "result.png").exists()
+
+    (data / "c" / "target_ir.png").write_bytes(good_c)  # fixed: only c runs again
+    assert main(["batch", str(data), "-o", str(out), *QUICK, "--quiet"]) == 0
+    assert [_summary(out)[s]["status"] for s in "abc"] == ["skipped", "skipped", "ok"]
+
+
+def test_manifest_rows_write_to_their_output_column(tmp_path):
+    write_scenes(tmp_path / "data", ("a", "b"))
+    (tmp_path / "pairs.csv").write_text("name,target,guide,output\n"
+                                        "one,data/a/target_ir.png,data/a/guide_rgb.png,x/1.png\n"
+                                        "two,data/b/target_ir.png,data/b/guide_rgb.png,\n")
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path / "pairs.csv"), "-o", str(out), *QUICK,
+                 "--quiet"]) == 0
+    assert read_image(tmp_path / "x" / "1.png").shape == (64, 64)
+    assert read_image(out / "two.png").dtype == np.uint8
+    assert set(_summary(out)) == {"one", "two"}
+
+
+def test_an_output_over_an_input_is_refused_before_any_work(tmp_path, capsys):
+    write_scenes(tmp_path / "data", ("a",))
+    target = tmp_path / "data" / "a" / "target_ir.png"
+    before = target.read_bytes()
+    (tmp_path / "pairs.csv").write_text("target,guide,output\n"
+                                        "data/a/target_ir.png,data/a/guide_rgb.png,"
+                                        "data/a/target_ir.png\n")
+    assert main(["batch", str(tmp_path / "pairs.csv"), "-o", str(tmp_path / "out"),
+                 *QUICK]) == 2
+    assert "also an input" in _error_line(capsys)
+    assert target.read_bytes() == before
+    assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_keeps_what_finished_and_exits_130(tmp_path, monkeypatch, capsys):
+    data, out = write_scenes(tmp_path / "data", ("a", "b")), tmp_path / "out"
+    real_run_job = batch.run_job
+
+    def run_job(job, **kwargs):
+        if job.name == "b":
+            raise KeyboardInterrupt
+        return real_run_job(job, **kwargs)
+
+    monkeypatch.setattr(batch, "run_job", run_job)
+    assert main(["batch", str(data), "-o", str(out), *QUICK]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert {s: r["status"] for s, r in _summary(out).items()} == {"a": "ok",
+                                                                  "b": "interrupted"}
+    monkeypatch.undo()
+    assert main(["batch", str(data), "-o", str(out), *QUICK, "--quiet"]) == 0
+    assert {s: r["status"] for s, r in _summary(out).items()} == {"a": "skipped", "b": "ok"}
+
+
+@pytest.mark.parametrize("extra", [["--save-figures", "figs"], ["--init", "missing.pt"],
+                                   ["--workers", "-1"], ["--scenes", "zz*"]])
+def test_usage_errors_exit_2_before_any_work(tmp_path, extra, capsys):
+    data = write_scenes(tmp_path / "data", ("a",))
+    assert main(["batch", str(data), "-o", str(tmp_path / "out"), *QUICK[:4], *extra]) == 2
+    _error_line(capsys)
+    assert not (tmp_path / "out" / "a").exists()
+
+
+def test_unsupported_scale_is_an_argparse_error(tmp_path):
+    with pytest.raises(SystemExit) as stop:
+        main(["batch", str(tmp_path), "-o", str(tmp_path / "out"), "--scale", "3"])
+    assert stop.value.code == 2
+
+
+def test_out_dir_that_is_a_file_is_a_usage_error(tmp_path, capsys):
+    data = write_scenes(tmp_path / "data", ("a",))
+    write_image(tmp_path / "out.png", np.zeros((2, 2), np.uint8))
+    assert main(["batch", str(data), "-o", str(tmp_path / "out.png"), *QUICK]) == 2
+    assert "not a folder" in _error_line(capsys)
