@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 from pathlib import Path
 
 from tqdm import tqdm
@@ -42,6 +43,9 @@ BATCH_EXAMPLES = f"""examples:
 
 Run the same command again to resume: pairs whose inputs, settings and output are
 unchanged (by sha256, see OUT_DIR/{MANIFEST_NAME}) are skipped; failed ones are retried.
+--overwrite lets the batch replace output files it did not write itself; it does not
+recompute finished pairs (delete OUT_DIR/{MANIFEST_NAME} for that). --threads is the
+torch threads of each worker.
 """
 
 #: Exit code when some pair failed (the others are written).
@@ -97,10 +101,14 @@ def add_batch_parser(commands: argparse._SubParsersAction) -> None:
 class BatchProgress:
     """One bar over the pairs; the running pairs' training steps in its postfix."""
 
+    #: Seconds between redraws for training steps alone.
+    REDRAW_INTERVAL = 0.5
+
     def __init__(self, *, enabled: bool) -> None:
         self.enabled = enabled
         self.bar: tqdm | None = None
         self.steps: dict[str, str] = {}
+        self._drawn = 0.0
 
     def start(self, total: int, done: int) -> None:
         """Open the bar: ``total`` pairs, ``done`` of them finished in an earlier run."""
@@ -111,7 +119,9 @@ class BatchProgress:
         """A running pair's training step."""
         stage = f" stage {info.stage + 1}/{info.stages}" if info.stages > 1 else ""
         self.steps[scene] = f"{scene}{stage} step {info.step}/{info.max_steps}"
-        if self.bar is not None:
+        now = time.monotonic()
+        if self.bar is not None and now - self._drawn >= self.REDRAW_INTERVAL:
+            self._drawn = now
             self.bar.set_postfix_str(", ".join(self.steps.values()))
 
     def result(self, result: JobResult) -> None:
