@@ -38,8 +38,16 @@ Layout rules applied on reading
 
 Limits
 ------
-Files declaring more than :data:`MAX_PIXELS` pixels (``H * W``) or more than
-:data:`MAX_CHANNELS` channels are refused before their pixel data is decoded.
+Files declaring more than :data:`MAX_PIXELS` pixels (``H * W``), more than
+:data:`MAX_CHANNELS` channels or more than :data:`MAX_BYTES` bytes of decoded
+pixels are refused before their pixel data is decoded (or memory allocated for
+it), and so are uncompressed TIFF and NPY files too short to hold the pixels
+their header declares. A TIFF with more than 2048 pages (IFDs) is refused unless
+its tifffile metadata declares them to be one image (as ``tifffile.imwrite``
+stores an ``(H, W, C)`` float array: one page per row); working out how the
+pages of other files group into images takes time growing with the square of
+their number.
+
 Pillow's own decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``) also
 applies to PNG, JPEG and BMP files; both its warning and its error become an
 :class:`~cmsr.errors.InputError`.
@@ -53,13 +61,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
+import logging
+import math
 import os
 import secrets
 import stat
 import struct
 import warnings
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -70,6 +81,7 @@ from PIL import Image, UnidentifiedImageError
 from cmsr.errors import InputError
 
 __all__ = [
+    "MAX_BYTES",
     "MAX_CHANNELS",
     "MAX_PIXELS",
     "SUPPORTED_READ",
@@ -92,7 +104,11 @@ MAX_PIXELS: int = 2**28
 MAX_CHANNELS: int = 64
 """Largest number of bands (channels) an image may have."""
 
+MAX_BYTES: int = 2**31
+"""Largest decoded image (``H * W * C * bytes per value``) that will be read: 2 GiB."""
+
 _MAX_BAND_FIRST = 16  # (C, H, W) with C <= this and H, W > this is taken as band-first
+_MAX_TIFF_PAGES = 2048  # more pages only as one tifffile-"shaped" image (see _read_tiff)
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _NPY_MAGIC = b"\x93NUMPY"
 _ZIP_MAGIC = b"PK\x03\x04"
@@ -145,9 +161,10 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
     InputError
         If the file does not exist, is a directory, has an unsupported
         extension, is not a valid image of its kind, is truncated or corrupt,
-        declares more than :data:`MAX_PIXELS` pixels or :data:`MAX_CHANNELS`
-        channels, is empty, is not 2-D or 3-D, or holds non-numeric data
-        (complex, objects, text). The message names the file.
+        declares more than :data:`MAX_PIXELS` pixels, :data:`MAX_CHANNELS`
+        channels or :data:`MAX_BYTES` bytes, is empty, is not 2-D or 3-D, or
+        holds non-numeric data (complex, objects, text). The message names the
+        file.
 
     Examples
     --------
@@ -423,7 +440,18 @@ def _laid_out_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
 def _check_declared(shape: tuple[int, ...], dtype: np.dtype, source: str) -> None:
     """Check a shape and dtype read from a file header, before decoding any pixels."""
     _check_dtype(dtype, source)
-    _check_shape(_laid_out_shape(shape), source)
+    if any(int(n) < 0 for n in shape):
+        raise InputError(f"has a corrupt header: it declares the negative size {tuple(shape)}",
+                         source)
+    laid_out = _laid_out_shape(shape)
+    _check_shape(laid_out, source)
+    size = math.prod(laid_out) * dtype.itemsize
+    if size > MAX_BYTES:
+        raise InputError(
+            f"image is too large: {_shape_text(laid_out)} values of {dtype} take {size} bytes, "
+            f"more than the limit of {MAX_BYTES}",
+            source,
+        )
 
 
 def _finish(image: np.ndarray, source: str) -> np.ndarray:
@@ -579,10 +607,54 @@ def _read_png16_colour(fh: BinaryIO, colour_type: int, source: str) -> np.ndarra
         raise InputError(f"is truncated or corrupt: {exc}", source) from None
 
 
-def _read_tiff(fh: BinaryIO, source: str) -> np.ndarray:
-    """Read the first image series of a TIFF file with tifffile."""
+@contextlib.contextmanager
+def _tifffile_quiet() -> Iterator[None]:
+    """Silence tifffile's log messages (about damaged files) while it reads one.
+
+    They would print extra lines besides the one-line error (or on success), and
+    any damage that matters raises an exception anyway.
+    """
+    log = logging.getLogger("tifffile")
+    was_disabled = log.disabled
+    log.disabled = True
     try:
-        with tifffile.TiffFile(fh) as tif:
+        yield
+    finally:
+        log.disabled = was_disabled
+
+
+def _is_one_shaped_image(tif: tifffile.TiffFile, pages: int) -> bool:
+    """Whether the first page's tifffile metadata declares all ``pages`` to be one image.
+
+    ``tifffile.imwrite`` stores the shape of what it wrote as JSON in the first
+    page's description; an ``(H, W, C)`` float array becomes ``H`` pages of ``W x C``.
+    """
+    first = tif.pages.first
+    try:
+        shape = json.loads(first.description)["shape"] if first.is_shaped else None
+        if not isinstance(shape, list) or not all(isinstance(n, int) for n in shape):
+            return False
+        return math.prod(shape) >= pages * math.prod(first.shape) > 0
+    except (ValueError, TypeError, KeyError):
+        return False
+
+
+def _read_tiff(fh: BinaryIO, source: str) -> np.ndarray:
+    """Read the first image series of a TIFF file with tifffile.
+
+    Before any pixel is decoded: the page count is checked (see
+    :data:`_MAX_TIFF_PAGES`), then the declared shape, data type and size, and
+    for uncompressed data whether the file is long enough to hold it.
+    """
+    try:
+        with _tifffile_quiet(), tifffile.TiffFile(fh) as tif:
+            in_file = len(tif.pages)  # follows the chain of page offsets only: fast
+            if in_file > _MAX_TIFF_PAGES and not _is_one_shaped_image(tif, in_file):
+                raise InputError(
+                    f"has {in_file} pages; cmsr reads a single image, stored in at most "
+                    f"{_MAX_TIFF_PAGES} pages; save it as a single-page TIFF or as .npy",
+                    source,
+                )
             if not tif.series:
                 raise InputError("contains no image (the TIFF is empty or damaged)", source)
             series = tif.series[0]
@@ -592,11 +664,24 @@ def _read_tiff(fh: BinaryIO, source: str) -> np.ndarray:
             too_many_bands = len(laid_out) == 3 and laid_out[2] > MAX_CHANNELS
             if pages > 1 and (len(laid_out) > 3 or too_many_bands):
                 raise InputError(
-                    f"is a stack of {pages} images (shape {_shape_text(shape)}); cmsr reads "
-                    "a single image, optionally with up to 16 bands stored as pages",
+                    f"holds {pages} pages making an array of shape {_shape_text(shape)}: a "
+                    f"stack of images, or an image with more than {MAX_CHANNELS} bands; cmsr "
+                    f"reads a single image with at most {MAX_CHANNELS} bands (up to 16 of them "
+                    "may be stored as pages)",
                     source,
                 )
             _check_declared(shape, np.dtype(series.dtype), source)
+            keyframe = series.keyframe
+            if keyframe.compression == 1:  # uncompressed: the file must hold every byte
+                needed = math.prod(shape) * keyframe.bitspersample // 8
+                available = os.fstat(fh.fileno()).st_size
+                if needed > available:
+                    raise InputError(
+                        f"is truncated: its header declares {_shape_text(shape)} "
+                        f"uncompressed values ({needed} bytes), the whole file has "
+                        f"{available} bytes",
+                        source,
+                    )
             return series.asarray()
     except InputError:
         raise

@@ -34,9 +34,9 @@ def check_image(image: np.ndarray, name: str, *, allow_nan: bool) -> None:
     if min(image.shape[:2]) < MIN_SIDE:
         raise InputError(f"is {_describe(image.shape)}: too small (each side needs at least "
                          f"{MIN_SIDE} pixels)", source=name)
-    if not (np.issubdtype(image.dtype, np.number) or image.dtype == np.bool_) or np.iscomplexobj(
-            image):
-        raise InputError(f"has unsupported dtype {image.dtype}", source=name)
+    if image.dtype.kind not in "biuf":  # not timedelta64 either, though NumPy counts it a number
+        raise InputError(f"has unsupported dtype {image.dtype}; only real numbers (integer, "
+                         "float or bool) are supported", source=name)
     values = np.asarray(image, dtype=np.float64)
     if np.isinf(values).any():
         raise InputError("contains infinite values", source=name)
@@ -45,9 +45,16 @@ def check_image(image: np.ndarray, name: str, *, allow_nan: bool) -> None:
         raise InputError("contains NaN values", source=name)
     if finite.size == 0:
         raise InputError("has no valid pixels (all NaN or invalid)", source=name)
-    if finite.min() == finite.max():
-        raise InputError(f"is constant (every valid pixel is {finite.min():g}): "
+    low, high = finite.min(), finite.max()
+    if low == high:
+        raise InputError(f"is constant (every valid pixel is {low:g}): "
                          "there is nothing to super-resolve", source=name)
+    with np.errstate(over="ignore"):
+        span = high - low
+    if not np.isfinite(span):
+        raise InputError(f"values range from {low:g} to {high:g}, too wide a range to compute "
+                         "with (their difference overflows float64); rescale the image",
+                         source=name)
 
 
 def infer_scale(target_shape: tuple[int, ...], guide_shape: tuple[int, ...], *,
@@ -90,7 +97,8 @@ def check_pair(target: np.ndarray, guide: np.ndarray, *, scale: float | None = N
     """Validate a pair; return ``(scale_y, scale_x)``.
 
     With ``scale`` given, the output is ``target size * scale`` and the guide may have
-    any size at least that large or up to 2 pixels off (it is resized to fit).
+    any size at least that large or up to 2 pixels off (it is resized to fit); a scale
+    so close to 1 that the output would keep the target's size is refused.
     """
     check_image(target, target_name, allow_nan=True)
     check_image(guide, guide_name, allow_nan=False)
@@ -100,6 +108,9 @@ def check_pair(target: np.ndarray, guide: np.ndarray, *, scale: float | None = N
     scale = check_scale(scale)
     (h, w), (gh, gw) = target.shape[:2], guide.shape[:2]
     need = (round(h * scale), round(w * scale))
+    if need == (h, w):
+        raise InputError(f"{scale:g} x the {_describe(target.shape)} target rounds to the same "
+                         "size; nothing to super-resolve", source="--scale")
     if gh < need[0] - 2 or gw < need[1] - 2:
         raise InputError(f"is {_describe(guide.shape)}, smaller than target x {scale:g} = "
                          f"{need[1]}x{need[0]}", source=guide_name)

@@ -1,0 +1,1 @@
+"""A corpus of broken and hostile input files, generated at test time (see :mod:`.corpus`)."""
