@@ -22,7 +22,7 @@ from cmsr.model import CMSRNet
 from cmsr.patches import PatchBatch, PointMap, training_batch
 from cmsr.resample import downsample, upsample_bicubic
 from cmsr.schedule import LearningRateBySlope
-from cmsr.warp import GuideWarp, spanning_grid
+from cmsr.warp import GuideWarp
 
 EVAL_MAX_PIXELS = 256 * 256
 
@@ -125,31 +125,30 @@ def reconstruction_error(net: nn.Module, target: torch.Tensor, guide: torch.Tens
 def warp_point_map(warp: GuideWarp, size: tuple[int, int]) -> PointMap:
     """Sampling points through ``warp``, for crops of a guide of ``size = (H, W)``.
 
-    The local layers (CPAB, TPS) are evaluated once per call on a coarse grid over the
-    guide's pixel centres and their displacement is read at the crop's points
+    The local layers (CPAB, TPS) are evaluated once per call at the coarse nodes of
+    :meth:`GuideWarp.local_displacement` (the same cheap form :meth:`GuideWarp.grid`
+    uses at inference) and their displacement is read at the crop's points
     (bilinear); the affine layer is applied exactly. One step therefore costs one
-    coarse evaluation whatever the batch, gradients reach every warp parameter, and
-    at the identity the map is exactly the identity.
+    coarse evaluation whatever the batch, gradients reach every warp parameter that
+    requires them, and at the identity the map is exactly the identity.
     """
     height, width = size
     local_on = bool({"cpab", "tps"} & warp.active)
     affine = warp.layers["affine"] if "affine" in warp.active else None
     if local_on:
-        coarse = warp.coarse or max(height, width)
-        device = next(warp.parameters()).device
-        nodes = spanning_grid(height, width, min(height, coarse), min(width, coarse),
-                              device=device)
-        shift = (warp.local(nodes) - nodes).permute(0, 3, 1, 2)
+        shift = warp.local_displacement(height, width, coarse=warp.coarse)
+        shift = shift.permute(0, 3, 1, 2)
         # the nodes span the outer pixel centres: stretch points onto that span
         span = torch.tensor([1.0 - 1.0 / width, 1.0 - 1.0 / height], device=shift.device)
 
     def point_map(points: torch.Tensor) -> torch.Tensor:
         moved = points
         if local_on:
-            where = (points / span).clamp(-1.0, 1.0)
-            offset = F.grid_sample(shift.expand(points.shape[0], -1, -1, -1), where,
-                                   mode="bilinear", align_corners=True)
-            moved = points + offset.permute(0, 2, 3, 1)
+            # one image, the batch's points side by side: no copy of the field per patch
+            batch, rows, columns, _ = points.shape
+            where = (points / span).clamp(-1.0, 1.0).reshape(1, batch * rows, columns, 2)
+            offset = F.grid_sample(shift, where, mode="bilinear", align_corners=True)
+            moved = points + offset.permute(0, 2, 3, 1).reshape(points.shape)
         return affine(moved) if affine is not None else moved
 
     return point_map

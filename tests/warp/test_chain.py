@@ -9,7 +9,7 @@ import torch
 from torch.func import functional_call
 
 from cmsr.warp.chain import LAYER_PRESETS, GuideWarp
-from cmsr.warp.grid import identity_grid
+from cmsr.warp.grid import identity_grid, spanning_grid
 
 
 def _perturbed(preset: str = "full", seed: int = 0, **kwargs: object) -> GuideWarp:
@@ -64,7 +64,23 @@ def test_coarse_grid_close_to_exact() -> None:
     # normalized units: 3e-3 is 0.18 px at 120 px width (measured 1.4e-3; the error
     # is first order in the coarse spacing, from CPAB's kinks along cell edges)
     assert (coarse - exact).abs().max().item() < 3e-3
-    assert torch.equal(warp.grid(96, 120, coarse=128), exact)
+    # nodes at every pixel: TPS exact there, only CPAB's raster flow approximates
+    every_pixel = warp.grid(96, 120, coarse=128)
+    assert (every_pixel - exact).abs().max().item() < 1e-3
+
+
+def test_local_displacement_is_what_grid_upsamples() -> None:
+    warp = _perturbed("full", seed=2)
+    shift = warp.local_displacement(96, 120, coarse=16)
+    assert shift.shape == (1, 16, 16, 2)
+    nodes = spanning_grid(96, 120, 16, 16)
+    exact = warp.local(nodes) - nodes
+    assert (shift - exact).abs().max().item() < 1e-3
+    warp.set_active({"affine"})
+    assert warp.grid(96, 120, coarse=16).shape == (1, 96, 120, 2)
+    warp.set_active({"affine", "tps"})  # TPS alone: exact at the nodes
+    torch.testing.assert_close(warp.local_displacement(96, 120, coarse=16),
+                               warp.layers["tps"](nodes) - nodes, atol=1e-6, rtol=0)
 
 
 def test_set_active_skips_layers() -> None:

@@ -32,6 +32,21 @@ Integration
     autograd w.r.t. both ``theta`` and the points. Outside ``[-1, 1]^2`` the field is
     extended continuously by ``v(p) = v(clamp(p))`` (zero there when
     ``zero_boundary``). The inverse warp is the flow of ``-v``.
+
+Fast flow on a raster (training and whole-image warps)
+    RK4 on thousands of points is dozens of small tensor operations per step, and
+    autograd records each one: 15-20 ms per training step at 64 x 64 points, a
+    third of the network's own step. :meth:`CpabWarp.raster_flow` instead computes
+    the time-1 displacement on a regular raster over ``[-1, 1]^2`` (24 nodes per
+    cell and axis: ``97 x 97`` for 4 x 4 cells) by *scaling and squaring*: the exact
+    velocity at the nodes times ``2^-5`` (an Euler step of time ``1/32``), composed
+    with itself 5 times (``phi_2t = phi_t o phi_t``, read bilinearly);
+    :meth:`CpabWarp.forward_raster` reads that displacement at any points. About
+    3 ms forward and backward on one core. Against RK4 with 128 steps, for a field
+    moving points by up to 19 px at 640 px: 0.06 px mean, 0.4 px 99th percentile,
+    0.7 px maximum (as much as reading the exact flow bilinearly from 65 x 65
+    nodes); for 86 px: 0.3 / 1.8 / 4.5 px. Needs ``zero_boundary`` (the flow then
+    stays inside the raster).
 """
 
 from __future__ import annotations
@@ -40,11 +55,18 @@ import functools
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .grid import as_point_rows, identity_grid
 
 TRIANGLES_PER_CELL = 4
+#: Raster nodes per tessellation cell along each axis for :meth:`CpabWarp.raster_flow`.
+RASTER_NODES_PER_CELL = 24
+#: At most this many raster nodes per axis (cost grows with their square).
+RASTER_MAX_NODES = 257
+#: Scaling-and-squaring steps: the flow is built from an Euler step of time ``2**-5``.
+SQUARINGS = 5
 
 LatticePoint = tuple[int, int]
 
@@ -343,6 +365,8 @@ class CpabWarp(nn.Module):
         basis = cpab_basis(self.tessellation, zero_boundary=self.zero_boundary)
         self.register_buffer("basis", basis.to(torch.float32))
         self.theta = nn.Parameter(torch.zeros(basis.shape[1]))
+        self._raster_cache: dict[tuple[torch.device, torch.dtype],
+                                 tuple[Tensor, Tensor, Tensor]] = {}
 
     @property
     def dim(self) -> int:
@@ -388,6 +412,66 @@ class CpabWarp(nn.Module):
             rows, affines, self.tessellation, steps=self.integration_steps, time=time
         )
         return out.reshape(points.shape)
+
+    def raster_shape(self) -> tuple[int, int]:
+        """``(rows, columns)`` of the raster used by :meth:`raster_flow`."""
+        nx, ny = self.tessellation
+        return (min(RASTER_MAX_NODES, RASTER_NODES_PER_CELL * ny + 1),
+                min(RASTER_MAX_NODES, RASTER_NODES_PER_CELL * nx + 1))
+
+    def _raster_nodes(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+        """Raster points ``(1, R, C, 2)``, their triangles ``(R C,)`` and ``[x, y, 1]``
+        ``(R C, 1, 3)``, cached per device and dtype (they depend on nothing learned)."""
+        key = (self.theta.device, dtype)
+        if key not in self._raster_cache:
+            rows, columns = self.raster_shape()
+            ys = torch.linspace(-1.0, 1.0, rows, dtype=torch.float64)
+            xs = torch.linspace(-1.0, 1.0, columns, dtype=torch.float64)
+            grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+            nodes = torch.stack((grid_x, grid_y), dim=-1).to(self.theta.device, dtype)
+            flat = nodes.reshape(-1, 2)
+            index = cpab_cell_index(flat, self.tessellation)
+            homogeneous = torch.cat((flat, torch.ones_like(flat[:, :1])), dim=1)[:, None, :]
+            self._raster_cache.clear()
+            self._raster_cache[key] = (nodes[None], index, homogeneous)
+        return self._raster_cache[key]
+
+    def raster_flow(self) -> Tensor:
+        """Displacement of the time-1 flow on the raster, by scaling and squaring.
+
+        Returns
+        -------
+        Tensor
+            ``(1, 2, R, C)`` offsets ``(dx, dy)`` (normalized units, the parameters'
+            dtype) at the nodes ``x_j = -1 + 2 j / (C - 1)``, ``y_i = -1 + 2 i / (R - 1)``
+            (:meth:`raster_shape`), for ``grid_sample(..., align_corners=True)``.
+            Differentiable in ``theta``; see the module docstring for its accuracy.
+        """
+        nodes, index, homogeneous = self._raster_nodes(self.theta.dtype)
+        affines = self.cell_affines().reshape(-1, 6) * 2.0**-SQUARINGS
+        local = torch.index_select(affines, 0, index).view(-1, 2, 3)
+        offset = (local * homogeneous).sum(dim=-1).view(nodes.shape)  # velocity / 2^s
+        for _ in range(SQUARINGS):
+            field = offset.permute(0, 3, 1, 2)
+            later = F.grid_sample(field, nodes + offset, mode="bilinear",
+                                  padding_mode="border", align_corners=True)
+            offset = offset + later.permute(0, 2, 3, 1)
+        return offset.permute(0, 3, 1, 2)
+
+    def forward_raster(self, points: Tensor, flow: Tensor | None = None) -> Tensor:
+        """The warp of points ``(..., 2)`` read from :meth:`raster_flow`; ``(..., 2)``.
+
+        ``flow``: a :meth:`raster_flow` result to reuse (default: computed here).
+        Requires ``zero_boundary``; gradients reach ``theta`` and ``points``.
+        """
+        if not self.zero_boundary:
+            raise ValueError("the raster flow needs zero_boundary=True")
+        rows = as_point_rows(points)
+        flow = self.raster_flow() if flow is None else flow
+        where = rows.to(flow.dtype).view(1, -1, 1, 2)
+        offset = F.grid_sample(flow, where, mode="bilinear", padding_mode="border",
+                               align_corners=True)
+        return points + offset[0, :, :, 0].transpose(0, 1).reshape(points.shape).to(points.dtype)
 
     def displacement_on_grid(self, height: int, width: int) -> Tensor:
         """``forward(p) - p`` ``(1, height, width, 2)`` at the pixel centres of a grid."""

@@ -139,6 +139,16 @@ class ThinPlateSpline(nn.Module):
         """Spline coefficients ``(K + 3, 2)``: kernel weights ``w`` then ``a_0, a_x, a_y``."""
         return self.solve @ self.offsets
 
+    def interpolation_matrix(self, points: Tensor) -> Tensor:
+        """``S`` ``(N, K)`` with ``forward(points) = points + S @ offsets`` for rows ``(N, 2)``.
+
+        Depends only on the points and the fixed control points: callers that warp
+        the same points at every step compute it once (see
+        :meth:`cmsr.warp.GuideWarp.local_displacement`).
+        """
+        rows = as_point_rows(points)
+        return tps_features(rows, self.control.to(rows.dtype)) @ self.solve.to(rows.dtype)
+
     def forward(self, points: Tensor) -> Tensor:
         """Map points ``(..., 2)`` to ``(..., 2)``; see the class docstring."""
         rows = as_point_rows(points)
