@@ -38,8 +38,7 @@ def check_output(path: Path, *, overwrite: bool, inputs: Sequence[Path] = (),
         raise InputError(f"unsupported output type {suffix or '(none)'}; use one of "
                          f"{', '.join(SUPPORTED_WRITE)}", source=str(path))
     for source in inputs:
-        if path.exists() and source.exists() and (
-                path.resolve() == source.resolve() or os.path.samefile(path, source)):
+        if same_file(path, source):
             raise InputError("is also an input; refusing to overwrite it", source=str(path))
     if path.is_dir():
         raise InputError("is a directory", source=str(path))
@@ -57,16 +56,33 @@ def check_output(path: Path, *, overwrite: bool, inputs: Sequence[Path] = (),
                              "stores 1, 3 or 4; write .tif or .npy", source=str(path))
 
 
+def same_file(a: Path, b: Path) -> bool:
+    """Whether ``a`` and ``b`` name one file (same path, symlink or hard link)."""
+    if a.resolve() == b.resolve():
+        return True
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
 def check_figures(folder: Path, *, overwrite: bool, alignment: bool,
-                  names: Sequence[str] = FIGURE_FILES) -> None:
-    """Fail before any work if the figure files in ``folder`` must not be written."""
+                  names: Sequence[str] = FIGURE_FILES, inputs: Sequence[Path] = (),
+                  output: Path | None = None) -> None:
+    """Fail before any work if the figure files in ``folder`` must not be written:
+    one is an input (never replaced) or the result file, or exists without
+    ``overwrite``."""
     if folder.exists() and not folder.is_dir():
         raise InputError("exists and is not a folder", source=str(folder))
     for name in (*names, "alignment.png") if alignment else names:
         path = folder / name
+        if any(same_file(path, source) for source in inputs):
+            raise InputError("is also an input; refusing to overwrite it with a figure",
+                             source=str(path))
+        if output is not None and same_file(path, output):
+            raise InputError("is both the result (-o) and a figure of --save-figures; "
+                             "choose another name or folder", source=str(path))
         if path.is_dir():
             raise InputError("is a directory", source=str(path))
         if path.exists() and not overwrite:
             raise InputError("already exists; pass --overwrite to replace it", source=str(path))
-
-
