@@ -173,7 +173,8 @@ def run_sr(args: argparse.Namespace) -> int:
                  result=result_layout(target))
     if args.save_figures is not None:
         check_figures(args.save_figures, overwrite=args.overwrite,
-                      alignment=config.align != "none")
+                      alignment=config.align != "none", inputs=(args.target, args.guide),
+                      output=args.output)
     model, result, seconds = fit_and_predict(
         config, target, guide, scale=args.scale, invalid=args.invalid, quiet=args.quiet,
         target_name=str(args.target), guide_name=str(args.guide))
