@@ -7,8 +7,8 @@ script can be stopped and started again. At the end it prints the mean RMSE / PS
 of every method in every entry side by side and writes ``results/eval_suite.md``.
 
 Subsets keep the whole set near one hour on 2 CPU cores (see ``SUITE``): all 13
-Middlebury13 pairs at x4 with every method (MMSR on a subset, at its CPU cost), and
-the first few scenes of the other sets.
+Middlebury13 pairs at x4 with the filters and cmsr, every method (ZSSR, P2P and MMSR
+too) on 3 of them, and a few scenes of the other sets.
 
 Usage: ``python benchmarks/eval_suite.py [--only middlebury13-x4,...] [--list]``.
 """
@@ -44,10 +44,11 @@ class Entry:
 
 FAST = "bicubic,guided-filter,jbu"
 SUITE = (
-    Entry("middlebury13-x4", "depth/middlebury13", "avgpool", 4,
-          f"{FAST},zssr,p2p,cmsr", "depth", why="all 13 pairs, MMSR protocol"),
-    Entry("middlebury13-x4-mmsr", "depth/middlebury13", "avgpool", 4, "mmsr", "depth",
-          scenes="026,11_1,88", why="MMSR on 3 pairs only: its CPU cost"),
+    Entry("middlebury13-x4", "depth/middlebury13", "avgpool", 4, f"{FAST},cmsr", "depth",
+          why="all 13 pairs, MMSR protocol"),
+    Entry("middlebury13-x4-learned", "depth/middlebury13", "avgpool", 4,
+          f"{FAST},zssr,p2p,mmsr,cmsr", "depth", scenes="026,11_1,88",
+          why="every method on 3 pairs: the learned baselines' CPU cost"),
     Entry("middlebury13-x8", "depth/middlebury13", "avgpool", 8, f"{FAST},cmsr", "depth",
           scenes="01_1,026,05,11_1,64,88", why="6 of 13 pairs"),
     Entry("middlebury2005-x4", "depth/middlebury2005", "avgpool", 4, f"{FAST},cmsr",
