@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
 
 import cmsr
 from cmsr.train import release_warp_layers, warp_point_map
-from cmsr.warp import GuideWarp
+from cmsr.warp import GuideWarp, affine_matrix, apply_affine, identity_grid
 
 
 def _scene(size: int = 64, shift: int = 0) -> np.ndarray:
@@ -67,18 +69,54 @@ def test_layers_are_released_coarse_to_fine():
     assert warp.active == {"affine", "cpab", "tps"}
 
 
-def test_affine_alignment_moves_toward_a_known_shift():
-    """A guide displaced by 3 px: the affine layer learns to read it to the right.
+def _rendered(points: torch.Tensor) -> torch.Tensor:
+    """A smooth scene with soft-edged discs, drawn at normalized points ``(..., 2)``."""
+    x, y = points[..., 0], points[..., 1]
+    value = 0.3 + 0.2 * torch.sin(3 * x + 1) * torch.cos(2 * y)
+    for cx, cy, r, a in [(-0.4, -0.3, 0.25, 0.5), (0.35, 0.25, 0.3, -0.3),
+                         (0.1, -0.5, 0.15, 0.4), (-0.3, 0.5, 0.2, 0.3)]:
+        value = value + a * torch.sigmoid((r - ((x - cx) ** 2 + (y - cy) ** 2).sqrt()) / 0.03)
+    value = value + 0.2 * torch.sigmoid((x + 0.5 * y - 0.2) / 0.02) * (y > 0.2)
+    return value.clamp(0, 1)
 
-    Full recovery is not asserted: the network's own convolutions absorb part of a
-    small shift (here the layer learns about 1.5 of the 3 px; issue 3 tracks it).
+
+def _displaced_pair(size: int, matrix: torch.Tensor, factor: int = 4
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """A thermal-like target (area-reduced by ``factor``) and an RGB guide of the same
+    scene whose content is moved so that ``guide(matrix @ p) = scene(p)``."""
+    full = torch.cat((matrix.double(), torch.tensor([[0.0, 0.0, 1.0]], dtype=torch.float64)))
+    inverse = torch.linalg.inv(full)[:2]
+    grey = _rendered(apply_affine(inverse, identity_grid(size, size, dtype=torch.float64)[0]))
+    guide = torch.stack((grey, 0.7 * grey + 0.2, 1 - grey), dim=-1).numpy().astype(np.float32)
+    fine = _rendered(identity_grid(4 * size, 4 * size, dtype=torch.float64)[0]).numpy()
+    low = fine.reshape(size // factor, 4 * factor, size // factor, 4 * factor).mean(axis=(1, 3))
+    return ((1 - low) ** 1.5).astype(np.float32), guide
+
+
+def test_affine_layer_alone_recovers_a_known_shift_and_rotation():
+    """Guide rotated by 2 degrees and moved by (3, -2) px against the target: in 300
+    quick steps the affine layer alone finds the map. Measured over seeds 0-4: shift
+    within 0.11 px, angle within 0.5 degrees, every point within 0.45 px (mean 0.13 to
+    0.21 px) of the truth, from up to 4.7 px.
+
+    The target is an area reduction of the scene. (An earlier version of this test
+    point-sampled it, ``scene[::4, ::4]``, which moves the target by 1.5 px, so the
+    layer rightly found 1.5 of a nominal 3 px.) Alternating scales are off: their
+    up-sampling steps teach the guide branch to ignore guide edges, which weakens the
+    alignment signal (with 0.3, as the presets: every point within 1.2 px here, and
+    only within 3-4.5 px on a 256 px pair).
     """
-    shift = 3
-    target = _scene()
-    guide = np.repeat(_scene(shift=shift)[..., None], 3, axis=2)
-    config = cmsr.Config.preset("quick", max_iters=200, align="affine", warp_lr_affine=50.0,
-                                alternating_scales=0.0, augment_probability=0.0,
-                                learning_rate=1e-3, min_iters=1000)
-    model = cmsr.CMSR(config).fit(target[::4, ::4], guide)
-    learned_px = float(model.warp.layers["affine"].matrix().detach()[0, 2]) * 64 / 2
-    assert 1.0 < learned_px < shift + 1.0, learned_px
+    size, angle, shift = 64, 2.0, (3.0, -2.0)
+    true = affine_matrix(angle, shift_xy=tuple(2 * s / size for s in shift))
+    target, guide = _displaced_pair(size, true)
+    config = cmsr.Config.preset("quick", align="affine", max_iters=300, min_iters=150,
+                                alternating_scales=0.0)
+    model = cmsr.CMSR(config).fit(target, guide)
+    learned = model.warp.layers["affine"].matrix().detach().double()
+    learned_angle = math.degrees(math.atan2(float(learned[1, 0]), float(learned[0, 0])))
+    learned_shift = (learned[:, 2] * size / 2).tolist()
+    assert abs(learned_angle - angle) < 0.75, learned_angle
+    assert np.allclose(learned_shift, shift, atol=0.4), learned_shift
+    grid = identity_grid(size, size, dtype=torch.float64)
+    error_px = (apply_affine(learned, grid) - apply_affine(true.double(), grid)) * size / 2
+    assert float(error_px.norm(dim=-1).max()) < 0.75

@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+import torch
 
 import cmsr.cli.sr
 from cmsr.cli import main
@@ -244,3 +245,77 @@ def test_version_and_help(capsys):
     out = capsys.readouterr().out
     assert f"cmsr {cmsr.__version__}" in out
     assert "--invalid 0" in out  # an example in the epilog
+
+
+# ------------------------------------------------------------------ saved state
+
+
+def _sr(target, guide, out, *extra):
+    return main(["sr", "--target", str(target), "--guide", str(guide), "-o", str(out),
+                 *QUICK, *extra])
+
+
+def test_save_warp_then_load_it_for_the_next_frame(tmp_path):
+    target, guide = _pair(tmp_path)
+    warp = tmp_path / "rig.pt"
+    assert _sr(target, guide, tmp_path / "a.png", "--align", "full", "--save-warp",
+               str(warp), "--save-checkpoint", str(tmp_path / "m.pt")) == 0
+    assert warp.exists() and (tmp_path / "m.pt").exists()
+    # --align is taken from the file; frozen: the warp is applied as saved
+    assert _sr(target, guide, tmp_path / "b.png", "--load-warp", str(warp),
+               "--freeze-warp", "--save-warp", str(tmp_path / "same.pt")) == 0
+    before = torch.load(warp, weights_only=True)["state_dict"]
+    after = torch.load(tmp_path / "same.pt", weights_only=True)["state_dict"]
+    assert all(torch.equal(before[name], after[name]) for name in before)
+    assert _sr(target, guide, tmp_path / "c.png", "--init", str(tmp_path / "m.pt"),
+               "--warm-iters", "2") == 0
+
+
+def test_existing_warp_file_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    target, guide = _pair(tmp_path)
+    (tmp_path / "rig.pt").write_bytes(b"keep")
+    monkeypatch.setattr(cmsr.cli.sr.CMSR, "fit", lambda *a, **k: pytest.fail("trained"))
+    assert _sr(target, guide, tmp_path / "o.png", "--align", "affine", "--save-warp",
+               str(tmp_path / "rig.pt")) == 2
+    assert "rig.pt: already exists" in _error_line(capsys)
+    assert _sr(target, guide, tmp_path / "o.png", "--save-warp", str(tmp_path / "w.pt")) == 2
+    assert "--align none" in _error_line(capsys)
+    assert _sr(target, guide, tmp_path / "o.png", "--freeze-warp") == 2
+    assert "--load-warp" in _error_line(capsys)
+    assert (tmp_path / "rig.pt").read_bytes() == b"keep"
+
+
+@pytest.mark.parametrize(("content", "match"), [
+    (b"not a warp at all", "is not a cmsr warp"),
+    (b"PK\x03\x04broken", "is not a cmsr warp or is damaged"),
+])
+def test_unusable_warp_file_is_one_line_error(tmp_path, capsys, content, match):
+    target, guide = _pair(tmp_path)
+    (tmp_path / "w.pt").write_bytes(content)
+    assert _sr(target, guide, tmp_path / "o.png", "--load-warp", str(tmp_path / "w.pt")) == 2
+    assert match in _error_line(capsys)
+
+
+def test_warp_of_another_structure_is_one_line_error(tmp_path, capsys):
+    target, guide = _pair(tmp_path)
+    assert _sr(target, guide, tmp_path / "a.png", "--align", "affine", "--save-warp",
+               str(tmp_path / "w.pt")) == 0
+    capsys.readouterr()
+    assert _sr(target, guide, tmp_path / "b.png", "--align", "full", "--load-warp",
+               str(tmp_path / "w.pt")) == 2
+    assert "w.pt: was learned with align affine; this run uses align full" in _error_line(
+        capsys)
+
+
+@pytest.mark.parametrize("preset", ["thermal", "nir", "depth", "quick"])
+def test_full_alignment_with_every_preset_gradual_and_figures(tmp_path, preset):
+    target, guide = _pair(tmp_path)
+    figures = tmp_path / "figs"
+    assert main(["sr", "--target", str(target), "--guide", str(guide), "-o",
+                 str(tmp_path / "o.png"), "--preset", preset, "--iters", "3", "--quiet",
+                 "--align", "full", "--gradual", "--no-ensemble", "--save-figures",
+                 str(figures)]) == 0
+    assert read_image(figures / "alignment.png").std() > 0
+    stages = {line.split(",")[0] for line in
+              (figures / "history.csv").read_text().splitlines()[1:]}
+    assert stages == {"0", "1"}  # x4: two gradual stages

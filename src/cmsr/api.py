@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
+from cmsr import checkpoint
+from cmsr.checkpoint import StateSource
 from cmsr.config import Config
 from cmsr.infer import back_project, predict
 from cmsr.model import CMSRNet
@@ -101,6 +106,11 @@ def _relabel(on_step: Callable[[StepInfo], None] | None, stage: int, stages: int
     return lambda info: on_step(dataclasses.replace(info, stage=stage, stages=stages))
 
 
+def _name(source: StateSource | None, argument: str) -> str:
+    """How errors name a state given as a file (its path) or a dict (the argument)."""
+    return argument if source is None or isinstance(source, Mapping) else str(source)
+
+
 class CMSR:
     """Single-pair cross-modality super-resolution.
 
@@ -150,12 +160,7 @@ class CMSR:
         """The learnable alignment of the guide, at the identity; None for ``align="none"``."""
         if self.config.align == "none":
             return None
-        cells, points = self.config.cpab_cells, self.config.tps_points
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(self.config.seed)
-            warp = GuideWarp(self.config.align, tessellation=(cells, cells),
-                             control_points=(points, points))
-        return warp.to(self.device)
+        return checkpoint.build_warp(checkpoint.warp_structure(self.config)).to(self.device)
 
     @staticmethod
     def _stage_guide(guide: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
@@ -176,7 +181,8 @@ class CMSR:
     def fit(self, target_lr: np.ndarray, guide_hr: np.ndarray, *, scale: float | None = None,
             mask: np.ndarray | None = None, invalid_value: float | None = None,
             on_step: Callable[[StepInfo], None] | None = None,
-            target_name: str = "target", guide_name: str = "guide") -> CMSR:
+            target_name: str = "target", guide_name: str = "guide",
+            init: StateSource | None = None, warp_init: StateSource | None = None) -> CMSR:
         """Train on the pair.
 
         Parameters
@@ -194,24 +200,68 @@ class CMSR:
             A target value meaning "no measurement" (e.g. 0 in depth maps).
         on_step:
             Called after each training step with a :class:`cmsr.train.StepInfo`.
+        init:
+            Warm start from a previous fit: a :meth:`state` dict or a checkpoint file
+            (:meth:`save_checkpoint`) made with the same network shape, band counts
+            and number of gradual stages. Each stage's network starts from the saved
+            one and trains for at most ``config.warm_start_iters`` steps from
+            ``config.warm_learning_rate``; the saved warp (if any) is loaded as with
+            ``warp_init``.
+        warp_init:
+            Start the alignment from a learned warp: a warp file (:meth:`save_warp`), a
+            checkpoint (its warp) or a :meth:`warp_state` dict, learned with the same
+            ``align``, ``cpab_cells`` and ``tps_points`` on a guide of the same aspect
+            ratio. All its layers act from the first step; it keeps training unless
+            ``config.freeze_warp``. Overrides the warp of ``init``.
+
+        Raises
+        ------
+        InputError
+            Bad images, or an ``init`` / ``warp_init`` that is unreadable or does not fit.
         """
+        start = checkpoint.as_model_state(init) if init is not None else None
+        warp_start = checkpoint.as_warp_state(warp_init) if warp_init is not None else None
+        if warp_start is None and start is not None and start["warp"] is not None:
+            warp_start = start["warp"]
         pair = prepare_pair(target_lr, guide_hr, scale=scale, mask=mask,
                             invalid_value=invalid_value, device=self.device,
                             target_name=target_name, guide_name=guide_name)
+        stages = self._stages(pair)
+        if start is not None:
+            checkpoint.check_model_fits(start, self.config, pair.target.shape[1],
+                                        pair.guide.shape[1], len(stages), _name(init, "init"))
         self.pair, self.networks, self.records = pair, [], []
         self.warp = self._new_warp()
+        if warp_start is not None:
+            source = _name(warp_init, "warp_init") if warp_init is not None else _name(
+                init, "init")
+            checkpoint.check_warp_fits(warp_start, self.config, source)
+            assert self.warp is not None
+            checkpoint.apply_warp_state(self.warp, warp_start, self.config,
+                                        tuple(pair.guide.shape[-2:]), source)
+        if self.warp is not None and self.config.freeze_warp:
+            self.warp.freeze(self.warp.layers.keys())
+        stage_config = self.config
+        if start is not None:
+            stage_config = self.config.replace(
+                max_iters=min(self.config.warm_start_iters, self.config.max_iters),
+                min_iters=0, learning_rate=self.config.warm_learning_rate)
         generator = torch.Generator().manual_seed(self.config.seed)
         current, current_valid = pair.target, pair.valid
-        stages = self._stages(pair)
         for index, size in enumerate(stages):
             guide = self._stage_guide(pair.guide, size)
             stage_scale = (size[0] / current.shape[-2], size[1] / current.shape[-1])
             net = self._new_network(current.shape[1], guide.shape[1], self.config.seed + index)
-            if self.networks and self.config.gradual_warm_start:
+            if start is not None:
+                net.load_state_dict(start["networks"][index])
+            elif self.networks and self.config.gradual_warm_start:
                 net.load_state_dict(self.networks[-1].state_dict())
+            # coarse to fine only for a warp that starts at the identity, in the first stage
+            release = warp_start is None and index == 0
             self.records.append(train(net, current, guide, scale=stage_scale,
-                                      config=self.config, generator=generator,
+                                      config=stage_config, generator=generator,
                                       valid=current_valid, warp=self.warp,
+                                      release_warp=release,
                                       on_step=_relabel(on_step, index, len(stages))))
             self.networks.append(net)
             if index + 1 < len(stages):
@@ -220,6 +270,42 @@ class CMSR:
                                   valid=current_valid)
                 current_valid = torch.ones_like(current[:, :1])
         return self
+
+    # ------------------------------------------------------------------ saved state
+    def _check_fitted(self) -> PreparedPair:
+        if self.pair is None or not self.networks:
+            raise RuntimeError("call fit() first")
+        return self.pair
+
+    def warp_state(self) -> dict[str, Any]:
+        """The learned warp as a plain dict (see :mod:`cmsr.checkpoint`), for
+        ``fit(warp_init=...)``; ``RuntimeError`` before :meth:`fit` or without a warp."""
+        pair = self._check_fitted()
+        if self.warp is None:
+            raise RuntimeError("no warp was learned (align='none')")
+        return checkpoint.warp_state(self.warp, self.config, tuple(pair.guide.shape[-2:]))
+
+    def save_warp(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write :meth:`warp_state` to ``path`` atomically (a few tens of kB).
+
+        Raises :class:`InputError` if ``path`` exists and not ``overwrite``, or cannot
+        be written.
+        """
+        return checkpoint.save_warp(path, self.warp_state(), overwrite=overwrite)
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to warm-start another fit: the network of every stage,
+        the warp and their shapes, as a plain dict of CPU tensors (see
+        :mod:`cmsr.checkpoint`); pass it as ``fit(init=...)``."""
+        pair = self._check_fitted()
+        warp = self.warp_state() if self.warp is not None else None
+        return checkpoint.model_state(self.networks, self._stages(pair), self.config, warp)
+
+    def save_checkpoint(self, path: str | os.PathLike[str], *, overwrite: bool = False
+                        ) -> Path:
+        """Write :meth:`state` to ``path`` atomically; read it with
+        :func:`cmsr.checkpoint.load_checkpoint` or pass the path as ``fit(init=...)``."""
+        return checkpoint.save_checkpoint(path, self.state(), overwrite=overwrite)
 
     def predict_tensor(self) -> torch.Tensor:
         """The result for the fitted pair, ``(1, c, H, W)`` float32 in unit range."""

@@ -38,7 +38,8 @@ class Config:
         ``learning_rate`` -> divided by ``lr_decay`` each time the reconstruction error
         stops falling clearly (a line fitted to the last ``slope_window`` evaluations,
         made every ``eval_every`` steps); training stops when the rate goes below
-        ``min_learning_rate`` or after ``max_iters`` steps.
+        ``min_learning_rate`` or after ``max_iters`` steps; the rate is never lowered
+        before step ``min_iters``.
         ``precision``: ``"bfloat16"`` autocast halves CPU time at a small cost.
 
     Alignment (section 3.1)
@@ -48,7 +49,17 @@ class Config:
         displaced pairs). ``warp_release``: fractions of ``max_iters`` after which
         CPAB, then TPS start to train (coarse to fine; affine trains from the start).
         ``warp_regularization``: weight of the smoothness penalty. ``cpab_cells``,
-        ``tps_points``: tessellation and control grid per side.
+        ``tps_points``: tessellation and control grid per side. ``freeze_warp``: apply
+        the warp but never train it (for a warp loaded from a previous fit; a warp
+        starting at the identity would stay the identity).
+
+    Starting from a previous fit (``CMSR.fit(init=...)``, ``warp_init=...``)
+        A loaded warp has all its layers active from the first step (no coarse-to-fine
+        release) and keeps training at the ``warp_lr_*`` rates unless ``freeze_warp``.
+        Networks started from a previous model (``init``) train for at most
+        ``warm_start_iters`` steps per stage (and never more than ``max_iters``),
+        starting at ``warm_learning_rate`` (they are already close), with no
+        ``min_iters`` warm-up before the first decay.
 
     Inference (section 3.3)
         ``self_ensemble``: average the 8 flips/rotations. ``back_projection_iters``:
@@ -91,6 +102,10 @@ class Config:
     warp_regularization: float = 1e-3
     cpab_cells: int = 4
     tps_points: int = 4
+    freeze_warp: bool = False
+    # starting from a previous fit
+    warm_start_iters: int = 200
+    warm_learning_rate: float = 1e-4
     # inference
     self_ensemble: bool = True
     back_projection_iters: int = 10
@@ -108,7 +123,7 @@ class Config:
             if getattr(self, name) < 2:
                 problems.append(f"{name} must be >= 2")
         for name in ("fe1_channels", "fe2_channels", "batch_size", "max_iters",
-                     "eval_every", "tile_size"):
+                     "eval_every", "tile_size", "warm_start_iters"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1")
         if self.patch_size < 4:
@@ -125,8 +140,11 @@ class Config:
             problems.append("precision must be 'bfloat16' or 'float32'")
         if not 0.0 < self.zoom[0] <= self.zoom[1]:
             problems.append("zoom must be (low, high) with 0 < low <= high")
-        if self.learning_rate <= 0 or self.min_learning_rate <= 0 or self.lr_decay <= 1:
+        if (min(self.learning_rate, self.min_learning_rate, self.warm_learning_rate) <= 0
+                or self.lr_decay <= 1):
             problems.append("learning rates must be > 0 and lr_decay > 1")
+        elif self.warm_learning_rate < self.min_learning_rate:
+            problems.append("warm_learning_rate must be >= min_learning_rate")
         if self.align not in ("none", "affine", "affine+cpab", "full"):
             problems.append("align must be none, affine, affine+cpab or full")
         if min(self.warp_lr_affine, self.warp_lr_cpab, self.warp_lr_tps) < 0:

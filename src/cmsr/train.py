@@ -19,10 +19,10 @@ from torch import nn
 
 from cmsr.config import Config
 from cmsr.model import CMSRNet
-from cmsr.patches import PatchBatch, PointMap, training_batch
+from cmsr.patches import PatchBatch, PointMap, downscaling_batch, upscaling_batch
 from cmsr.resample import downsample, upsample_bicubic
 from cmsr.schedule import LearningRateBySlope
-from cmsr.warp import GuideWarp
+from cmsr.warp import GuideWarp, identity_grid
 
 EVAL_MAX_PIXELS = 256 * 256
 
@@ -85,17 +85,31 @@ def run_step(net: CMSRNet, batch: PatchBatch, precision: str) -> torch.Tensor:
 
 
 def central_crop(target: torch.Tensor, guide: torch.Tensor, valid: torch.Tensor,
-                 max_pixels: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The centre of the pair, at most ``max_pixels`` target pixels, for cheap checks."""
+                 max_pixels: int, guide_map: PointMap | None = None
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The centre of the pair, at most ``max_pixels`` target pixels, for cheap checks.
+
+    With ``guide_map`` (see :func:`warp_point_map`) the guide's crop is read through
+    it (bilinear, border padding, as the training crops), so only the crop is warped.
+    """
     h, w = target.shape[-2:]
-    if h * w <= max_pixels:
-        return target, guide, valid
-    side = int(max_pixels**0.5)
-    ch, cw = min(h, side), min(w, max_pixels // min(h, side))
-    top, left = (h - ch) // 2, (w - cw) // 2
-    gy, gx = guide.shape[-2] / h, guide.shape[-1] / w
+    big_h, big_w = guide.shape[-2:]
+    top, left, ch, cw = 0, 0, h, w
+    if h * w > max_pixels:
+        side = int(max_pixels**0.5)
+        ch, cw = min(h, side), min(w, max_pixels // min(h, side))
+        top, left = (h - ch) // 2, (w - cw) // 2
+    gy, gx = big_h / h, big_w / w
     g_top, g_left = round(top * gy), round(left * gx)
-    g_crop = guide[..., g_top:g_top + round(ch * gy), g_left:g_left + round(cw * gx)]
+    g_rows, g_cols = (min(big_h, round((top + ch) * gy)) - g_top,
+                      min(big_w, round((left + cw) * gx)) - g_left)
+    if guide_map is None:
+        g_crop = guide[..., g_top:g_top + g_rows, g_left:g_left + g_cols]
+    else:
+        points = identity_grid(big_h, big_w, device=guide.device)
+        points = points[:, g_top:g_top + g_rows, g_left:g_left + g_cols]
+        g_crop = F.grid_sample(guide, guide_map(points), mode="bilinear",
+                               padding_mode="border", align_corners=False)
     return (target[..., top:top + ch, left:left + cw], g_crop,
             valid[..., top:top + ch, left:left + cw])
 
@@ -103,16 +117,14 @@ def central_crop(target: torch.Tensor, guide: torch.Tensor, valid: torch.Tensor,
 @torch.no_grad()
 def reconstruction_error(net: nn.Module, target: torch.Tensor, guide: torch.Tensor,
                          valid: torch.Tensor, scale: tuple[float, float], config: Config,
-                         guide_warp: Callable[[torch.Tensor], torch.Tensor] | None = None
-                         ) -> float:
+                         guide_map: PointMap | None = None) -> float:
     """L1 of rebuilding ``target (1, c, h, w)`` from its reduction by ``scale``.
 
-    The guide is reduced to the target's size, so this is the down-sampling scheme on
-    the whole image (its centre, for large images).
+    The guide (read through ``guide_map``, the warp, when given) is reduced to the
+    target's size, so this is the down-sampling scheme on the whole image (its
+    centre, for large images).
     """
-    if guide_warp is not None:
-        guide = guide_warp(guide)
-    target, guide, valid = central_crop(target, guide, valid, EVAL_MAX_PIXELS)
+    target, guide, valid = central_crop(target, guide, valid, EVAL_MAX_PIXELS, guide_map)
     h, w = target.shape[-2:]
     small = (max(2, round(h / scale[0])), max(2, round(w / scale[1])))
     reduced = downsample(target, small, kernel=config.degradation)
@@ -169,6 +181,7 @@ def release_warp_layers(warp: GuideWarp, step: int, config: Config) -> None:
 def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
           scale: tuple[float, float], config: Config, generator: torch.Generator,
           valid: torch.Tensor | None = None, warp: GuideWarp | None = None,
+          release_warp: bool = True,
           on_step: Callable[[StepInfo], None] | None = None) -> list[TrainRecord]:
     """Fit ``net`` to the pair in place; return the evaluation records.
 
@@ -186,7 +199,12 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
     warp:
         Optional learnable deformation of the guide (:class:`cmsr.warp.GuideWarp`),
         trained with the network by the same loss, each layer at its own learning
-        rate (``config.warp_lr_*``), freed coarse to fine.
+        rate (``config.warp_lr_*``). Layers frozen with :meth:`GuideWarp.freeze` are
+        applied but not trained (and cost no backward pass).
+    release_warp:
+        Free the warp's layers coarse to fine (:func:`release_warp_layers`), for a
+        warp starting at the identity; False: all present layers act from the first
+        step (a warp learned before: a previous stage or a loaded warp).
     on_step:
         Called after every step (for progress bars).
     """
@@ -194,7 +212,10 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
     schedule = LearningRateBySlope(config.learning_rate, config.min_learning_rate,
                                    decay=config.lr_decay, window=config.slope_window)
     groups: list[dict] = [{"params": list(net.parameters()), "lr_scale": 1.0}]
-    if warp is not None:
+    learn_warp = warp is not None and any(p.requires_grad for p in warp.parameters())
+    if warp is not None and not release_warp:
+        warp.set_active(warp.layers.keys())
+    if learn_warp:
         multipliers = {"affine": config.warp_lr_affine, "cpab": config.warp_lr_cpab,
                        "tps": config.warp_lr_tps}
         for group in warp.parameter_groups(1.0, multipliers):
@@ -204,16 +225,29 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
     optimizer = torch.optim.Adam(groups)
     net.to(memory_format=torch.channels_last).train()
     records: list[TrainRecord] = []
+
+    def evaluate() -> float:
+        with torch.no_grad():
+            guide_map = None if warp is None else warp_point_map(warp, tuple(guide.shape[-2:]))
+        return reconstruction_error(net, target, guide, valid, scale, config, guide_map)
+
     start = time.perf_counter()
     running, count = 0.0, 0
     for step in range(1, config.max_iters + 1):
+        # as patches.training_batch, with the scheme known here: the warp learns only
+        # from the down-sampling scheme, whose supervision is the measured target
+        upscaling = float(torch.rand(1, generator=generator)) < config.alternating_scales
+        warp_learns = learn_warp and not upscaling
         guide_map = None
         if warp is not None:
-            release_warp_layers(warp, step, config)
-            guide_map = warp_point_map(warp, tuple(guide.shape[-2:]))
-        batch = training_batch(target, guide, valid, scale, config, generator, guide_map)
+            if release_warp:
+                release_warp_layers(warp, step, config)
+            with torch.set_grad_enabled(warp_learns):
+                guide_map = warp_point_map(warp, tuple(guide.shape[-2:]))
+        make_batch = upscaling_batch if upscaling else downscaling_batch
+        batch = make_batch(target, guide, valid, scale, config, generator, guide_map)
         loss = run_step(net, batch, config.precision)
-        if warp is not None:
+        if warp_learns:
             loss = loss + config.warp_regularization * warp.regularization()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -223,7 +257,7 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
             on_step(StepInfo(step, config.max_iters, float(loss.detach()), schedule.rate,
                              time.perf_counter() - start))
         if step % config.eval_every == 0:
-            error = reconstruction_error(net, target, guide, valid, scale, config, warp)
+            error = evaluate()
             records.append(TrainRecord(step, running / count, error, schedule.rate,
                                        time.perf_counter() - start))
             running, count = 0.0, 0
@@ -233,7 +267,7 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
             if schedule.finished:
                 break
     if count:  # the steps after the last evaluation (short runs) get a record too
-        error = reconstruction_error(net, target, guide, valid, scale, config, warp)
+        error = evaluate()
         records.append(TrainRecord(step, running / count, error, schedule.rate,
                                    time.perf_counter() - start))
     net.eval()

@@ -2,13 +2,23 @@
 
 ``add_training_options`` declares them; ``config_from_args`` turns the parsed values
 into a :class:`cmsr.Config` (the named preset with the overrides).
+
+``add_state_options`` declares the saved-state options (``--save-warp``,
+``--load-warp``, ``--freeze-warp``, ``--save-checkpoint``, ``--init``,
+``--warm-iters``) for the commands that handle them; ``load_start_states`` reads
+the files given (before any work) and ``check_state_outputs`` checks where the
+files will be written.
 """
 
 from __future__ import annotations
 
 import argparse
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+from cmsr import checkpoint
+from cmsr.cli.outputs import same_file
 from cmsr.config import PRESETS, Config
 from cmsr.errors import InputError
 
@@ -63,9 +73,80 @@ def config_from_args(args: argparse.Namespace) -> Config:
         changes["gradual"] = args.gradual
     if args.threads is not None:
         changes["threads"] = args.threads
+    if getattr(args, "freeze_warp", False):
+        changes["freeze_warp"] = True
+    if getattr(args, "warm_iters", None) is not None:
+        changes["warm_start_iters"] = args.warm_iters
     try:
         return Config.preset(args.preset, **changes)
     except ValueError as error:
         raise InputError(str(error), source="options") from None
 
 
+def add_state_options(parser: argparse.ArgumentParser) -> None:
+    """Options to save a fit's learned state and to start from a saved one."""
+    group = parser.add_argument_group(
+        "saved state", "Keep what a run learned and start the next one from it (e.g. the "
+        "next frame of a fixed camera rig).")
+    group.add_argument("--save-warp", type=Path, default=None, metavar="FILE",
+                       help="write the learned alignment of the guide (a small .pt file; "
+                            "needs --align other than none)")
+    group.add_argument("--load-warp", type=Path, default=None, metavar="FILE",
+                       help="start the alignment from a --save-warp file (or a checkpoint's "
+                            "warp); --align comes from the file unless given. It keeps "
+                            "training from there unless --freeze-warp")
+    group.add_argument("--freeze-warp", action="store_true",
+                       help="apply the loaded warp as it is, without training it")
+    group.add_argument("--save-checkpoint", type=Path, default=None, metavar="FILE",
+                       help="write the networks and the warp (a .pt file) to warm-start "
+                            "other runs with --init")
+    group.add_argument("--init", type=Path, default=None, metavar="FILE",
+                       help="warm start from a --save-checkpoint file made with the same "
+                            "preset, scale and band counts: fewer steps (--warm-iters)")
+    group.add_argument("--warm-iters", type=int, default=None, metavar="N",
+                       help=f"at most N steps per stage when starting from --init "
+                            f"(default: {Config().warm_start_iters}; never more than --iters)")
+
+
+def load_start_states(args: argparse.Namespace, config: Config
+                      ) -> tuple[Config, dict[str, Any] | None, dict[str, Any] | None]:
+    """Read ``--init`` and ``--load-warp`` (one-line :class:`InputError` if unusable).
+
+    Returns the config (``align``, ``cpab_cells`` and ``tps_points`` taken from the
+    warp when ``--align`` was not given), the checkpoint dict and the warp dict.
+    """
+    init = checkpoint.load_checkpoint(args.init) if args.init is not None else None
+    warp = checkpoint.as_warp_state(args.load_warp) if args.load_warp is not None else None
+    if warp is None and init is not None:
+        warp = init["warp"]
+    if warp is not None and args.align is None:
+        config = config.replace(**{key: warp[key] for key in checkpoint.warp_structure(config)})
+    if init is not None:
+        checkpoint.check_network_shape(init, config, source=str(args.init))
+    if warp is not None:
+        checkpoint.check_warp_fits(warp, config, source=str(args.load_warp or args.init))
+    if args.freeze_warp and warp is None:
+        raise InputError("needs a warp to apply: give --load-warp (or --init with a warp)",
+                         source="--freeze-warp")
+    return config, init, warp
+
+
+def check_state_outputs(args: argparse.Namespace, config: Config, *,
+                        inputs: Sequence[Path] = (), output: Path | None = None) -> None:
+    """Fail before any work if ``--save-warp`` / ``--save-checkpoint`` cannot be written:
+    no warp to save, an input, the result or each other, a folder, or existing without
+    ``--overwrite``."""
+    if args.save_warp is not None and config.align == "none":
+        raise InputError("there is no warp to save with --align none; choose --align affine, "
+                         "affine+cpab or full", source="--save-warp")
+    taken: list[Path] = [*inputs, *([output] if output is not None else [])]
+    for path in (args.save_warp, args.save_checkpoint):
+        if path is None:
+            continue
+        if any(same_file(path, other) for other in taken):
+            raise InputError("is also an input or another output", source=str(path))
+        if path.is_dir():
+            raise InputError("is a directory", source=str(path))
+        if path.exists() and not args.overwrite:
+            raise InputError("already exists; pass --overwrite to replace it", source=str(path))
+        taken.append(path)

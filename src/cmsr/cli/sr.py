@@ -16,7 +16,14 @@ import numpy as np
 import torch
 
 from cmsr.api import CMSR
-from cmsr.cli.options import add_training_options, config_from_args
+from cmsr.checkpoint import StateSource
+from cmsr.cli.options import (
+    add_state_options,
+    add_training_options,
+    check_state_outputs,
+    config_from_args,
+    load_start_states,
+)
 from cmsr.cli.outputs import FIGURE_FILES, check_figures, check_output, result_layout
 from cmsr.config import PRESETS, Config
 from cmsr.figures import error_map, loss_curve, panel_grid, red_green_overlay
@@ -38,6 +45,8 @@ SR_EXAMPLES = """examples:
   cmsr sr --target thermal_80x60.png --guide rgb_320x240.png -o thermal_sr.png
   cmsr sr --target nir.tif --guide rgb.png -o nir_sr.tif --preset nir --save-figures figs/
   cmsr sr --target depth.png --guide rgb.png -o depth_sr.png --preset depth --invalid 0
+  cmsr sr --target t1.png --guide g1.png -o sr1.png --align full --save-warp rig.pt
+  cmsr sr --target t2.png --guide g2.png -o sr2.png --load-warp rig.pt   # next frame
 """
 
 
@@ -55,6 +64,7 @@ def add_sr_parser(commands: argparse._SubParsersAction) -> None:
     sr.add_argument("-o", "--output", required=True, type=Path,
                     help=f"result file ({', '.join(SUPPORTED_WRITE)})")
     add_training_options(sr)
+    add_state_options(sr)
     sr.set_defaults(run=run_sr)
     sr.add_argument("--scale", type=float, default=None,
                     help="force this scale (default: guide size / target size)")
@@ -133,8 +143,14 @@ def save_figures(folder: Path, model: CMSR, target: np.ndarray, guide: np.ndarra
 
 def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
                     scale: float | None, invalid: float | None, quiet: bool,
-                    target_name: str, guide_name: str) -> tuple[CMSR, np.ndarray, float]:
-    """Train with a progress bar, predict; return the model, result and seconds taken."""
+                    target_name: str, guide_name: str, init: StateSource | None = None,
+                    warp_init: StateSource | None = None
+                    ) -> tuple[CMSR, np.ndarray, float]:
+    """Train with a progress bar, predict; return the model, result and seconds taken.
+
+    ``init`` / ``warp_init``: checkpoint and warp (files or dicts) to start from, see
+    :meth:`CMSR.fit`.
+    """
     if config.threads is not None:
         torch.set_num_threads(config.threads)
     progress = TrainingProgress(enabled=not quiet)
@@ -142,7 +158,7 @@ def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
     try:
         model = CMSR(config).fit(target, guide, scale=scale, invalid_value=invalid,
                                  on_step=progress, target_name=target_name,
-                                 guide_name=guide_name)
+                                 guide_name=guide_name, init=init, warp_init=warp_init)
     except BaseException:
         progress.close(finished=False)
         raise
@@ -166,19 +182,26 @@ def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
 
 def run_sr(args: argparse.Namespace) -> int:
     """``cmsr sr``: one pair in, one result out."""
-    config = config_from_args(args)
+    config, _, _ = load_start_states(args, config_from_args(args))  # checked early
     target = read_image(args.target)
     guide = read_image(args.guide)
-    check_output(args.output, overwrite=args.overwrite, inputs=(args.target, args.guide),
+    inputs = tuple(p for p in (args.target, args.guide, args.init, args.load_warp) if p)
+    check_output(args.output, overwrite=args.overwrite, inputs=inputs,
                  result=result_layout(target))
+    check_state_outputs(args, config, inputs=inputs, output=args.output)
     if args.save_figures is not None:
         check_figures(args.save_figures, overwrite=args.overwrite,
-                      alignment=config.align != "none", inputs=(args.target, args.guide),
+                      alignment=config.align != "none", inputs=inputs,
                       output=args.output)
     model, result, seconds = fit_and_predict(
         config, target, guide, scale=args.scale, invalid=args.invalid, quiet=args.quiet,
-        target_name=str(args.target), guide_name=str(args.guide))
+        target_name=str(args.target), guide_name=str(args.guide), init=args.init,
+        warp_init=args.load_warp)
     written = write_image(args.output, result, overwrite=args.overwrite)
+    if args.save_warp is not None:
+        model.save_warp(args.save_warp, overwrite=args.overwrite)
+    if args.save_checkpoint is not None:
+        model.save_checkpoint(args.save_checkpoint, overwrite=args.overwrite)
     if args.save_figures is not None:
         save_figures(args.save_figures, model, target, guide, result, overwrite=args.overwrite)
     steps = sum(stage[-1].step for stage in model.records if stage)
