@@ -68,6 +68,19 @@ def test_every_backend_gives_the_same_results(tmp_path):
     assert found["processes"] == found["here"] == found["dask"]
 
 
+def test_a_warm_start_chain_gives_the_same_results_on_dask(tmp_path):
+    data = write_scenes(tmp_path / "data", ("a", "b", "c"))
+    settings = BatchSettings(config=QUICK, warm_start=True)
+    found = {}
+    for name, backend in {"here": InProcessBackend(threads=1),
+                          "dask": DaskBackend(workers=2, threads=1, processes=False)}.items():
+        out = tmp_path / name
+        jobs = plan_jobs(find_scenes(data), out, settings)
+        found[name] = _outputs(run_batch(jobs, out, backend, settings=settings))
+    assert [found["here"][s][0] for s in "abc"] == ["ok", "ok", "ok"]
+    assert found["dask"] == found["here"]
+
+
 def test_a_killed_worker_fails_its_job_and_the_rest_goes_on(tmp_path):
     data = write_scenes(tmp_path / "data", ("a", "b"))
     settings = BatchSettings(config=QUICK)

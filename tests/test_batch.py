@@ -77,14 +77,19 @@ def test_plan_names_outputs_by_scene_and_manifest_row(tmp_path):
 def test_plan_refuses_outputs_over_inputs_and_shared_outputs(tmp_path):
     scenes = find_scenes(write_scenes(tmp_path / "data", ("a", "b")))
     over_input = [dataclasses.replace(scenes[0], output=scenes[1].guide)]
-    with pytest.raises(InputError, match="also an input"):
+    with pytest.raises(InputError, match="write over an input"):
         plan_jobs(over_input + scenes[1:], tmp_path / "out", settings())
     shared = [dataclasses.replace(s, output=tmp_path / "same.png") for s in scenes]
     with pytest.raises(InputError, match="both"):
         plan_jobs(shared, tmp_path / "out", settings())
     manifest = [dataclasses.replace(scenes[0], output=tmp_path / "out" / MANIFEST_NAME)]
-    with pytest.raises(InputError, match="also an input"):
+    with pytest.raises(InputError, match="write over a file of the batch"):
         plan_jobs(manifest, tmp_path / "out", settings())
+    (tmp_path / "out" / "states").mkdir(parents=True)
+    init = tmp_path / "out" / "states" / "a.pt"
+    init.write_bytes(b"checkpoint")  # a warm start would save a's state over its init
+    with pytest.raises(InputError, match="write over an input"):
+        plan_jobs(scenes, tmp_path / "out", settings(warm_start=True, init=init))
 
 
 def test_warm_start_plan_chains_scenes_in_name_order(tmp_path):
@@ -192,14 +197,14 @@ def test_interrupted_batch_resumes_where_it_stopped(tmp_path, monkeypatch):
 
 def test_a_failing_job_is_recorded_and_the_batch_goes_on(tmp_path, monkeypatch):
     data, out = write_scenes(tmp_path / "data"), tmp_path / "out"
-    real_fit = batch.WarmStart.fit
+    real_load_input = batch.load_input
 
-    def fit(model, low, guide, **kwargs):
-        if kwargs["guide_name"].endswith(str(Path("b", "guide_rgb.png"))):
+    def load_input(job):
+        if job.name == "b":
             raise RuntimeError("out of luck\nsecond line")
-        return real_fit(model, low, guide, **kwargs)
+        return real_load_input(job)
 
-    monkeypatch.setattr(batch.WarmStart, "fit", staticmethod(fit))
+    monkeypatch.setattr(batch, "load_input", load_input)
     results = run(data, out)
     assert statuses(results) == {"a": "ok", "b": "failed", "c": "ok"}
     assert results[1].error.startswith("RuntimeError: out of luck second line")
@@ -257,3 +262,30 @@ def test_warm_start_resumes_after_the_last_job_with_an_intact_state(tmp_path):
     write_image(jobs[0].scene.guide, np.zeros((64, 64, 3), np.uint8), overwrite=True)
     plan = schedule(jobs, Manifest(out).load(), chosen)  # a changed: the whole chain
     assert not plan.skipped and len(plan.chains[0].jobs) == 4 and plan.chains[0].init is None
+
+
+def test_warm_start_chain_passes_state_and_resumes_from_the_saved_one(tmp_path, monkeypatch):
+    data = write_scenes(tmp_path / "data", ("a", "b", "c"))
+    whole = run(data, tmp_path / "whole", warm_start=True)
+    assert statuses(whole) == {"a": "ok", "b": "ok", "c": "ok"}
+    for result in whole:
+        assert Path(result.state).is_file()
+        assert result.state_sha256 == batch.sha256_file(Path(result.state))
+    cold = run(data, tmp_path / "cold")
+    assert whole[0].output_sha256 == cold[0].output_sha256  # a starts from scratch
+    assert whole[1].output_sha256 != cold[1].output_sha256  # b starts from a
+
+    real_run_job = batch.run_job
+
+    def stop_at_c(job, **kwargs):
+        if job.name == "c":
+            raise KeyboardInterrupt
+        return real_run_job(job, **kwargs)
+
+    monkeypatch.setattr(batch, "run_job", stop_at_c)
+    with pytest.raises(KeyboardInterrupt):
+        run(data, tmp_path / "resumed", warm_start=True)
+    monkeypatch.undo()
+    resumed = run(data, tmp_path / "resumed", warm_start=True)
+    assert statuses(resumed) == {"a": "skipped", "b": "skipped", "c": "ok"}
+    assert [r.output_sha256 for r in resumed] == [r.output_sha256 for r in whole]

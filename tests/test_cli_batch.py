@@ -70,7 +70,7 @@ def test_an_output_over_an_input_is_refused_before_any_work(tmp_path, capsys):
                                         "data/a/target_ir.png\n")
     assert main(["batch", str(tmp_path / "pairs.csv"), "-o", str(tmp_path / "out"),
                  *QUICK]) == 2
-    assert "also an input" in _error_line(capsys)
+    assert "write over an input" in _error_line(capsys)
     assert target.read_bytes() == before
     assert not (tmp_path / "out").exists()
 
@@ -114,3 +114,18 @@ def test_out_dir_that_is_a_file_is_a_usage_error(tmp_path, capsys):
     write_image(tmp_path / "out.png", np.zeros((2, 2), np.uint8))
     assert main(["batch", str(data), "-o", str(tmp_path / "out.png"), *QUICK]) == 2
     assert "not a folder" in _error_line(capsys)
+
+
+def test_warm_start_from_a_checkpoint_of_an_earlier_batch(tmp_path):
+    data = write_scenes(tmp_path / "data", ("a", "b"))
+    first = tmp_path / "first"
+    assert main(["batch", str(data), "-o", str(first), *QUICK, "--quiet",
+                 "--warm-start"]) == 0
+    checkpoint = first / "states" / "b.pt"
+    assert checkpoint.is_file()
+    second = tmp_path / "second"
+    assert main(["batch", str(data), "-o", str(second), *QUICK, "--quiet",
+                 "--init", str(checkpoint)]) == 0
+    assert read_image(second / "a" / "result.png").shape == (64, 64)
+    assert (second / "a" / "result.png").read_bytes() != (first / "a" /
+                                                         "result.png").read_bytes()

@@ -26,9 +26,9 @@ foreign file there is kept (the job fails with a one-line error).
 Warm start (:attr:`BatchSettings.warm_start`): the jobs form one chain, in name
 order; each starts from the network and warp of the previous successful job (the
 first from ``init``, a checkpoint file, or from scratch) and saves its own state to
-``OUT_DIR/states/<name>.pt`` so a resumed chain continues from the last finished
-job. The state API of :class:`cmsr.CMSR` is used in exactly one place,
-:class:`WarmStart`.
+``OUT_DIR/states/<name>.pt`` (:mod:`cmsr.checkpoint`) so a resumed chain continues
+from the last finished job. Warm-started fits train for ``config.warm_start_iters``
+steps from ``config.warm_learning_rate`` (see :meth:`cmsr.CMSR.fit`).
 """
 
 from __future__ import annotations
@@ -41,7 +41,6 @@ import io as text_io
 import json
 import math
 import os
-import tempfile
 import time
 import traceback
 from collections.abc import Callable, Iterator, Sequence
@@ -51,10 +50,10 @@ from typing import Any, ClassVar
 from typing import Protocol as TypingProtocol
 
 import numpy as np
-import torch
 
 from cmsr import __version__
 from cmsr.api import CMSR
+from cmsr.checkpoint import save_checkpoint
 from cmsr.config import Config
 from cmsr.datasets import Scene
 from cmsr.errors import InputError
@@ -76,7 +75,6 @@ __all__ = [
     "JobResult",
     "Manifest",
     "Schedule",
-    "WarmStart",
     "make_chains",
     "plan_jobs",
     "run_batch",
@@ -254,25 +252,40 @@ def _same_file(a: Path, b: Path) -> bool:
     return False
 
 
+def _identity(path: Path) -> set[object]:
+    """What makes two paths the same file: the resolved path, and the inode if it exists."""
+    keys: set[object] = {path.resolve()}
+    with contextlib.suppress(OSError):
+        info = path.stat()
+        keys.add((info.st_dev, info.st_ino))
+    return keys
+
+
 def _check_outputs(jobs: Sequence[Job], out_dir: Path) -> None:
-    """No two jobs write one file; no output is an input or a file of the batch's own."""
-    reserved = [out_dir / MANIFEST_NAME, out_dir / SUMMARY_NAME]
-    inputs = [path for job in jobs for path in job.inputs().values()]
-    seen: dict[Path, str] = {}
+    """No two jobs write one file; no output (or warm-start state) is an input or a file
+    of the batch's own."""
+    protected: dict[object, str] = {}
     for job in jobs:
-        for path in job.candidates:
-            resolved = path.resolve()
-            if resolved in seen:
-                raise InputError(f"scenes {seen[resolved]!r} and {job.name!r} would both "
-                                 "write this file", source=str(path))
-            seen[resolved] = job.name
-            for other in (*inputs, *reserved):
-                if _same_file(path, other):
-                    raise InputError(f"the output of scene {job.name!r} is also an input "
-                                     "or a file of the batch; refusing to write over it",
-                                     source=str(path))
-            if job.settings.warm_start and _same_file(job.state_path, path):
-                raise InputError("is also a warm-start checkpoint", source=str(path))
+        for path in job.inputs().values():
+            protected.update(dict.fromkeys(_identity(path), "an input"))
+    for path in (out_dir / MANIFEST_NAME, out_dir / SUMMARY_NAME):
+        protected.update(dict.fromkeys(_identity(path), "a file of the batch"))
+    written: dict[object, str] = {}
+    for job in jobs:
+        paths = list(job.candidates)
+        if job.settings.warm_start:
+            paths.append(job.state_path)
+        for path in paths:
+            keys = _identity(path)
+            clash = next((protected[key] for key in keys if key in protected), None)
+            if clash is not None:
+                raise InputError(f"scene {job.name!r} would write over {clash}; refusing",
+                                 source=str(path))
+            other = next((written[key] for key in keys if key in written), None)
+            if other is not None:
+                raise InputError(f"scenes {other!r} and {job.name!r} would both write this "
+                                 "file", source=str(path))
+            written.update(dict.fromkeys(keys, job.name))
 
 
 def make_chains(jobs: Sequence[Job], init: Path | None = None, *, warm_start: bool
@@ -401,21 +414,6 @@ def _append_line(path: Path, line: str) -> None:
         os.close(fd)
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` through a hidden temporary file in ``path``'s folder, then rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(temp, path)
-    finally:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-
-
 class Manifest:
     """``OUT_DIR/manifest.jsonl``: claimed outputs and finished jobs, one JSON per line.
 
@@ -505,60 +503,6 @@ class Manifest:
         return None
 
 
-# --------------------------------------------------------------------------- warm start
-
-
-class WarmStart:
-    """The one place that knows :class:`cmsr.CMSR`'s state API (warm start).
-
-    ``state(model)`` returns what the next job starts from, ``save``/``load`` move it
-    to and from a checkpoint file, and ``fit`` trains a model from a state.
-    """
-
-    @staticmethod
-    def available() -> bool:
-        """Whether this version of :class:`cmsr.CMSR` can start from a state."""
-        return hasattr(CMSR, "state")
-
-    @staticmethod
-    def state(model: CMSR) -> Any:
-        """The fitted model's network and warp."""
-        return model.state()  # type: ignore[attr-defined]
-
-    @staticmethod
-    def save(state: Any, path: Path) -> Path:
-        """Write ``state`` to ``path`` atomically (``torch.save`` format)."""
-        buffer = text_io.BytesIO()
-        torch.save(state, buffer)
-        _write_bytes(path, buffer.getvalue())
-        return path
-
-    @staticmethod
-    def load(path: Path) -> Any:
-        """Read a state written by :meth:`save`.
-
-        Raises
-        ------
-        InputError
-            The file is missing or not a checkpoint.
-        """
-        try:
-            return torch.load(path, map_location="cpu", weights_only=True)
-        except FileNotFoundError:
-            raise InputError("no such checkpoint file", source=str(path)) from None
-        except Exception as error:
-            raise InputError(f"not a cmsr checkpoint ({type(error).__name__})",
-                             source=str(path)) from None
-
-    @staticmethod
-    def fit(model: CMSR, low: np.ndarray, guide: np.ndarray, *, init: Any,
-            **kwargs: Any) -> CMSR:
-        """``model.fit(low, guide, **kwargs)``, starting from ``init`` when given."""
-        if init is None:
-            return model.fit(low, guide, **kwargs)
-        return model.fit(low, guide, init=init, **kwargs)  # type: ignore[call-arg]
-
-
 # --------------------------------------------------------------------------- one job
 
 
@@ -636,7 +580,8 @@ def run_job(job: Job, *, init: Any = None,
     job:
         The scene and settings.
     init:
-        Warm start: a state (from the previous job) or a checkpoint path to start from.
+        Warm start: a state (:meth:`cmsr.CMSR.state` of the previous job) or a
+        checkpoint file to start from (``CMSR.fit(init=...)``).
     on_step:
         Called after each training step.
 
@@ -652,14 +597,12 @@ def run_job(job: Job, *, init: Any = None,
     start = time.perf_counter()
     try:
         with track_usage() as usage:
-            if isinstance(init, (str, os.PathLike)):
-                init = WarmStart.load(Path(init))
             data = load_input(job)
-            model = WarmStart.fit(CMSR(job.settings.config), data.low, data.guide, init=init,
-                                  scale=data.scale, mask=data.mask,
-                                  invalid_value=job.settings.invalid, on_step=on_step,
-                                  target_name=str(job.scene.target_lr or job.scene.target),
-                                  guide_name=str(job.scene.guide))
+            model = CMSR(job.settings.config).fit(
+                data.low, data.guide, scale=data.scale, mask=data.mask,
+                invalid_value=job.settings.invalid, on_step=on_step, init=init,
+                target_name=str(job.scene.target_lr or job.scene.target),
+                guide_name=str(job.scene.guide))
             result = model.predict()
             if data.truth is not None:
                 result = _as_dtype(result, data.truth.dtype)
@@ -673,9 +616,9 @@ def run_job(job: Job, *, init: Any = None,
                                 mask=data.mask)
             state, state_file, state_hash = None, "", ""
             if job.settings.warm_start:
-                state = WarmStart.state(model)
-                state_path = WarmStart.save(state, job.state_path)
-                state_file, state_hash = str(state_path), sha256_file(state_path)
+                state = model.state()
+                save_checkpoint(job.state_path, state, overwrite=True)
+                state_file, state_hash = str(job.state_path), sha256_file(job.state_path)
     except Exception as error:  # recorded; the batch goes on
         return JobResult(job.name, "failed", seconds=time.perf_counter() - start,
                          error=error_line(error), key=key, inputs=hashes), None

@@ -23,10 +23,10 @@ from cmsr.batch import (
     BatchSettings,
     JobResult,
     Schedule,
-    WarmStart,
     plan_jobs,
     run_batch,
 )
+from cmsr.checkpoint import load_checkpoint
 from cmsr.cli.options import add_training_options, config_from_args
 from cmsr.datasets import find_scenes, select_scenes
 from cmsr.errors import InputError
@@ -145,11 +145,8 @@ def settings_from_args(args: argparse.Namespace) -> BatchSettings:
     """The batch settings the options describe; checks --init and --warm-start."""
     if args.save_figures is not None:
         raise InputError("cmsr batch writes no figures", source="--save-figures")
-    if (args.warm_start or args.init is not None) and not WarmStart.available():
-        raise InputError("warm start needs a cmsr version whose CMSR can start from a "
-                         "saved state", source="--warm-start" if args.warm_start else "--init")
     if args.init is not None:
-        WarmStart.load(args.init)  # fail now, not in every job
+        load_checkpoint(args.init)  # fail now, not in every job
     protocol = Protocol(kind=args.protocol, scale=args.scale, seed=args.seed)
     protocol.validate()
     return BatchSettings(config=config_from_args(args), protocol=protocol,
