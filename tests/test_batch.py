@@ -96,6 +96,11 @@ def test_warm_start_plan_chains_scenes_in_name_order(tmp_path):
     scenes = find_scenes(write_scenes(tmp_path / "data", ("b", "a", "c")))
     jobs = plan_jobs(list(reversed(scenes)), tmp_path / "out", settings(warm_start=True))
     assert [(job.name, job.after) for job in jobs] == [("a", None), ("b", "a"), ("c", "b")]
+    start = tmp_path / "start.pt"
+    jobs = plan_jobs(scenes, tmp_path / "out", settings(warm_start=True, init=start,
+                                                        warp_init=start))
+    assert [sorted(job.inputs()) for job in jobs] == [
+        ["guide", "init", "target", "warp_init"], ["guide", "target"], ["guide", "target"]]
     assert jobs[1].key() != dataclasses.replace(jobs[1], after="c").key()
 
 

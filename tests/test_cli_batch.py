@@ -9,7 +9,9 @@ import pytest
 from test_batch import write_scenes
 
 import cmsr.batch as batch
+from cmsr.api import CMSR
 from cmsr.cli import main
+from cmsr.config import Config
 from cmsr.io import read_image, write_image
 
 QUICK = ["--preset", "quick", "--iters", "2", "--workers", "0", "--threads", "1"]
@@ -95,6 +97,7 @@ def test_ctrl_c_keeps_what_finished_and_exits_130(tmp_path, monkeypatch, capsys)
 
 
 @pytest.mark.parametrize("extra", [["--save-figures", "figs"], ["--init", "missing.pt"],
+                                   ["--save-checkpoint", "c.pt"], ["--load-warp", "no.pt"],
                                    ["--workers", "-1"], ["--scenes", "zz*"]])
 def test_usage_errors_exit_2_before_any_work(tmp_path, extra, capsys):
     data = write_scenes(tmp_path / "data", ("a",))
@@ -129,3 +132,18 @@ def test_warm_start_from_a_checkpoint_of_an_earlier_batch(tmp_path):
     assert read_image(second / "a" / "result.png").shape == (64, 64)
     assert (second / "a" / "result.png").read_bytes() != (first / "a" /
                                                          "result.png").read_bytes()
+
+
+def test_every_pair_starts_from_a_loaded_warp(tmp_path):
+    data = write_scenes(tmp_path / "data", ("a", "b"))
+    model = CMSR(Config.preset("quick", max_iters=2, min_iters=2, align="affine"))
+    model.fit(read_image(data / "a" / "target_ir.png"), read_image(data / "a" / "guide_rgb.png"))
+    warp = model.save_warp(tmp_path / "rig.pt")
+    out = tmp_path / "out"
+    assert main(["batch", str(data), "-o", str(out), *QUICK, "--quiet", "--load-warp",
+                 str(warp), "--freeze-warp"]) == 0
+    assert {s: r["status"] for s, r in _summary(out).items()} == {"a": "ok", "b": "ok"}
+    assert main(["batch", str(data), "-o", str(out), *QUICK, "--quiet", "--load-warp",
+                 str(warp), "--freeze-warp"]) == 0
+    assert {s: r["status"] for s, r in _summary(out).items()} == {"a": "skipped",
+                                                                  "b": "skipped"}

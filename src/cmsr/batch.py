@@ -122,6 +122,10 @@ class BatchSettings:
     init:
         A checkpoint to start from: the chain's first job with ``warm_start``, every
         job without it.
+    warp_init:
+        A warp file (or checkpoint) the alignment starts from, for the same jobs as
+        ``init`` (``CMSR.fit(warp_init=...)``); later jobs of a warm-start chain take
+        the warp of the job before.
     overwrite:
         Replace output files the batch did not write itself.
     """
@@ -131,6 +135,7 @@ class BatchSettings:
     invalid: float | None = None
     warm_start: bool = False
     init: Path | None = None
+    warp_init: Path | None = None
     overwrite: bool = False
 
 
@@ -185,7 +190,8 @@ class Job:
         """The files the result depends on, by role."""
         roles = {"target": self.scene.target, "guide": self.scene.guide,
                  "target_lr": self.scene.target_lr, "mask": self.scene.mask,
-                 "init": self.settings.init if self.after is None else None}
+                 "init": self.settings.init if self.after is None else None,
+                 "warp_init": self.settings.warp_init if self.after is None else None}
         return {role: path for role, path in roles.items() if path is not None}
 
     def key(self) -> str:
@@ -601,6 +607,7 @@ def run_job(job: Job, *, init: Any = None,
             model = CMSR(job.settings.config).fit(
                 data.low, data.guide, scale=data.scale, mask=data.mask,
                 invalid_value=job.settings.invalid, on_step=on_step, init=init,
+                warp_init=job.settings.warp_init if job.after is None else None,
                 target_name=str(job.scene.target_lr or job.scene.target),
                 guide_name=str(job.scene.guide))
             result = model.predict()

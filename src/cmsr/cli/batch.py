@@ -26,8 +26,12 @@ from cmsr.batch import (
     plan_jobs,
     run_batch,
 )
-from cmsr.checkpoint import load_checkpoint
-from cmsr.cli.options import add_training_options, config_from_args
+from cmsr.cli.options import (
+    add_state_options,
+    add_training_options,
+    config_from_args,
+    load_start_states,
+)
 from cmsr.datasets import find_scenes, select_scenes
 from cmsr.errors import InputError
 from cmsr.protocols import Protocol
@@ -38,6 +42,7 @@ BATCH_EXAMPLES = f"""examples:
   cmsr batch pairs.csv -o out/ --workers 1 --threads 2
   cmsr batch data/middlebury13 -o out/ --preset depth --protocol avgpool --scale 4
   cmsr batch data/nir -o out/ --warm-start --init out-before/states/0001.pt
+  cmsr batch data/rig -o out/ --align full --load-warp rig.pt --freeze-warp
   cmsr batch data/nir -o out/ --scheduler {LOCAL_DASK}
   cmsr batch data/nir -o out/ --scheduler tcp://10.0.0.5:8786
 
@@ -90,11 +95,10 @@ def add_batch_parser(commands: argparse._SubParsersAction) -> None:
                              f"'{LOCAL_DASK}' for a cluster on this machine "
                              "(needs pip install 'cmsr[cluster]')")
     parser.add_argument("--warm-start", action="store_true",
-                        help="start each pair from the previous pair's network and warp "
-                             "(pairs in name order, one after another in one worker)")
-    parser.add_argument("--init", type=Path, default=None, metavar="CHECKPOINT",
-                        help="start from this checkpoint (e.g. OUT_DIR/states/<scene>.pt): "
-                             "the first pair with --warm-start, every pair without it")
+                        help="start each pair from the previous pair's networks and warp "
+                             "(pairs in name order, one after another in one worker; each "
+                             "pair's state is saved as OUT_DIR/states/<scene>.pt)")
+    add_state_options(parser)
     parser.set_defaults(run=run_batch_command)
 
 
@@ -142,16 +146,20 @@ class BatchProgress:
 
 
 def settings_from_args(args: argparse.Namespace) -> BatchSettings:
-    """The batch settings the options describe; checks --init and --warm-start."""
+    """The batch settings the options describe; reads --init and --load-warp now."""
     if args.save_figures is not None:
         raise InputError("cmsr batch writes no figures", source="--save-figures")
-    if args.init is not None:
-        load_checkpoint(args.init)  # fail now, not in every job
+    for option, value in (("--save-checkpoint", args.save_checkpoint),
+                          ("--save-warp", args.save_warp)):
+        if value is not None:
+            raise InputError("cmsr batch keeps each pair's networks and warp as "
+                             "OUT_DIR/states/<scene>.pt with --warm-start", source=option)
+    config, _, _ = load_start_states(args, config_from_args(args))  # fail now, not per pair
     protocol = Protocol(kind=args.protocol, scale=args.scale, seed=args.seed)
     protocol.validate()
-    return BatchSettings(config=config_from_args(args), protocol=protocol,
-                         invalid=args.invalid, warm_start=args.warm_start, init=args.init,
-                         overwrite=args.overwrite)
+    return BatchSettings(config=config, protocol=protocol, invalid=args.invalid,
+                         warm_start=args.warm_start, init=args.init,
+                         warp_init=args.load_warp, overwrite=args.overwrite)
 
 
 def run_batch_command(args: argparse.Namespace) -> int:
