@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from cmsr.cli import main
-from cmsr.cli.outputs import check_figures, same_file
+from cmsr.cli.outputs import check_figures
 from cmsr.errors import InputError
-from cmsr.io import read_image, write_image
+from cmsr.io import read_image, same_file, write_image
 
 
 def test_same_file_sees_links(tmp_path: Path) -> None:

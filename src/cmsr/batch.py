@@ -58,7 +58,7 @@ from cmsr.config import Config
 from cmsr.datasets import Scene
 from cmsr.errors import InputError
 from cmsr.evaluate import load_pair
-from cmsr.io import read_image, write_image, write_text
+from cmsr.io import read_image, same_file, write_image, write_text
 from cmsr.metrics import data_range_for, score
 from cmsr.protocols import Protocol
 from cmsr.train import StepInfo
@@ -248,14 +248,6 @@ def plan_jobs(scenes: Sequence[Scene], out_dir: Path, settings: BatchSettings, *
         previous = scene.name
     _check_outputs(jobs, out_dir)
     return jobs
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    if a.resolve() == b.resolve():
-        return True
-    with contextlib.suppress(OSError):
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    return False
 
 
 def _identity(path: Path) -> set[object]:
@@ -487,7 +479,7 @@ class Manifest:
         if result.inputs != (input_hashes(job) if hashes is None else hashes):
             return None
         output = Path(result.output)
-        if not any(_same_file(output, path) for path in job.candidates):
+        if not any(same_file(output, path) for path in job.candidates):
             return None
         try:
             if sha256_file(output) != result.output_sha256:
@@ -614,7 +606,7 @@ def run_job(job: Job, *, init: Any = None,
             if data.truth is not None:
                 result = _as_dtype(result, data.truth.dtype)
             output = _output_path(job, result)
-            if any(_same_file(output, path) for path in job.inputs().values()):
+            if any(same_file(output, path) for path in job.inputs().values()):
                 raise InputError("is also an input; refusing to overwrite it", str(output))
             write_image(output, result, overwrite=job.replace)
             metrics: dict[str, float] = {}

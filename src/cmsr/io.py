@@ -327,6 +327,24 @@ def _write_atomically(final: Path, write: Callable[[BinaryIO], object], *,
     return final
 
 
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether ``a`` and ``b`` name one file: the same path once resolved, or (when both
+    exist) the same inode through a symlink or hard link.
+
+    Examples
+    --------
+    >>> same_file("a/../x.png", "x.png")
+    True
+    """
+    first, second = Path(a), Path(b)
+    if first.resolve() == second.resolve():
+        return True
+    try:
+        return first.exists() and second.exists() and os.path.samefile(first, second)
+    except OSError:
+        return False
+
+
 def describe(image: np.ndarray) -> str:
     """One-line summary of an image for messages: size, dtype and bands.
 

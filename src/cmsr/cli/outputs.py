@@ -5,14 +5,13 @@ existing files without ``--overwrite``.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from cmsr.errors import InputError
-from cmsr.io import SUPPORTED_WRITE
+from cmsr.io import SUPPORTED_WRITE, same_file
 
 #: Files ``--save-figures`` writes (plus ``alignment.png`` with ``--align``).
 FIGURE_FILES = ("comparison.png", "loss_curve.png", "history.csv")
@@ -54,16 +53,6 @@ def check_output(path: Path, *, overwrite: bool, inputs: Sequence[Path] = (),
         if channels not in (1, 3, 4):
             raise InputError(f"the result will have {channels} bands like the target and PNG "
                              "stores 1, 3 or 4; write .tif or .npy", source=str(path))
-
-
-def same_file(a: Path, b: Path) -> bool:
-    """Whether ``a`` and ``b`` name one file (same path, symlink or hard link)."""
-    if a.resolve() == b.resolve():
-        return True
-    try:
-        return a.exists() and b.exists() and os.path.samefile(a, b)
-    except OSError:
-        return False
 
 
 def check_figures(folder: Path, *, overwrite: bool, alignment: bool,
