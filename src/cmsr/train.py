@@ -199,8 +199,11 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
     warp:
         Optional learnable deformation of the guide (:class:`cmsr.warp.GuideWarp`),
         trained with the network by the same loss, each layer at its own learning
-        rate (``config.warp_lr_*``). Layers frozen with :meth:`GuideWarp.freeze` are
-        applied but not trained (and cost no backward pass).
+        rate (``config.warp_lr_*``), on the down-sampling steps only: their
+        supervision is the measured target, while the up-sampling scheme's is a
+        bicubic enlargement that says nothing about alignment (those steps still see
+        the warped guide). Layers frozen with :meth:`GuideWarp.freeze` are applied but
+        not trained (and cost no backward pass).
     release_warp:
         Free the warp's layers coarse to fine (:func:`release_warp_layers`), for a
         warp starting at the identity; False: all present layers act from the first
