@@ -120,3 +120,13 @@ def test_affine_layer_alone_recovers_a_known_shift_and_rotation():
     grid = identity_grid(size, size, dtype=torch.float64)
     error_px = (apply_affine(learned, grid) - apply_affine(true.double(), grid)) * size / 2
     assert float(error_px.norm(dim=-1).max()) < 0.75
+
+
+def test_warp_learns_from_down_sampling_steps_only():
+    guide = np.repeat(_scene(shift=2)[..., None], 3, axis=2)
+    config = cmsr.Config.preset("quick", max_iters=6, align="full", warp_release=(0.0, 0.0),
+                                alternating_scales=1.0)  # up-sampling steps only
+    model = cmsr.CMSR(config).fit(_scene()[::4, ::4], guide)
+    assert all(float(p.detach().abs().sum()) == 0.0 for p in model.warp.parameters())
+    moved = cmsr.CMSR(config.replace(alternating_scales=0.0)).fit(_scene()[::4, ::4], guide)
+    assert float(moved.warp.layers["affine"].delta.detach().abs().sum()) > 0.0

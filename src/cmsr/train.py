@@ -166,6 +166,16 @@ def warp_point_map(warp: GuideWarp, size: tuple[int, int]) -> PointMap:
     return point_map
 
 
+def _without_gradient(point_map: PointMap) -> PointMap:
+    """``point_map`` applied as a constant: no gradient reaches the warp through it."""
+
+    def constant(points: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            return point_map(points)
+
+    return constant
+
+
 def release_warp_layers(warp: GuideWarp, step: int, config: Config) -> None:
     """Coarse to fine: affine from the start, CPAB and TPS after ``config.warp_release``."""
     present = set(warp.layers.keys())
@@ -245,8 +255,9 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
         if warp is not None:
             if release_warp:
                 release_warp_layers(warp, step, config)
-            with torch.set_grad_enabled(warp_learns):
-                guide_map = warp_point_map(warp, tuple(guide.shape[-2:]))
+            guide_map = warp_point_map(warp, tuple(guide.shape[-2:]))
+            if not warp_learns:
+                guide_map = _without_gradient(guide_map)
         make_batch = upscaling_batch if upscaling else downscaling_batch
         batch = make_batch(target, guide, valid, scale, config, generator, guide_map)
         loss = run_step(net, batch, config.precision)
