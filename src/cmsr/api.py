@@ -124,6 +124,14 @@ class CMSR:
     >>> from cmsr import CMSR, Config
     >>> model = CMSR(Config.preset("quick")).fit(target_lr, guide_hr)   # doctest: +SKIP
     >>> high = model.predict()                                          # doctest: +SKIP
+
+    Many pairs of one rig: learn the alignment once, or warm-start everything.
+
+    >>> config = Config.preset("thermal", align="full")                 # doctest: +SKIP
+    >>> first = CMSR(config).fit(target_1, guide_1)                     # doctest: +SKIP
+    >>> first.save_warp("rig.pt")                                       # doctest: +SKIP
+    >>> second = CMSR(config).fit(target_2, guide_2, warp_init="rig.pt")  # doctest: +SKIP
+    >>> third = CMSR(config).fit(target_3, guide_3, init=first.state())  # doctest: +SKIP
     """
 
     def __init__(self, config: Config | None = None) -> None:

@@ -102,7 +102,8 @@ def add_state_options(parser: argparse.ArgumentParser) -> None:
                             "other runs with --init")
     group.add_argument("--init", type=Path, default=None, metavar="FILE",
                        help="warm start from a --save-checkpoint file made with the same "
-                            "preset, scale and band counts: fewer steps (--warm-iters)")
+                            "preset, scale and band counts: its networks and warp, fewer "
+                            "steps (--warm-iters) from a lower learning rate")
     group.add_argument("--warm-iters", type=int, default=None, metavar="N",
                        help=f"at most N steps per stage when starting from --init "
                             f"(default: {Config().warm_start_iters}; never more than --iters)")
