@@ -213,3 +213,11 @@ def test_timing_full_chain_640x512(capsys: pytest.CaptureFixture[str]) -> None:
             f"\n[timing] GuideWarp('full').grid({height}, {width}) forward+backward\n"
             + "\n".join(lines)
         )
+
+
+def test_caches_made_under_inference_mode_serve_autograd_later() -> None:
+    warp = _perturbed("full")
+    with torch.inference_mode():
+        warp.grid(40, 48, coarse=16)  # fills the node and raster caches
+    warp.grid(40, 48, coarse=16).sum().backward()
+    assert all(p.grad is not None for p in warp.parameters())

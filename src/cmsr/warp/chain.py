@@ -175,10 +175,12 @@ class GuideWarp(nn.Module):
         (None without TPS), cached: they depend only on the sizes."""
         key = (height, width, rows, columns, device, dtype)
         if key not in self._node_cache:
-            nodes = spanning_grid(height, width, rows, columns, device=device, dtype=dtype)
-            matrix = None
-            if "tps" in self.layers:
-                matrix = self.layers["tps"].interpolation_matrix(nodes)
+            # normal tensors even under inference_mode: they are reused with autograd later
+            with torch.inference_mode(False), torch.no_grad():
+                nodes = spanning_grid(height, width, rows, columns, device=device, dtype=dtype)
+                matrix = None
+                if "tps" in self.layers:
+                    matrix = self.layers["tps"].interpolation_matrix(nodes)
             if len(self._node_cache) >= NODE_CACHE_SIZE:
                 self._node_cache.pop(next(iter(self._node_cache)))
             self._node_cache[key] = (nodes, matrix)

@@ -424,17 +424,23 @@ class CpabWarp(nn.Module):
         ``(R C, 1, 3)``, cached per device and dtype (they depend on nothing learned)."""
         key = (self.theta.device, dtype)
         if key not in self._raster_cache:
-            rows, columns = self.raster_shape()
-            ys = torch.linspace(-1.0, 1.0, rows, dtype=torch.float64)
-            xs = torch.linspace(-1.0, 1.0, columns, dtype=torch.float64)
-            grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
-            nodes = torch.stack((grid_x, grid_y), dim=-1).to(self.theta.device, dtype)
-            flat = nodes.reshape(-1, 2)
-            index = cpab_cell_index(flat, self.tessellation)
-            homogeneous = torch.cat((flat, torch.ones_like(flat[:, :1])), dim=1)[:, None, :]
-            self._raster_cache.clear()
-            self._raster_cache[key] = (nodes[None], index, homogeneous)
+            self._raster_cache.clear()  # one entry: the current device and dtype
+            self._raster_cache[key] = self._make_raster_nodes(dtype)
         return self._raster_cache[key]
+
+    @torch.inference_mode(False)
+    @torch.no_grad()
+    def _make_raster_nodes(self, dtype: torch.dtype) -> tuple[Tensor, Tensor, Tensor]:
+        """Normal tensors even under inference_mode: they are reused with autograd later."""
+        rows, columns = self.raster_shape()
+        ys = torch.linspace(-1.0, 1.0, rows, dtype=torch.float64)
+        xs = torch.linspace(-1.0, 1.0, columns, dtype=torch.float64)
+        grid_y, grid_x = torch.meshgrid(ys, xs, indexing="ij")
+        nodes = torch.stack((grid_x, grid_y), dim=-1).to(self.theta.device, dtype)
+        flat = nodes.reshape(-1, 2)
+        index = cpab_cell_index(flat, self.tessellation)
+        homogeneous = torch.cat((flat, torch.ones_like(flat[:, :1])), dim=1)[:, None, :]
+        return nodes[None], index, homogeneous
 
     def raster_flow(self) -> Tensor:
         """Displacement of the time-1 flow on the raster, by scaling and squaring.
