@@ -255,7 +255,8 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
         if warp is not None:
             if release_warp:
                 release_warp_layers(warp, step, config)
-            guide_map = warp_point_map(warp, tuple(guide.shape[-2:]))
+            with torch.set_grad_enabled(warp_learns):
+                guide_map = warp_point_map(warp, tuple(guide.shape[-2:]))
             if not warp_learns:
                 guide_map = _without_gradient(guide_map)
         make_batch = upscaling_batch if upscaling else downscaling_batch
