@@ -319,3 +319,11 @@ def test_full_alignment_with_every_preset_gradual_and_figures(tmp_path, preset):
     stages = {line.split(",")[0] for line in
               (figures / "history.csv").read_text().splitlines()[1:]}
     assert stages == {"0", "1"}  # x4: two gradual stages
+
+
+def test_alternating_scales_option(tmp_path, capsys):
+    target, guide = _pair(tmp_path)
+    assert _sr(target, guide, tmp_path / "a.png", "--alternating-scales", "0") == 0
+    capsys.readouterr()
+    assert _sr(target, guide, tmp_path / "b.png", "--alternating-scales", "1.5") == 2
+    assert "alternating_scales must be in [0, 1]" in _error_line(capsys)

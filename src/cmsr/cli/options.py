@@ -39,6 +39,9 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
     parser.add_argument("--align", choices=["none", "affine", "affine+cpab", "full"],
                         default=None, help="learnable alignment of the guide (default: "
                                            "the preset's)")
+    parser.add_argument("--alternating-scales", type=float, default=None, metavar="P",
+                        help="share of up-sampling-scheme training steps (default: the "
+                             "preset's); 0 helps the learned alignment")
     parser.add_argument("--no-ensemble", action="store_true",
                         help="skip the 8-fold geometric self-ensemble")
     parser.add_argument("--back-projection", type=int, default=None, metavar="N",
@@ -65,6 +68,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         changes["precision"] = args.precision
     if args.align is not None:
         changes["align"] = args.align
+    if args.alternating_scales is not None:
+        changes["alternating_scales"] = args.alternating_scales
     if args.no_ensemble:
         changes["self_ensemble"] = False
     if args.back_projection is not None:
