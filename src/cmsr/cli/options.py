@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from cmsr import checkpoint
-from cmsr.cli.outputs import same_file
 from cmsr.config import PRESETS, Config
 from cmsr.errors import InputError
+from cmsr.io import same_file
 
 
 def add_training_options(parser: argparse.ArgumentParser, default_preset: str = "thermal"
