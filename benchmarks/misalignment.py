@@ -3,7 +3,7 @@
 Every number comes from ``cmsr eval`` (reports under ``results/misalignment/``):
 
 * **Synthetic misalignment of real pairs** at x4 (Middlebury13, MMSR protocol, 3
-  pairs; EPFL NIR, bicubic protocol, 2 pairs): the guide as given (``aligned``),
+  pairs; EPFL NIR, bicubic protocol, 1 pair): the guide as given (``aligned``),
   displaced by a global 6 px shift and 2 degree rotation (``global``), or by a smooth
   local warp of at most 4 px (``local``). bicubic, cmsr ``--align none``, cmsr
   ``--align full``.
@@ -39,7 +39,7 @@ from cmsr.cli import main as cmsr_main
 OUT = RESULTS / "misalignment"
 SETS = {  # name: (folder, protocol, preset, scenes)
     "middlebury13": ("depth/middlebury13", "avgpool", "depth", "026,11_1,88"),
-    "epfl-nir": ("nir/epfl", "bicubic", "nir", "train_0003,train_0005"),
+    "epfl-nir": ("nir/epfl", "bicubic", "nir", "train_0003"),
 }
 CONDITIONS = {"aligned": [], "global": ["--shift", "6", "--rotation", "2"],
               "local": ["--local-warp", "4"]}
@@ -59,13 +59,13 @@ def protocol_name(kind: str, scale: int, condition: str, seed: int) -> str:
 
 
 def run(report: Path, data: Path, methods: str, protocol: str, preset: str, scenes: str,
-        align: str, seed: int, iters: int, extra: list[str], scale: int = 4
+        align: str, seed: int, iters: int, extra: list[str], threads: int, scale: int = 4
         ) -> list[dict[str, str]]:
     """One ``cmsr eval`` call; the CSV rows of its report."""
     argv = ["eval", str(data), "--methods", methods, "--protocol", protocol,
             "--scale", str(scale), "-o", str(report), "--preset", preset,
             "--scenes", scenes, "--align", align, "--seed", str(seed),
-            "--iters", str(iters), "--threads", "2", *extra]
+            "--iters", str(iters), "--threads", str(threads), *extra]
     print(f"== cmsr {' '.join(argv)}", flush=True)
     code = cmsr_main(argv)
     condition = next((c for c, e in CONDITIONS.items() if e == extra), "aligned")
@@ -81,7 +81,8 @@ def mean(rows: list[dict[str, str]], method: str, metric: str = "rmse") -> float
     return statistics.fmean(values) if values else float("nan")
 
 
-def synthetic(root: Path, iters: int) -> tuple[str, dict[tuple[str, str, str], float]]:
+def synthetic(root: Path, iters: int, threads: int
+              ) -> tuple[str, dict[tuple[str, str, str], float]]:
     """bicubic / none / full on aligned and displaced pairs; also the mean seconds."""
     table: dict[tuple[str, str, str], float] = {}
     rows_out = []
@@ -91,7 +92,7 @@ def synthetic(root: Path, iters: int) -> tuple[str, dict[tuple[str, str, str], f
             for align in ("none", "full"):
                 methods = "bicubic,cmsr" if align == "none" else "cmsr"
                 rows = run(OUT / f"{name}-{align}", root / folder, methods, protocol, preset,
-                           scenes, align, 0, iters, extra)
+                           scenes, align, 0, iters, extra, threads)
                 if align == "none":
                     table[name, condition, "bicubic"] = mean(rows, "bicubic")
                     cells.append(f"{table[name, condition, 'bicubic']:.3f}")
@@ -109,7 +110,7 @@ def synthetic(root: Path, iters: int) -> tuple[str, dict[tuple[str, str, str], f
     return markdown_table(header, rows_out), table
 
 
-def ablation(root: Path, iters: int, seeds: tuple[int, ...] = (0, 1)) -> str:
+def ablation(root: Path, iters: int, seeds: tuple[int, ...], threads: int) -> str:
     """Mean RMSE per alignment setting on Middlebury13 ``global``, over seeds."""
     folder, protocol, preset, scenes = SETS["middlebury13"]
     rows_out = []
@@ -118,21 +119,21 @@ def ablation(root: Path, iters: int, seeds: tuple[int, ...] = (0, 1)) -> str:
         for align in ALIGNS:
             per_seed = [mean(run(OUT / f"middlebury13-{align}", root / folder, "cmsr",
                                  protocol, preset, scenes, align, seed, iters,
-                                 CONDITIONS[condition]), "cmsr") for seed in seeds]
+                                 CONDITIONS[condition], threads), "cmsr") for seed in seeds]
             cells.append(f"{statistics.fmean(per_seed):.3f} "
                          f"({', '.join(f'{v:.3f}' for v in per_seed)})")
         rows_out.append([condition, *cells])
     return markdown_table(["middlebury13 guide", *ALIGNS], rows_out)
 
 
-def real(root: Path, iters: int, scenes: str) -> str:
+def real(root: Path, iters: int, scenes: str, threads: int) -> str:
     """PSNR / SSIM on the real unaligned thermal pairs (real capture as input)."""
     rows_out = []
     results = {}
     for align in ("none", "full"):
         methods = "bicubic,cmsr" if align == "none" else "cmsr"
         results[align] = run(OUT / f"unaligned-{align}", root / "thermal/unaligned", methods,
-                             "real", "thermal", scenes, align, 0, iters, [])
+                             "real", "thermal", scenes, align, 0, iters, [], threads)
     bicubic = [r for r in results["none"] if r["method"] == "bicubic"]
     for row in bicubic:
         cells = [row["scene"], f"{float(row['psnr']):.2f} / {float(row['ssim']):.4f}"]
@@ -155,15 +156,17 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=300)
     parser.add_argument("--only", default="synthetic,ablation,real")
     parser.add_argument("--real-scenes", default="*")
+    parser.add_argument("--seeds", default="0,1", help="seeds of the ablation")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per run")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     root = data_root()
     parts = args.only.split(",")
     start = time.perf_counter()
     sections = [f"# Weakly aligned pairs: the learned deformation (x4, {args.iters} "
                 "steps per stage)", "", f"{machine_line()}.", ""]
     if "synthetic" in parts:
-        table, numbers = synthetic(root, args.iters)
+        table, numbers = synthetic(root, args.iters, args.threads)
         sections += ["## Synthetic misalignment: mean RMSE", "", table, ""]
         for name in SETS:
             displaced = max(numbers[name, c, "full"] for c in ("global", "local"))
@@ -178,11 +181,12 @@ def main() -> None:
                 "(target <= +30%).")
         sections.append("")
     if "ablation" in parts:
-        sections += ["## Alignment ablation, Middlebury13: mean RMSE over seeds 0, 1", "",
-                     ablation(root, args.iters), ""]
+        seeds = tuple(int(x) for x in args.seeds.split(","))
+        sections += [f"## Alignment ablation, Middlebury13: mean RMSE over seeds {args.seeds}",
+                     "", ablation(root, args.iters, seeds, args.threads), ""]
     if "real" in parts:
         sections += ["## Real misalignment: thermal/unaligned, real 80x60 capture -> x8", "",
-                     real(root, args.iters, args.real_scenes), ""]
+                     real(root, args.iters, args.real_scenes, args.threads), ""]
     sections.append(f"Whole run {time.perf_counter() - start:.0f} s (finished runs are "
                     "reused from results/misalignment/*/runs).")
     markdown = "\n".join(sections)
