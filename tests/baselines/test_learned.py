@@ -9,8 +9,15 @@ import torch.nn.functional as F
 
 from cmsr import Config
 from cmsr.baselines import MMSR, P2P, ZSSR, Bicubic
-from cmsr.baselines.mmsr import MMSRNet, local_attention
-from cmsr.baselines.p2p import footprints, pixel_features
+from cmsr.baselines.mmsr import MMSRNet, Pointwise, local_attention
+from cmsr.baselines.p2p import (
+    PixTransformNet,
+    footprint_means,
+    footprint_patches,
+    footprints,
+    pixel_features,
+    weighted_means,
+)
 from cmsr.baselines.zssr import GuideFreeNet
 from cmsr.resample import area_matrix
 
@@ -75,6 +82,37 @@ def test_pixel_features_are_standardised_colour_and_centred_coordinates() -> Non
     torch.testing.assert_close(features[:, 0, 4], (torch.arange(6.0) - 2.5) * step)
 
 
+def test_pix_transform_net_equals_the_two_branch_formulation() -> None:
+    torch.manual_seed(0)
+    net = PixTransformNet(3, 2).double()
+    features = torch.randn(6, 4, 4, 5, dtype=torch.float64, requires_grad=True)
+    fused = net(features)
+    reference = net.head[1:](torch.relu(net.colour(features[..., :3])
+                                        + net.spatial(features[..., 3:])))
+    torch.testing.assert_close(fused, reference)
+    weights = torch.randn_like(fused)
+    grads = torch.autograd.grad((fused * weights).sum(), [features, *net.parameters()])
+    expected = torch.autograd.grad((reference * weights).sum(), [features, *net.parameters()])
+    for got, want in zip(grads, expected, strict=True):
+        torch.testing.assert_close(got, want)
+
+
+def test_gathered_footprints_give_the_footprint_means() -> None:
+    torch.manual_seed(0)
+    net = PixTransformNet(3)
+    features = pixel_features(torch.rand(1, 3, 10, 12))
+    row_start, row_weight = footprints(4, 10)
+    col_start, col_weight = footprints(3, 12)
+    rows, cols = torch.tensor([0, 3, 2, 1]), torch.tensor([2, 0, 1, 2])
+    patch, weight = footprint_patches(features, rows, cols, row_start, row_weight,
+                                      col_start, col_weight)
+    chosen = torch.tensor([2, 0])
+    torch.testing.assert_close(
+        weighted_means(net, patch[chosen], weight[chosen]),
+        footprint_means(net, features, rows[chosen], cols[chosen], row_start, row_weight,
+                        col_start, col_weight))
+
+
 def test_p2p_shape_dtype_and_seed(small_edge_pair) -> None:
     target = _uint8(small_edge_pair.target_lr)
     out = P2P(iterations=10, device="cpu").fit(target, small_edge_pair.guide).predict()
@@ -82,6 +120,19 @@ def test_p2p_shape_dtype_and_seed(small_edge_pair) -> None:
     assert out.dtype == np.uint8
     again = P2P(iterations=10, device="cpu").fit(target, small_edge_pair.guide).predict()
     np.testing.assert_array_equal(out, again)
+
+
+def test_p2p_threads_are_set_for_the_fit_and_restored(small_edge_pair) -> None:
+    target = _uint8(small_edge_pair.target_lr)
+    torch.set_num_threads(2)
+    seen = []
+    model = P2P(iterations=2, device="cpu", threads=1)
+    model._train = lambda pair: seen.append(torch.get_num_threads())  # type: ignore[method-assign]
+    model.fit(target, small_edge_pair.guide)
+    assert seen == [1]
+    assert torch.get_num_threads() == 2
+    with pytest.raises(ValueError, match="threads"):
+        P2P(threads=0)
 
 
 def test_p2p_learns_the_box_consistency_and_the_edges(small_edge_pair, rmse, box_error) -> None:
@@ -106,25 +157,66 @@ def _unfolded_attention(query: torch.Tensor, keys: torch.Tensor, size: int) -> t
     return (neighbours * weights[:, None]).sum(dim=2)
 
 
-@pytest.mark.parametrize("size", [1, 3, 5])
+@pytest.mark.parametrize("size", [1, 3, 5, 7, 11])
 def test_local_attention_equals_the_unfolded_formulation(size: int) -> None:
+    # sizes up to 5 use 4-pixel tiles, larger ones 8-pixel tiles; 7 x 9 and 17 x 10
+    # are not multiples of either, and 17 rows make several blocks of tile rows
     generator = torch.Generator().manual_seed(size)
-    query = torch.randn(2, 6, 7, 9, generator=generator, dtype=torch.float64)
-    keys = torch.randn(2, 6, 7, 9, generator=generator, dtype=torch.float64)
-    expected = _unfolded_attention(query, keys, size)
-    torch.testing.assert_close(local_attention(query, keys, size), expected)
-    torch.testing.assert_close(local_attention(query, keys, size, max_chunk_bytes=1), expected)
+    for shape in [(2, 6, 7, 9), (1, 3, 17, 10)]:
+        query = torch.randn(shape, generator=generator, dtype=torch.float64)
+        keys = torch.randn(shape, generator=generator, dtype=torch.float64)
+        expected = _unfolded_attention(query, keys, size)
+        torch.testing.assert_close(local_attention(query, keys, size), expected)
+        torch.testing.assert_close(local_attention(query, keys, size, max_chunk_bytes=1),
+                                   expected)
+        channels_last = torch.channels_last
+        torch.testing.assert_close(
+            local_attention(query.contiguous(memory_format=channels_last),
+                            keys.contiguous(memory_format=channels_last), size), expected)
 
 
-@pytest.mark.parametrize("chunk", [1 << 40, 1])
-def test_local_attention_gradients(chunk: int) -> None:
-    generator = torch.Generator().manual_seed(0)
-    query = torch.randn(1, 3, 5, 4, generator=generator, dtype=torch.float64,
+@pytest.mark.parametrize(("size", "chunk"), [(3, 1 << 40), (3, 1), (7, 1 << 40), (7, 1)])
+def test_local_attention_gradients(size: int, chunk: int) -> None:
+    generator = torch.Generator().manual_seed(size)
+    query = torch.randn(1, 3, 9, 5, generator=generator, dtype=torch.float64,
                         requires_grad=True)
-    keys = torch.randn(1, 3, 5, 4, generator=generator, dtype=torch.float64,
+    keys = torch.randn(1, 3, 9, 5, generator=generator, dtype=torch.float64,
                        requires_grad=True)
     assert torch.autograd.gradcheck(
-        lambda q, k: local_attention(q, k, 3, max_chunk_bytes=chunk), (query, keys))
+        lambda q, k: local_attention(q, k, size, max_chunk_bytes=chunk), (query, keys))
+
+
+def test_local_attention_float32_matches_autograd_through_the_unfolded_formulation() -> None:
+    generator = torch.Generator().manual_seed(1)
+    query = torch.randn(1, 16, 21, 19, generator=generator) * 2
+    keys = torch.randn(1, 16, 21, 19, generator=generator) * 2
+    grad = torch.randn(1, 16, 21, 19, generator=generator)
+    results = []
+    for function in (local_attention, _unfolded_attention):
+        q, k = query.clone().requires_grad_(), keys.clone().requires_grad_()
+        out = function(q, k, 11)
+        out.backward(grad)
+        results.append((out.detach(), q.grad, k.grad))
+    for got, want in zip(*results, strict=True):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
+
+
+def test_local_attention_rejects_bad_sizes() -> None:
+    with pytest.raises(ValueError, match="odd"):
+        local_attention(torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 3, 3), 4)
+    with pytest.raises(ValueError, match="shape"):
+        local_attention(torch.zeros(1, 2, 3, 3), torch.zeros(1, 2, 3, 4), 3)
+
+
+def test_pointwise_equals_a_1x1_convolution() -> None:
+    torch.manual_seed(0)
+    pointwise = Pointwise(5, 3).double()
+    reference = torch.nn.Conv2d(5, 3, 1).double()
+    reference.load_state_dict(pointwise.state_dict())
+    x = torch.randn(2, 5, 4, 6, dtype=torch.float64)
+    for image in (x, x.contiguous(memory_format=torch.channels_last)):
+        torch.testing.assert_close(pointwise(image), reference(image))
+    assert torch.autograd.gradcheck(pointwise, (x.requires_grad_(),))
 
 
 def test_mmsr_net_shapes_and_row_blocks() -> None:
@@ -135,6 +227,24 @@ def test_mmsr_net_shapes_and_row_blocks() -> None:
     assert whole.shape == (1, 2, 10, 12)
     net.modulation.max_chunk_bytes = 1
     torch.testing.assert_close(net(guide, source), whole)
+
+
+def test_mmsr_net_channels_last_and_bfloat16() -> None:
+    torch.manual_seed(0)
+    net = MMSRNet(3, 1)
+    guide, source = torch.randn(1, 3, 16, 16), torch.randn(1, 1, 16, 16)
+    whole = net(guide, source)
+    channels_last = torch.channels_last
+    torch.testing.assert_close(
+        net.to(memory_format=channels_last)(guide.contiguous(memory_format=channels_last),
+                                            source.contiguous(memory_format=channels_last)),
+        whole, rtol=1e-4, atol=1e-5)
+    net.precision = "bfloat16"
+    low = net(guide, source)
+    assert low.dtype == torch.float32
+    torch.testing.assert_close(low, whole, rtol=0.1, atol=0.05)
+    with pytest.raises(ValueError, match="precision"):
+        MMSR(precision="float16")
 
 
 def test_mmsr_shape_dtype_and_seed(small_edge_pair) -> None:
