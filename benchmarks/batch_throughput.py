@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
+import os
 import shutil
 import statistics
 import subprocess
@@ -41,8 +42,7 @@ def batch(case: str, data: Path, scenes: str, extra: list[str]) -> tuple[float, 
     print("==", " ".join(argv[1:]), flush=True)
     start = time.perf_counter()
     code = subprocess.run(argv, cwd=ROOT, check=False,
-                          env={"PYTHONPATH": str(ROOT / "src"), "PATH": "/usr/bin:/bin"}
-                          ).returncode
+                          env={**os.environ, "PYTHONPATH": str(ROOT / "src")}).returncode
     seconds = time.perf_counter() - start
     rows = list(csv.DictReader((out / "summary.csv").open()))
     print(f"== exit {code}, {seconds:.0f} s", flush=True)
