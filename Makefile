@@ -25,7 +25,7 @@ test: lint
 	$(BIN)/pytest -q
 
 bench: setup
-	$(BIN)/python benchmarks/middlebury13_x4.py
+	$(BIN)/python benchmarks/eval_suite.py
 
 clean:
 	rm -rf $(VENV) demo-output

@@ -15,9 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cmsr.report import markdown_table
 from cmsr.resample import Kernel, downsample
 
 ROOT = Path(__file__).resolve().parent.parent
+__all__ = ["RESULTS", "ROOT", "data_root", "machine_line", "markdown_table", "reduce_image",
+           "write_results"]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -33,13 +36,6 @@ def machine_line() -> str:
     """One line naming the machine, torch and thread count the numbers were taken on."""
     return (f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d %H:%M')}")
-
-
-def markdown_table(header: list[str], rows: list[list[str]]) -> str:
-    """A GitHub-flavoured Markdown table."""
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def write_results(name: str, markdown: str, header: list[str], rows: list[list[str]]) -> None:
