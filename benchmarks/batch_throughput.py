@@ -64,6 +64,13 @@ def summarise(name: str, seconds: float, rows: list[dict]) -> list[str]:
             f"{per_pair:.1f}", f"{psnr:.2f}", f"{peak:.0f}"]
 
 
+def per_pair(name: str, rows: list[dict]) -> str:
+    """One note line: steps, seconds and PSNR of each finished pair."""
+    return f"- {name} per pair (steps, s, PSNR dB): " + "; ".join(
+        f"{r['scene']} {r['steps']}, {float(r['seconds']):.0f}, {float(r['psnr']):.2f}"
+        for r in rows if r["status"] == "ok") + "."
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=6)
@@ -77,11 +84,14 @@ def main() -> None:
     common = ["--preset", "thermal", "--protocol", "bicubic", "--scale", "4"]
     rows, notes = [], []
     if "cold" in parts:
-        rows.append(summarise("cold, 2 workers x 1 thread", *batch(
-            "roadscene-cold", roadscene, scenes, common)))
+        seconds, cold_rows = batch("roadscene-cold", roadscene, scenes, common)
+        rows.append(summarise("cold, 2 workers x 1 thread", seconds, cold_rows))
+        notes.append(per_pair("Cold", cold_rows))
     if "warm" in parts:
-        rows.append(summarise("warm start, 1 worker x 2 threads", *batch(
-            "roadscene-warm", roadscene, scenes, [*common, "--warm-start"])))
+        seconds, warm_rows = batch("roadscene-warm", roadscene, scenes,
+                                   [*common, "--warm-start"])
+        rows.append(summarise("warm start, 1 worker x 2 threads", seconds, warm_rows))
+        notes.append(per_pair("Warm start", warm_rows))
     if "dask" in parts:
         rows.append(summarise("cold, local Dask cluster", *batch(
             "roadscene-dask", roadscene, scenes, [*common, "--scheduler", "local-dask"])))

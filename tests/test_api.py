@@ -121,6 +121,13 @@ def test_mask_argument_marks_pixels_invalid():
     assert float(out.max()) < 2.0
 
 
+def test_mask_of_another_size_is_a_one_line_input_error():
+    guide, base = _scene()
+    target = _target(base)
+    with pytest.raises(InputError, match=r"^mask: the mask is 5x5 but the target is"):
+        super_resolve(target, guide, config=FAST, mask=np.ones((5, 5), dtype=bool))
+
+
 def test_same_seed_same_output_different_seed_different_output():
     guide, base = _scene()
     target = _target(base)

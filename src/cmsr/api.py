@@ -21,6 +21,7 @@ import torch
 from cmsr import checkpoint
 from cmsr.checkpoint import StateSource
 from cmsr.config import Config
+from cmsr.errors import InputError
 from cmsr.infer import back_project, predict
 from cmsr.model import CMSRNet
 from cmsr.normalize import (
@@ -73,6 +74,10 @@ class PreparedPair:
     normalization: Normalization
 
 
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(str(n) for n in shape[:2]) + (f"x{shape[2]}" if len(shape) > 2 else "")
+
+
 def prepare_pair(target_lr: np.ndarray, guide_hr: np.ndarray, *, scale: float | None,
                  mask: np.ndarray | None, invalid_value: float | None, device: torch.device,
                  target_name: str = "target", guide_name: str = "guide") -> PreparedPair:
@@ -81,7 +86,12 @@ def prepare_pair(target_lr: np.ndarray, guide_hr: np.ndarray, *, scale: float | 
     check_image(guide_hr, guide_name, allow_nan=False)
     valid = valid_mask(target_lr, invalid_value)
     if mask is not None:
-        valid &= np.asarray(mask, dtype=bool)
+        mask = np.asarray(mask)
+        if mask.shape != valid.shape:
+            raise InputError(f"the mask is {_shape_text(mask.shape)} but the target is "
+                             f"{_shape_text(valid.shape)}; they must have the same height "
+                             "and width", "mask")
+        valid &= mask.astype(bool)
     masked = np.where(valid[..., None] if target_lr.ndim == 3 else valid,
                       np.asarray(target_lr, dtype=np.float64), np.nan)
     check_pair(masked, guide_hr, scale=scale, target_name=target_name, guide_name=guide_name)

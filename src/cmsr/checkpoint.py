@@ -37,7 +37,7 @@ import torch
 
 from cmsr.config import Config
 from cmsr.errors import InputError
-from cmsr.io import _write_atomically  # the package's one atomic writer
+from cmsr.io import write_bytes
 from cmsr.model import CMSRNet
 from cmsr.warp import GuideWarp
 
@@ -278,7 +278,7 @@ def _check_header(state: Any, kind: str, what: str, source: str) -> None:
 def _save(path: Path, state: Mapping[str, Any], overwrite: bool) -> Path:
     buffer = io.BytesIO()
     torch.save(dict(state), buffer)
-    return _write_atomically(path, lambda fh: fh.write(buffer.getvalue()), overwrite=overwrite)
+    return write_bytes(path, buffer.getvalue(), overwrite=overwrite)
 
 
 def _load(path: Path, what: str) -> Any:

@@ -297,6 +297,15 @@ def write_text(path: str | os.PathLike[str], text: str, *, overwrite: bool = Fal
                              overwrite=overwrite)
 
 
+def write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = False) -> Path:
+    """Write raw bytes (a checkpoint, an archive) atomically, as :func:`write_image`.
+
+    Without ``overwrite`` an existing file is never replaced; raises
+    :class:`InputError` on any failure. Returns the path as given.
+    """
+    return _write_atomically(Path(path), lambda fh: fh.write(data), overwrite=overwrite)
+
+
 def _write_atomically(final: Path, write: Callable[[BinaryIO], object], *,
                       overwrite: bool) -> Path:
     """Write through a hidden temporary file in ``final``'s folder, then move it in place."""

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 from torch.func import functional_call
@@ -186,33 +184,6 @@ def test_state_dict_round_trip() -> None:
     assert {"layers.affine.delta", "layers.cpab.theta", "layers.tps.offsets"} <= set(
         warp.state_dict()
     )
-
-
-def test_timing_full_chain_640x512(capsys: pytest.CaptureFixture[str]) -> None:
-    """Not an assertion: prints the cost of the full grid at 640 x 512."""
-    warp = _perturbed("full")
-    height, width = 512, 640
-
-    def run(coarse: int) -> float:
-        start = time.perf_counter()
-        warp.grid(height, width, coarse=coarse).square().sum().backward()
-        return time.perf_counter() - start
-
-    threads = torch.get_num_threads()
-    lines = []
-    for n_threads in sorted({threads, 1}, reverse=True):
-        torch.set_num_threads(n_threads)
-        try:
-            run(64)  # warm-up
-            timings = ", ".join(f"coarse={c}: {run(c) * 1e3:.0f} ms" for c in (64, 32))
-        finally:
-            torch.set_num_threads(threads)
-        lines.append(f"  {n_threads} thread(s): {timings}")
-    with capsys.disabled():
-        print(
-            f"\n[timing] GuideWarp('full').grid({height}, {width}) forward+backward\n"
-            + "\n".join(lines)
-        )
 
 
 def test_caches_made_under_inference_mode_serve_autograd_later() -> None:
