@@ -327,3 +327,24 @@ def test_alternating_scales_option(tmp_path, capsys):
     capsys.readouterr()
     assert _sr(target, guide, tmp_path / "b.png", "--alternating-scales", "1.5") == 2
     assert "alternating_scales must be in [0, 1]" in _error_line(capsys)
+
+
+def test_warp_learning_rate_multipliers_reach_the_config():
+    from cmsr.cli import build_parser
+    from cmsr.cli.options import config_from_args
+
+    args = build_parser().parse_args(["sr", "--target", "a", "--guide", "b", "-o", "c",
+                                      "--align", "full", "--warp-lr", "20,2.5,0"])
+    config = config_from_args(args)
+    assert (config.warp_lr_affine, config.warp_lr_cpab, config.warp_lr_tps) == (20, 2.5, 0)
+    default = config_from_args(build_parser().parse_args(
+        ["sr", "--target", "a", "--guide", "b", "-o", "c"]))
+    assert default.warp_lr_affine == 10.0
+
+
+@pytest.mark.parametrize("value", ["1,2", "1,2,x", "1,-2,3", "1,inf,3"])
+def test_bad_warp_learning_rates_are_a_usage_error(value, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sr", "--target", "a", "--guide", "b", "-o", "c", "--warp-lr", value])
+    assert exit_info.value.code == 2
+    assert "expected three numbers >= 0" in capsys.readouterr().err

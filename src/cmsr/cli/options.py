@@ -39,6 +39,10 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
     parser.add_argument("--align", choices=["none", "affine", "affine+cpab", "full"],
                         default=None, help="learnable alignment of the guide (default: "
                                            "the preset's)")
+    parser.add_argument("--warp-lr", type=_three_multipliers, default=None,
+                        metavar="AFFINE,CPAB,TPS",
+                        help="learning-rate multipliers of the three warp layers, larger "
+                             "for badly displaced pairs (default: the preset's, 10,5,5)")
     parser.add_argument("--alternating-scales", type=float, default=None, metavar="P",
                         help="share of up-sampling-scheme training steps (default: the "
                              "preset's); 0 helps the learned alignment")
@@ -58,6 +62,18 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
+def _three_multipliers(text: str) -> tuple[float, float, float]:
+    """``"10,5,5"`` -> ``(10.0, 5.0, 5.0)``: three finite multipliers >= 0."""
+    try:
+        values = tuple(float(part) for part in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3 or not all(0 <= v < float("inf") for v in values):
+        raise argparse.ArgumentTypeError(
+            f"expected three numbers >= 0 such as 10,5,5, got {text!r}")
+    return values  # type: ignore[return-value]
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     """The preset named by ``--preset`` with the command-line overrides."""
     changes: dict[str, object] = {"seed": args.seed, "device": args.device}
@@ -68,6 +84,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         changes["precision"] = args.precision
     if args.align is not None:
         changes["align"] = args.align
+    if args.warp_lr is not None:
+        changes["warp_lr_affine"], changes["warp_lr_cpab"], changes["warp_lr_tps"] = args.warp_lr
     if args.alternating_scales is not None:
         changes["alternating_scales"] = args.alternating_scales
     if args.no_ensemble:
