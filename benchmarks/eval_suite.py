@@ -7,8 +7,8 @@ script can be stopped and started again. At the end it prints the mean RMSE / PS
 of every method in every entry side by side and writes ``results/eval_suite.md``.
 
 Subsets keep the whole set near one hour on 2 CPU cores (see ``SUITE``): all 13
-Middlebury13 pairs at x4 with the filters and cmsr, the learned baselines (ZSSR, P2P,
-MMSR at 100 of its 1000 steps) on one of them, and a few scenes of the other sets;
+Middlebury13 pairs at x4 with the filters, ZSSR and cmsr, P2P and MMSR (at 100 of its
+1000 steps) on one of them, and a few scenes of the other sets;
 ``middlebury13-x4-mmsr-full`` (MMSR in full on that pair) runs only when named.
 
 Usage: ``python benchmarks/eval_suite.py [--only middlebury13-x4,...] [--list]``.
@@ -53,6 +53,8 @@ SUITE = (
           extra=("--option", "mmsr.iterations=100", "--option", "p2p.threads=1"),
           why="the learned baselines on pair 026 only (cmsr on it: middlebury13-x4); "
               "MMSR 100 of its 1000 steps (about 45 min per pair in full on 2 cores)"),
+    Entry("middlebury13-x4-zssr", "depth/middlebury13", "avgpool", 4, "zssr", "depth",
+          why="ZSSR (cmsr's training without the guide) on all 13 pairs"),
     Entry("middlebury13-x4-mmsr-full", "depth/middlebury13", "avgpool", 4, "mmsr", "depth",
           scenes="026", optional=True,
           why="MMSR at its published 1000 steps on pair 026, against its own figures "

@@ -209,7 +209,9 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
     warp:
         Optional learnable deformation of the guide (:class:`cmsr.warp.GuideWarp`),
         trained with the network by the same loss, each layer at its own learning
-        rate (``config.warp_lr_*``), on the down-sampling steps only: their
+        rate (``config.warp_lr_*`` times the network's, in pixels of ``target``: Adam
+        moves the warp by about that many target pixels per step), on the
+        down-sampling steps only: their
         supervision is the measured target, while the up-sampling scheme's is a
         bicubic enlargement that says nothing about alignment (those steps still see
         the warped guide). Layers frozen with :meth:`GuideWarp.freeze` are applied but
@@ -231,7 +233,11 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
     if learn_warp:
         multipliers = {"affine": config.warp_lr_affine, "cpab": config.warp_lr_cpab,
                        "tps": config.warp_lr_tps}
-        for group in warp.parameter_groups(1.0, multipliers):
+        # the warp's parameters are in normalized units (2 = the image's width): in
+        # pixels of this stage's target, so that a step moves the guide by about
+        # learning_rate * multiplier target pixels whatever the image size
+        pixel = 2.0 / max(target.shape[-2:])
+        for group in warp.parameter_groups(pixel, multipliers):
             groups.append({"params": group["params"], "lr_scale": group["lr"]})
     for group in groups:
         group["lr"] = config.learning_rate * group["lr_scale"]
