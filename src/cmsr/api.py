@@ -33,7 +33,7 @@ from cmsr.normalize import (
 )
 from cmsr.resample import downsample, resize, scaled_size
 from cmsr.train import StepInfo, TrainRecord, train
-from cmsr.validate import check_image, check_pair
+from cmsr.validate import check_image, check_pair, describe_shape
 from cmsr.warp import GuideWarp
 
 
@@ -74,10 +74,6 @@ class PreparedPair:
     normalization: Normalization
 
 
-def _shape_text(shape: tuple[int, ...]) -> str:
-    return "x".join(str(n) for n in shape[:2]) + (f"x{shape[2]}" if len(shape) > 2 else "")
-
-
 def prepare_pair(target_lr: np.ndarray, guide_hr: np.ndarray, *, scale: float | None,
                  mask: np.ndarray | None, invalid_value: float | None, device: torch.device,
                  target_name: str = "target", guide_name: str = "guide") -> PreparedPair:
@@ -88,9 +84,9 @@ def prepare_pair(target_lr: np.ndarray, guide_hr: np.ndarray, *, scale: float | 
     if mask is not None:
         mask = np.asarray(mask)
         if mask.shape != valid.shape:
-            raise InputError(f"the mask is {_shape_text(mask.shape)} but the target is "
-                             f"{_shape_text(valid.shape)}; they must have the same height "
-                             "and width", "mask")
+            raise InputError(f"the mask is {describe_shape(mask.shape)} but the target is "
+                             f"{describe_shape(valid.shape)}; they must have the same size",
+                             "mask")
         valid &= mask.astype(bool)
     masked = np.where(valid[..., None] if target_lr.ndim == 3 else valid,
                       np.asarray(target_lr, dtype=np.float64), np.nan)

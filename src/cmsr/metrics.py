@@ -33,6 +33,7 @@ from __future__ import annotations
 import numpy as np
 
 from cmsr.errors import InputError
+from cmsr.validate import describe_shape
 
 __all__ = ["data_range_for", "mae", "psnr", "rmse", "score", "ssim"]
 
@@ -48,13 +49,6 @@ _SOURCE = "metrics"
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _shape_text(shape: tuple[int, ...]) -> str:
-    text = f"{shape[1]}x{shape[0]}" if len(shape) >= 2 else "x".join(map(str, shape))
-    if len(shape) == 3:
-        text += f"x{shape[2]}"
-    return text
 
 
 def _prepare(
@@ -82,7 +76,7 @@ def _prepare(
             raise InputError(f"{name} must hold real numbers, got {arr.dtype}", source=_SOURCE)
     if pred.shape != true.shape:
         raise InputError(
-            f"prediction is {_shape_text(pred.shape)} but truth is {_shape_text(true.shape)}",
+            f"prediction is {describe_shape(pred.shape)} but truth is {describe_shape(true.shape)}",
             source=_SOURCE,
         )
     if isinstance(crop, bool) or not isinstance(crop, (int, np.integer)) or crop < 0:
@@ -94,7 +88,7 @@ def _prepare(
         valid = np.asarray(mask)
         if valid.shape != (height, width):
             raise InputError(
-                f"mask is {_shape_text(valid.shape)} but the images are {width}x{height}",
+                f"mask is {describe_shape(valid.shape)} but the images are {width}x{height}",
                 source=_SOURCE,
             )
         valid = valid.astype(bool)

@@ -16,7 +16,8 @@ MAX_SCALE = 16.0
 MAX_ANISOTROPY = 2.0
 
 
-def _describe(shape: tuple[int, ...]) -> str:
+def describe_shape(shape: tuple[int, ...]) -> str:
+    """An image shape as users read sizes: ``(480, 640, 3)`` -> ``"640x480x3"``."""
     return "x".join(str(s) for s in shape[:2][::-1]) + (f"x{shape[2]}" if len(shape) == 3 else "")
 
 
@@ -32,7 +33,7 @@ def check_image(image: np.ndarray, name: str, *, allow_nan: bool) -> None:
         raise InputError(f"has {image.shape[2]} bands; at most {MAX_BANDS} are supported",
                          source=name)
     if min(image.shape[:2]) < MIN_SIDE:
-        raise InputError(f"is {_describe(image.shape)}: too small (each side needs at least "
+        raise InputError(f"is {describe_shape(image.shape)}: too small (each side needs at least "
                          f"{MIN_SIDE} pixels)", source=name)
     if image.dtype.kind not in "biuf":  # not timedelta64 either, though NumPy counts it a number
         raise InputError(f"has unsupported dtype {image.dtype}; only real numbers (integer, "
@@ -67,7 +68,7 @@ def infer_scale(target_shape: tuple[int, ...], guide_shape: tuple[int, ...], *,
     """
     (h, w), (gh, gw) = target_shape[:2], guide_shape[:2]
     sy, sx = gh / h, gw / w
-    sizes = f"guide {_describe(guide_shape)} vs target {_describe(target_shape)}"
+    sizes = f"guide {describe_shape(guide_shape)} vs target {describe_shape(target_shape)}"
     if sy < 1 or sx < 1:
         raise InputError(f"is smaller than the target ({sizes})", source=guide_name)
     if sy < 1.01 and sx < 1.01:
@@ -109,9 +110,9 @@ def check_pair(target: np.ndarray, guide: np.ndarray, *, scale: float | None = N
     (h, w), (gh, gw) = target.shape[:2], guide.shape[:2]
     need = (round(h * scale), round(w * scale))
     if need == (h, w):
-        raise InputError(f"{scale:g} x the {_describe(target.shape)} target rounds to the same "
-                         "size; nothing to super-resolve", source="--scale")
+        raise InputError(f"{scale:g} x the {describe_shape(target.shape)} target rounds to the "
+                         "same size; nothing to super-resolve", source="--scale")
     if gh < need[0] - 2 or gw < need[1] - 2:
-        raise InputError(f"is {_describe(guide.shape)}, smaller than target x {scale:g} = "
+        raise InputError(f"is {describe_shape(guide.shape)}, smaller than target x {scale:g} = "
                          f"{need[1]}x{need[0]}", source=guide_name)
     return scale, scale
