@@ -6,8 +6,7 @@ Every number comes from ``cmsr eval`` (reports under ``results/misalignment/``):
   pairs; EPFL NIR, bicubic protocol, 1 pair): the guide as given (``aligned``),
   displaced by a global 6 px shift and 2 degree rotation (``global``, the issue's
   case), by the shift alone (``shift``), or by a smooth local warp of at most 4 px
-  (``local``). bicubic, cmsr ``--align none``, cmsr
-  ``--align full``.
+  (``local``). bicubic, cmsr ``--align none``, cmsr ``--align full``.
 * **Alignment ablation** (as the paper's Figure 11): ``--ablation-sets`` (default
   EPFL, where the guide matters most), ``global`` and aligned guide, none / affine /
   affine+cpab / full, averaged over seeds 0 and 1 (the seed also draws the shift
@@ -37,43 +36,33 @@ import torch
 from common import RESULTS, data_root, machine_line, markdown_table
 
 from cmsr.cli import main as cmsr_main
+from cmsr.protocols import Protocol
 
 OUT = RESULTS / "misalignment"
 SETS = {  # name: (folder, protocol, preset, scenes)
     "middlebury13": ("depth/middlebury13", "avgpool", "depth", "026,11_1,88"),
     "epfl-nir": ("nir/epfl", "bicubic", "nir", "train_0003"),
 }
-CONDITIONS = {"aligned": [], "global": ["--shift", "6", "--rotation", "2"],
-              "shift": ["--shift", "6"], "local": ["--local-warp", "4"]}
+CONDITIONS: dict[str, dict[str, float]] = {  # name: displacement of the guide
+    "aligned": {}, "global": {"shift": 6, "rotation": 2}, "shift": {"shift": 6},
+    "local": {"local_warp": 4}}
 ALIGNS = ("none", "affine", "affine+cpab", "full")
 
 
-def protocol_name(kind: str, scale: int, condition: str, seed: int) -> str:
-    """The protocol name ``cmsr eval`` gives these settings (see cmsr.protocols)."""
-    parts = [f"{kind}-x{scale}"] if kind != "real" else ["real"]
-    if condition == "global":
-        parts += ["shift6", "rot2"]
-    elif condition == "shift":
-        parts += ["shift6"]
-    elif condition == "local":
-        parts += ["warp4"]
-    if condition != "aligned" or seed:
-        parts.append(f"seed{seed}")
-    return "-".join(parts)
-
-
 def run(report: Path, data: Path, methods: str, protocol: str, preset: str, scenes: str,
-        align: str, seed: int, iters: int, extra: list[str], threads: int, scale: int = 4
-        ) -> list[dict[str, str]]:
-    """One ``cmsr eval`` call; the CSV rows of its report."""
+        align: str, seed: int, iters: int, displacement: dict[str, float], threads: int,
+        scale: int = 4) -> list[dict[str, str]]:
+    """One ``cmsr eval`` call with the guide moved by ``displacement`` (a
+    :class:`cmsr.protocols.Protocol`'s fields); the CSV rows of its report."""
+    flags = [arg for key, value in displacement.items()
+             for arg in (f"--{key.replace('_', '-')}", f"{value:g}")]
     argv = ["eval", str(data), "--methods", methods, "--protocol", protocol,
             "--scale", str(scale), "-o", str(report), "--preset", preset,
             "--scenes", scenes, "--align", align, "--seed", str(seed),
-            "--iters", str(iters), "--threads", str(threads), *extra]
+            "--iters", str(iters), "--threads", str(threads), *flags]
     print(f"== cmsr {' '.join(argv)}", flush=True)
     code = cmsr_main(argv)
-    condition = next((c for c, e in CONDITIONS.items() if e == extra), "aligned")
-    name = "real" if protocol == "real" else protocol_name(protocol, scale, condition, seed)
+    name = Protocol(protocol, scale, seed=seed, **displacement).name
     rows = list(csv.DictReader((report / f"{name}.csv").open()))
     if code != 0:
         print(f"== exit {code}: some runs failed", flush=True)
@@ -92,12 +81,12 @@ def synthetic(root: Path, iters: int, threads: int, sets: list[str]
     rows_out = []
     for name in sets:
         folder, protocol, preset, scenes = SETS[name]
-        for condition, extra in CONDITIONS.items():
+        for condition, displacement in CONDITIONS.items():
             cells = []
             for align in ("none", "full"):
                 methods = "bicubic,cmsr" if align == "none" else "cmsr"
                 rows = run(OUT / f"{name}-{align}", root / folder, methods, protocol, preset,
-                           scenes, align, 0, iters, extra, threads)
+                           scenes, align, 0, iters, displacement, threads)
                 if align == "none":
                     table[name, condition, "bicubic"] = mean(rows, "bicubic")
                     cells.append(f"{table[name, condition, 'bicubic']:.3f}")
@@ -141,7 +130,7 @@ def real(root: Path, iters: int, scenes: str, threads: int) -> str:
     for align in ("none", "full"):
         methods = "bicubic,cmsr" if align == "none" else "cmsr"
         results[align] = run(OUT / f"unaligned-{align}", root / "thermal/unaligned", methods,
-                             "real", "thermal", scenes, align, 0, iters, [], threads)
+                             "real", "thermal", scenes, align, 0, iters, {}, threads)
     bicubic = [r for r in results["none"] if r["method"] == "bicubic"]
     for row in bicubic:
         cells = [row["scene"], f"{float(row['psnr']):.2f} / {float(row['ssim']):.4f}"]
