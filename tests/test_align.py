@@ -25,7 +25,7 @@ def _scene(size: int = 64, shift: int = 0) -> np.ndarray:
 
 
 def test_no_alignment_means_no_warp():
-    model = cmsr.CMSR(cmsr.Config.preset("quick", max_iters=2))
+    model = cmsr.CMSR(cmsr.Config.preset("quick", max_iters=2, align="none"))
     guide = np.repeat(_scene()[..., None], 3, axis=2)
     model.fit(_scene()[::4, ::4], guide)
     assert model.warp is None
@@ -140,11 +140,15 @@ def test_full_warp_stays_put_on_an_aligned_pair_of_any_size():
     pixels of the stage's target: with rates in normalized units (2 = the width) a
     large guide moved by several pixels per Adam step, and on EPFL NIR (1024 px) an
     aligned guide ended up to 9 px off. Here (256 px, seed 0) the rates in normalized
-    units left the guide 2.6 px off on average, the rates in pixels 0.75 px."""
+    units left the guide 2.6 px off on average, the rates in pixels 0.75 px (1.01 px
+    since TPS has 6 x 6 points and the guide is warped bicubically; seeds 1, 2: 1.07,
+    1.61 px). The stage training alone: no coarse alignment levels (see
+    tests/test_coarse_alignment.py for those)."""
     size = 256
     target, guide = _displaced_pair(size, torch.eye(2, 3, dtype=torch.float64))
     config = cmsr.Config.preset("quick", align="full", max_iters=150, min_iters=150,
-                                alternating_scales=0.0, warp_release=(0.0, 0.0))
+                                alternating_scales=0.0, warp_release=(0.0, 0.0),
+                                align_levels=0)
     model = cmsr.CMSR(config).fit(target, guide)
     grid = model.warp.grid(size, size).detach()
     moved_px = ((grid - identity_grid(size, size)) * size / 2).norm(dim=-1)

@@ -278,7 +278,8 @@ def test_existing_warp_file_is_refused_before_training(tmp_path, capsys, monkeyp
     assert _sr(target, guide, tmp_path / "o.png", "--align", "affine", "--save-warp",
                str(tmp_path / "rig.pt")) == 2
     assert "rig.pt: already exists" in _error_line(capsys)
-    assert _sr(target, guide, tmp_path / "o.png", "--save-warp", str(tmp_path / "w.pt")) == 2
+    assert _sr(target, guide, tmp_path / "o.png", "--align", "none", "--save-warp",
+               str(tmp_path / "w.pt")) == 2
     assert "--align none" in _error_line(capsys)
     assert _sr(target, guide, tmp_path / "o.png", "--freeze-warp") == 2
     assert "--load-warp" in _error_line(capsys)
@@ -340,6 +341,16 @@ def test_warp_learning_rate_multipliers_reach_the_config():
     default = config_from_args(build_parser().parse_args(
         ["sr", "--target", "a", "--guide", "b", "-o", "c"]))
     assert default.warp_lr_affine == 10.0
+    assert (default.align, default.align_levels) == ("full", 2)
+    levels = config_from_args(build_parser().parse_args(
+        ["sr", "--target", "a", "--guide", "b", "-o", "c", "--align-levels", "3"]))
+    assert levels.align_levels == 3
+
+
+def test_negative_alignment_levels_are_refused(tmp_path, capsys):
+    target, guide = _pair(tmp_path)
+    assert _sr(target, guide, tmp_path / "o.png", "--align-levels", "-1") == 2
+    assert "align_levels must be >= 0" in _error_line(capsys)
 
 
 @pytest.mark.parametrize("value", ["1,2", "1,2,x", "1,-2,3", "1,inf,3"])

@@ -357,8 +357,10 @@ def test_random_shift_has_the_requested_length_and_moves_a_ramp():
     ramp = 3.0 * xs + 5.0 * ys
     moved = displace(ramp, shift=2.5, seed=11)
     dx, dy = field[0, 0].astype(np.float64)
+    # bicubic resampling (torch's a = -0.75) is not exact on a ramp: measured 0.37 here,
+    # a position error of 0.06 px against the ramp's slope of 5.8 per px
     np.testing.assert_allclose(moved[4:-4, 4:-4], (ramp + 3.0 * dx + 5.0 * dy)[4:-4, 4:-4],
-                               atol=1e-3)
+                               atol=0.6)
     other = displacement_field(16, 20, shift=2.5, rotation=0, local_warp=0, seed=12)
     assert not np.allclose(field, other)
 

@@ -20,6 +20,7 @@ import torch
 
 from cmsr import checkpoint
 from cmsr.checkpoint import StateSource
+from cmsr.coarse_alignment import align_coarse_to_fine
 from cmsr.config import Config
 from cmsr.errors import InputError
 from cmsr.infer import back_project, predict
@@ -104,12 +105,14 @@ def prepare_pair(target_lr: np.ndarray, guide_hr: np.ndarray, *, scale: float | 
     return PreparedPair(target, valid_t.float(), guide, scale_yx, normalization)
 
 
-def _relabel(on_step: Callable[[StepInfo], None] | None, stage: int, stages: int
-             ) -> Callable[[StepInfo], None] | None:
-    """``on_step`` with each :class:`StepInfo` marked as ``stage`` of ``stages``."""
+def _relabel(on_step: Callable[[StepInfo], None] | None, stage: int, stages: int,
+             phase: str = "train") -> Callable[[StepInfo], None] | None:
+    """``on_step`` with each :class:`StepInfo` marked as ``stage`` of ``stages`` of
+    ``phase``."""
     if on_step is None:
         return None
-    return lambda info: on_step(dataclasses.replace(info, stage=stage, stages=stages))
+    return lambda info: on_step(dataclasses.replace(info, stage=stage, stages=stages,
+                                                    phase=phase))
 
 
 def _name(source: StateSource | None, argument: str) -> str:
@@ -146,16 +149,11 @@ class CMSR:
         self.networks: list[CMSRNet] = []
         self.warp: GuideWarp | None = None
         self.records: list[list[TrainRecord]] = []
+        self.alignment_records: list[list[TrainRecord]] = []
         self.pair: PreparedPair | None = None
 
     def _new_network(self, target_channels: int, guide_channels: int, seed: int) -> CMSRNet:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = CMSRNet(target_channels, guide_channels,
-                          fe1_layers=self.config.fe1_layers,
-                          fe1_channels=self.config.fe1_channels,
-                          fe2_layers=self.config.fe2_layers,
-                          fe2_channels=self.config.fe2_channels)
+        net = CMSRNet.from_config(self.config, target_channels, guide_channels, seed=seed)
         return net.to(self.device)
 
     def _stages(self, pair: PreparedPair) -> list[tuple[int, int]]:
@@ -262,6 +260,19 @@ class CMSR:
                 min_iters=0, learning_rate=self.config.warm_learning_rate)
         generator = torch.Generator().manual_seed(self.config.seed)
         current, current_valid = pair.target, pair.valid
+        # a warp starting at the identity is first fitted on reduced copies of the pair
+        fresh_warp = (self.warp is not None and warp_start is None
+                      and not self.config.freeze_warp)
+        levels: list[list[TrainRecord]] = []
+        if fresh_warp and self.config.align_levels > 0:
+            assert self.warp is not None
+            size = stages[0]
+            levels = align_coarse_to_fine(
+                self.warp, current, self._stage_guide(pair.guide, size), current_valid,
+                scale=(size[0] / current.shape[-2], size[1] / current.shape[-1]),
+                config=self.config,
+                on_level=lambda index, count: _relabel(on_step, index, count, "align"))
+        self.alignment_records = levels
         for index, size in enumerate(stages):
             guide = self._stage_guide(pair.guide, size)
             stage_scale = (size[0] / current.shape[-2], size[1] / current.shape[-1])
@@ -270,8 +281,9 @@ class CMSR:
                 net.load_state_dict(start["networks"][index])
             elif self.networks and self.config.gradual_warm_start:
                 net.load_state_dict(self.networks[-1].state_dict())
-            # coarse to fine only for a warp that starts at the identity, in the first stage
-            release = warp_start is None and index == 0
+            # coarse to fine only for a warp that starts at the identity, in the first
+            # training it takes part in
+            release = fresh_warp and index == 0 and not levels
             self.records.append(train(net, current, guide, scale=stage_scale,
                                       config=stage_config, generator=generator,
                                       valid=current_valid, warp=self.warp,

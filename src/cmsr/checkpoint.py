@@ -68,8 +68,11 @@ def build_warp(structure: Mapping[str, Any]) -> GuideWarp:
     if structure["align"] == "none":
         raise ValueError("align='none' has no warp")
     cells, points = int(structure["cpab_cells"]), int(structure["tps_points"])
+    # bicubic: the whole guide is resampled once at inference, and bilinear
+    # interpolation at sub-pixel offsets blurs it (measured on EPFL x4 with the true
+    # alignment of a 6 px + 2 degree move: RMSE 3.16 against 3.56)
     return GuideWarp(structure["align"], tessellation=(cells, cells),
-                     control_points=(points, points))
+                     control_points=(points, points), mode="bicubic")
 
 
 def _describe(structure: Mapping[str, Any]) -> str:

@@ -54,6 +54,11 @@ class Config:
         ``tps_points``: tessellation and control grid per side. ``freeze_warp``: apply
         the warp but never train it (for a warp loaded from a previous fit; a warp
         starting at the identity would stay the identity).
+        ``align_levels``: before the first stage, a warp starting at the identity is
+        fitted on that stage's pair reduced by 4, then by 2 (up to ``2**levels``),
+        ``align_level_iters`` steps each with a throw-away network
+        (:mod:`cmsr.coarse_alignment`): displacements of several pixels are out of
+        reach at full size, where the network ignores a misaligned guide. 0: none.
 
     Starting from a previous fit (``CMSR.fit(init=...)``, ``warp_init=...``)
         A loaded warp has all its layers active from the first step (no coarse-to-fine
@@ -99,15 +104,17 @@ class Config:
     min_iters: int = 200
     precision: Precision = "bfloat16"
     # learnable alignment of the guide (affine -> CPAB -> TPS), see cmsr.warp
-    align: Alignment = "none"
+    align: Alignment = "full"
     warp_lr_affine: float = 10.0
     warp_lr_cpab: float = 5.0
     warp_lr_tps: float = 5.0
     warp_release: tuple[float, float] = (0.15, 0.3)
     warp_regularization: float = 1e-3
     cpab_cells: int = 4
-    tps_points: int = 4
+    tps_points: int = 6
     freeze_warp: bool = False
+    align_levels: int = 2
+    align_level_iters: int = 150
     # starting from a previous fit
     warm_start_iters: int = 200
     warm_learning_rate: float = 3e-4
@@ -156,6 +163,8 @@ class Config:
             problems.append("warp learning-rate multipliers must be >= 0")
         if not 0.0 <= self.warp_release[0] <= self.warp_release[1] <= 1.0:
             problems.append("warp_release must be (cpab, tps) fractions with cpab <= tps")
+        if self.align_levels < 0 or self.align_level_iters < 1:
+            problems.append("align_levels must be >= 0 and align_level_iters >= 1")
         if self.cpab_cells < 1 or self.tps_points < 2:
             problems.append("cpab_cells must be >= 1 and tps_points >= 2")
         if self.back_projection_iters < 0:
@@ -190,5 +199,5 @@ PRESETS: dict[str, Config] = {
     # A few seconds on a CPU: for smoke tests and trying the tool out.
     "quick": Config(fe1_channels=16, fe2_channels=16, fe1_layers=4, fe2_layers=3,
                     batch_size=4, max_iters=40, min_iters=10, self_ensemble=False,
-                    back_projection_iters=2, gradual=False),
+                    back_projection_iters=2, gradual=False, align_level_iters=30),
 }

@@ -10,6 +10,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from cmsr.config import Config
+
 
 def conv_stack(in_channels: int, width: int, out_channels: int, layers: int,
                last_kernel: int) -> nn.Sequential:
@@ -58,6 +60,23 @@ class CMSRNet(nn.Module):
         self.guide_channels = guide_channels
         self.fe1 = conv_stack(target_channels, fe1_channels, target_channels, fe1_layers, 3)
         self.fe2 = conv_stack(guide_channels, fe2_channels, target_channels, fe2_layers, 1)
+
+    @classmethod
+    def from_config(cls, config: Config, target_channels: int, guide_channels: int, *,
+                    seed: int | None = None) -> CMSRNet:
+        """The network ``config`` describes (its ``fe1_*`` / ``fe2_*`` fields), with
+        weights drawn from ``seed`` (the global generator untouched) or, for None,
+        from the global generator."""
+        def build() -> CMSRNet:
+            return cls(target_channels, guide_channels, fe1_layers=config.fe1_layers,
+                       fe1_channels=config.fe1_channels, fe2_layers=config.fe2_layers,
+                       fe2_channels=config.fe2_channels)
+
+        if seed is None:
+            return build()
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            return build()
 
     @property
     def halo(self) -> int:

@@ -43,19 +43,20 @@ class TrainingProgress:
         self.enabled = enabled
         self.file = file
         self.bar: tqdm | None = None
-        self.stage = -1
+        self.stage: tuple[str, int] | None = None
         self.steps = 0
         self._stage_step = 0
         self._loss = float("nan")
 
     def __call__(self, info: StepInfo) -> None:
         """Advance to ``info.step`` of stage ``info.stage``."""
-        if info.stage != self.stage:
+        if (info.phase, info.stage) != self.stage:
             self.close()
-            self.stage = info.stage
+            self.stage = (info.phase, info.stage)
             self._stage_step = 0
             if self.enabled:
-                label = f"train {info.stage + 1}/{info.stages}" if info.stages > 1 else "train"
+                label = (f"{info.phase} {info.stage + 1}/{info.stages}" if info.stages > 1
+                         else info.phase)
                 self.bar = tqdm(total=info.max_steps, desc=label, unit="step",
                                 file=self.file if self.file is not None else sys.stderr,
                                 dynamic_ncols=True, leave=True)

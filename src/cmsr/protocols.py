@@ -480,7 +480,10 @@ def displace(
     """Move an image by a global shift and rotation and a smooth local warp.
 
     See :func:`displacement_field` for the parameters. The image is resampled once
-    with bilinear interpolation; points outside it take the nearest border pixel, so
+    with bicubic interpolation (a camera elsewhere sees the scene as sharply, so the
+    move should not blur it the way bilinear interpolation at half-pixel offsets
+    would), clipped to the image's own range; points outside it take the nearest
+    border pixel, so
     there are no black borders. The size is unchanged.
 
     Parameters
@@ -491,8 +494,8 @@ def displace(
     Returns
     -------
     numpy.ndarray
-        Same shape, float32 (not clipped; bilinear interpolation does not leave the
-        input's range). With no displacement, the image itself as float32.
+        Same shape, float32, within the input's range. With no displacement, the
+        image itself as float32.
 
     Examples
     --------
@@ -512,7 +515,8 @@ def displace(
     ys = np.arange(height, dtype=np.float64)[:, None] + field[..., 1]
     grid = np.stack(((2.0 * xs + 1.0) / width - 1.0, (2.0 * ys + 1.0) / height - 1.0), axis=-1)
     moved = sample(_to_tensor(array), torch.from_numpy(grid)[None],
-                   mode="bilinear", padding_mode="border")
+                   mode="bicubic", padding_mode="border")
+    moved = moved.clamp(float(np.nanmin(array)), float(np.nanmax(array)))
     return _from_tensor(moved, array.ndim)
 
 
@@ -556,7 +560,7 @@ def apply_protocol(
     with :func:`cmsr.resample.downsample` (kernel ``"box"`` or ``"cubic"``); for
     ``"real"``, take ``low`` as the input and keep truth and guide as they are.
     Then add the input noise, displace the guide (shift and rotation, then local
-    warp, one bilinear resampling with border replication) and add the guide noise.
+    warp, one bicubic resampling with border replication) and add the guide noise.
 
     Parameters
     ----------

@@ -48,7 +48,8 @@ class StepInfo:
 
     ``stage`` / ``stages``: which of the gradual-SR trainings this is (0-based) and
     how many there are; :func:`train` reports stage 0 of 1, callers running several
-    stages relabel it.
+    stages relabel it. ``phase``: ``"train"``, or ``"align"`` for the warp's fits on
+    reduced copies of the pair (:mod:`cmsr.coarse_alignment`).
     """
 
     step: int
@@ -58,6 +59,7 @@ class StepInfo:
     seconds: float
     stage: int = 0
     stages: int = 1
+    phase: str = "train"
 
 
 def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:

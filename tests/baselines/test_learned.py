@@ -43,6 +43,13 @@ def test_guide_free_net_ignores_the_guide() -> None:
     assert net.halo == 3
 
 
+def test_zssr_never_aligns_the_guide_it_does_not_read(small_edge_pair) -> None:
+    model = ZSSR(ZSSR_CONFIG.replace(align="full"))
+    assert model.config.align == "none"
+    model.fit(_uint8(small_edge_pair.target_lr), small_edge_pair.guide)
+    assert model.model is not None and model.model.warp is None
+
+
 def test_zssr_shape_dtype_and_seed(small_edge_pair) -> None:
     target = _uint8(small_edge_pair.target_lr)
     model = ZSSR(ZSSR_CONFIG).fit(target, small_edge_pair.guide)

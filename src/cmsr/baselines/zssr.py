@@ -46,11 +46,7 @@ class _GuideFreeCMSR(CMSR):
     """:class:`cmsr.CMSR` building :class:`GuideFreeNet` instead of ``CMSRNet``."""
 
     def _new_network(self, target_channels: int, guide_channels: int, seed: int) -> CMSRNet:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            net = GuideFreeNet(target_channels, guide_channels,
-                               fe1_layers=self.config.fe1_layers,
-                               fe1_channels=self.config.fe1_channels)
+        net = GuideFreeNet.from_config(self.config, target_channels, guide_channels, seed=seed)
         return net.to(self.device)
 
 
@@ -60,16 +56,18 @@ class ZSSR(Baseline):
     Parameters
     ----------
     config:
-        cmsr's settings, used unchanged (``fe2_*`` are ignored); default ``Config()``,
-        the same default as :class:`cmsr.CMSR`. The seed, device, iterations and
-        inference options therefore match a cmsr run with the same config.
+        cmsr's settings, used unchanged (``fe2_*`` are ignored) except ``align``,
+        always ``"none"`` (a guide that is never read needs no alignment); default
+        ``Config()``, the same default as :class:`cmsr.CMSR`. The seed, device,
+        iterations and inference options therefore match a cmsr run with the same
+        config.
     """
 
     name = "zssr"
 
     def __init__(self, config: Config | None = None) -> None:
         super().__init__()
-        self.config = config or Config()
+        self.config = (config or Config()).replace(align="none")
         self.model: CMSR | None = None
 
     def fit(self, target_lr: np.ndarray, guide_hr: np.ndarray, *,

@@ -43,6 +43,10 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
                         metavar="AFFINE,CPAB,TPS",
                         help="learning-rate multipliers of the three warp layers, larger "
                              "for badly displaced pairs (default: the preset's, 10,5,5)")
+    parser.add_argument("--align-levels", type=int, default=None, metavar="N",
+                        help="fit the alignment first on the pair reduced by 2**N, ..., 2 "
+                             "(more for guides displaced by many pixels; 0: off; default: "
+                             "the preset's, 2)")
     parser.add_argument("--alternating-scales", type=float, default=None, metavar="P",
                         help="share of up-sampling-scheme training steps (default: the "
                              "preset's); 0 helps the learned alignment")
@@ -86,6 +90,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         changes["align"] = args.align
     if args.warp_lr is not None:
         changes["warp_lr_affine"], changes["warp_lr_cpab"], changes["warp_lr_tps"] = args.warp_lr
+    if args.align_levels is not None:
+        changes["align_levels"] = args.align_levels
     if args.alternating_scales is not None:
         changes["alternating_scales"] = args.alternating_scales
     if args.no_ensemble:
