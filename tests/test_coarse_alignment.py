@@ -22,6 +22,9 @@ def test_level_config_trains_at_a_constant_rate_on_down_sampling_steps():
     config = cmsr.Config.preset("thermal", align_level_iters=70)
     level = level_config(config)
     assert (level.max_iters, level.min_iters, level.alternating_scales) == (70, 70, 0.0)
+    assert (level.fe1_channels, level.fe2_channels) == (32, 32)
+    narrow = level_config(cmsr.Config.preset("quick", align_level_channels=32))
+    assert (narrow.fe1_channels, narrow.fe2_channels) == (16, 16)  # never wider
 
 
 def _point_error(warp: GuideWarp, true: torch.Tensor, size: int) -> float:

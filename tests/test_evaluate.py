@@ -69,6 +69,16 @@ def test_seeded_baselines_take_the_config_seed() -> None:
     assert "config" in method_settings("cmsr", Config(), {})
 
 
+def test_warp_knobs_key_only_runs_that_learn_a_warp() -> None:
+    none = Config(align="none")
+    assert (method_settings("cmsr", none, {})
+            == method_settings("cmsr", none.replace(tps_points=9, align_levels=0), {}))
+    full = Config(align="full")
+    assert (method_settings("cmsr", full, {})
+            != method_settings("cmsr", full.replace(tps_points=9), {}))
+    assert method_settings("zssr", full, {}) == method_settings("zssr", none, {})
+
+
 def test_load_pair_makes_the_input_by_protocol(tmp_path: Path) -> None:
     scene = make_scene(tmp_path / "a", size=34)
     pair = load_pair(scene, Protocol("avgpool", 4))

@@ -13,7 +13,11 @@ affine to within 5% of its size, cosine 1.00).
 How. For ``config.align_levels`` levels, coarsest first, the first stage's pair
 (target and guide) is reduced by ``2 ** level`` and a fresh, throw-away network is
 trained on it together with the warp, by the same L1 super-resolution loss, for
-``config.align_level_iters`` steps at a constant learning rate. The warp's
+``config.align_level_iters`` steps at a constant learning rate. That network is at
+most ``config.align_level_channels`` wide: it only has to use the guide enough to
+steer the warp (32 instead of 64 channels found the same alignment on EPFL, mean
+error 0.34 against 0.31 px, at 40% of the cost per step: 0.024 against 0.059 s
+with 2 threads on a 42 x 64 level). The warp's
 parameters are in normalized coordinates, so they carry over unchanged from level
 to level and into the real stages. Levels whose target would be smaller than
 ``MIN_LEVEL_SIDE`` pixels on its shorter side are skipped.
@@ -65,10 +69,14 @@ def level_sizes(size: tuple[int, int], levels: int, min_side: int = MIN_LEVEL_SI
 
 def level_config(config: Config) -> Config:
     """The training settings of an alignment level: ``align_level_iters`` steps at
-    the full learning rate (no decay, no early stop), down-sampling scheme only."""
+    the full learning rate (no decay, no early stop), down-sampling scheme only, a
+    network at most ``align_level_channels`` wide."""
     iters = config.align_level_iters
+    width = config.align_level_channels
     return config.replace(max_iters=iters, min_iters=iters, alternating_scales=0.0,
-                          eval_every=max(iters, 1))
+                          eval_every=max(iters, 1),
+                          fe1_channels=min(width, config.fe1_channels),
+                          fe2_channels=min(width, config.fe2_channels))
 
 
 def align_coarse_to_fine(warp: GuideWarp, target: torch.Tensor, guide: torch.Tensor,
@@ -114,7 +122,7 @@ def align_coarse_to_fine(warp: GuideWarp, target: torch.Tensor, guide: torch.Ten
         small_guide = downsample(guide, guide_size).clamp(0.0, 1.0)
         # a reduced pixel is valid only if every pixel it covers was
         small_valid = (downsample(valid, size, kernel="box") > 0.999).float()
-        net = CMSRNet.from_config(config, target.shape[1], guide.shape[1],
+        net = CMSRNet.from_config(settings, target.shape[1], guide.shape[1],
                                   seed=config.seed + LEVEL_SEED_OFFSET + index)
         net = net.to(target.device)
         callback = on_level(index, len(sizes)) if on_level is not None else None

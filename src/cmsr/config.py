@@ -56,7 +56,8 @@ class Config:
         starting at the identity would stay the identity).
         ``align_levels``: before the first stage, a warp starting at the identity is
         fitted on that stage's pair reduced by 4, then by 2 (up to ``2**levels``),
-        ``align_level_iters`` steps each with a throw-away network
+        ``align_level_iters`` steps each with a throw-away network whose feature
+        extractors are at most ``align_level_channels`` wide
         (:mod:`cmsr.coarse_alignment`): displacements of several pixels are out of
         reach at full size, where the network ignores a misaligned guide. 0: none.
 
@@ -115,6 +116,7 @@ class Config:
     freeze_warp: bool = False
     align_levels: int = 2
     align_level_iters: int = 150
+    align_level_channels: int = 32
     # starting from a previous fit
     warm_start_iters: int = 200
     warm_learning_rate: float = 3e-4
@@ -163,8 +165,9 @@ class Config:
             problems.append("warp learning-rate multipliers must be >= 0")
         if not 0.0 <= self.warp_release[0] <= self.warp_release[1] <= 1.0:
             problems.append("warp_release must be (cpab, tps) fractions with cpab <= tps")
-        if self.align_levels < 0 or self.align_level_iters < 1:
-            problems.append("align_levels must be >= 0 and align_level_iters >= 1")
+        if self.align_levels < 0 or min(self.align_level_iters, self.align_level_channels) < 1:
+            problems.append("align_levels must be >= 0, align_level_iters and "
+                            "align_level_channels >= 1")
         if self.cpab_cells < 1 or self.tps_points < 2:
             problems.append("cpab_cells must be >= 1 and tps_points >= 2")
         if self.back_projection_iters < 0:

@@ -47,6 +47,10 @@ from cmsr.usage import track_usage
 METHODS = ("bicubic", "guided-filter", "jbu", "zssr", "p2p", "mmsr", "cmsr")
 #: Methods whose result depends on the training :class:`Config`.
 CONFIGURED = ("cmsr", "zssr")
+#: Config fields that only matter to the learned warp (left out of a key without one).
+WARP_FIELDS = ("align", "warp_lr_affine", "warp_lr_cpab", "warp_lr_tps", "warp_release",
+               "warp_regularization", "cpab_cells", "tps_points", "freeze_warp",
+               "align_levels", "align_level_iters", "align_level_channels")
 #: Learned baselines that take the config's seed and device but keep their own defaults.
 SEEDED = ("p2p", "mmsr")
 #: Bumped when a change invalidates stored runs.
@@ -132,6 +136,9 @@ def method_settings(name: str, config: Config, options: Mapping[str, Mapping[str
     if name in CONFIGURED:
         fields = dataclasses.asdict(config)
         fields.pop("threads", None)
+        if config.align == "none" or name == "zssr":  # no warp: its knobs change nothing
+            for field in WARP_FIELDS:
+                fields.pop(field, None)
         return {"config": fields}
     settings: dict[str, Any] = {"options": dict(options.get(name, {}))}
     if name in SEEDED:
