@@ -14,8 +14,9 @@ Every number comes from ``cmsr eval`` (reports under ``results/misalignment/``):
   direction and the network's initialisation).
 * **Real misalignment**: ``thermal/unaligned``, the real low-resolution capture as
   input (x8), the aligned high-resolution thermal as truth; PSNR / SSIM, with the
-  comparison grids and (``--save-figures`` is per-run, so not here) the overlays in
-  the grids.
+  comparison grids, and the deformed guide with red-green overlays on the truth
+  before and after in ``results/misalignment/unaligned-full/alignment/real/``
+  (written when the run is computed, not when it is reused).
 
 All cmsr runs use ``--iters ITERS`` steps per stage (default 300) so the comparison
 is between alignment settings at the same budget. Targets (issue 3): ``full`` on

@@ -51,6 +51,19 @@ def test_eval_writes_tables_grids_and_resumes(tmp_path: Path,
     assert [r["rmse"] for r in again] == [r["rmse"] for r in rows]
 
 
+def test_eval_draws_the_alignment_of_cmsr_runs_that_learn_a_warp(tmp_path: Path) -> None:
+    data = make_data(tmp_path / "data", names=("s1",))
+    report = tmp_path / "report"
+    assert main(["eval", str(data), "--methods", "cmsr", "--protocol", "avgpool",
+                 "--scale", "2", "--shift", "2", "-o", str(report), *QUICK]) == 0
+    figure = read_image(report / "alignment" / "avgpool-x2-shift2-seed0" / "s1.png")
+    assert figure.ndim == 3 and figure.shape[1] > 3 * 32  # three panels side by side
+    none = tmp_path / "none"
+    assert main(["eval", str(data), "--methods", "cmsr", "--protocol", "avgpool",
+                 "--scale", "2", "--align", "none", "-o", str(none), *QUICK]) == 0
+    assert not (none / "alignment").exists()
+
+
 def test_eval_displacement_and_noise_are_named(tmp_path: Path) -> None:
     data = make_data(tmp_path / "data", names=("s1",))
     report = tmp_path / "report"

@@ -265,11 +265,18 @@ class Event:
 
 def run_method(name: str, pair: EvaluationPair, config: Config,
                options: Mapping[str, Mapping[str, Any]],
-               on_step: Callable[[StepInfo], None] | None = None) -> np.ndarray:
-    """Fit ``name`` on the pair's input and guide; its output ``(H, W[, c])`` float32."""
+               on_step: Callable[[StepInfo], None] | None = None,
+               keep_aligned: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+    """Fit ``name`` on the pair's input and guide; its output ``(H, W[, c])`` float32.
+
+    ``keep_aligned`` is called with the guide as deformed by a learned warp
+    (``(H, W, C)`` float32 in [0, 1]), when the method learned one.
+    """
     method = make_method(name, config, options)
     if isinstance(method, CMSR):
         method.fit(pair.low, pair.guide, on_step=on_step)
+        if method.warp is not None and keep_aligned is not None:
+            keep_aligned(method.aligned_guide()[0].permute(1, 2, 0).cpu().numpy())
     else:
         method.fit(pair.low, pair.guide)
     return np.asarray(method.predict(), dtype=np.float32)
@@ -286,7 +293,9 @@ def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: Protocol
              options: Mapping[str, Mapping[str, Any]] | None = None, crop: int = 0,
              recompute: bool = False, on_event: Callable[[Event], None] | None = None,
              keep_outputs: Callable[[Scene, EvaluationPair, dict[str, np.ndarray]], None]
-             | None = None) -> list[RunResult]:
+             | None = None,
+             keep_alignment: Callable[[Scene, EvaluationPair, np.ndarray], None] | None = None
+             ) -> list[RunResult]:
     """Run every method on every scene (scene by scene) and score it.
 
     Parameters
@@ -308,6 +317,9 @@ def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: Protocol
     keep_outputs:
         Called once per scene with the pair and ``{method: output}`` of the runs that
         succeeded (e.g. to draw a comparison grid).
+    keep_alignment:
+        Called with the pair and the deformed guide ``(H, W, C)`` float32 in [0, 1]
+        after each cmsr run computed here (not a stored one) that learned a warp.
 
     Returns
     -------
@@ -342,9 +354,15 @@ def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: Protocol
                 def step(info: StepInfo, scene: str = scene.name, method: str = method
                          ) -> None:
                     notify(Event("step", scene, method, step=info.step))
+                def aligned(guide: np.ndarray, scene: Scene = scene,
+                            pair: EvaluationPair = pair) -> None:
+                    if keep_alignment is not None:
+                        keep_alignment(scene, pair, guide)
+
                 try:
                     with track_usage() as usage:
-                        output = run_method(method, pair, config, options, on_step=step)
+                        output = run_method(method, pair, config, options, on_step=step,
+                                            keep_aligned=aligned)
                 except Exception as error:  # recorded; the evaluation goes on
                     message = str(error) if isinstance(error, InputError) else (
                         f"{type(error).__name__}: {error} "

@@ -339,6 +339,30 @@ def red_green_overlay(guide: np.ndarray, target: np.ndarray) -> np.ndarray:
     return out
 
 
+def alignment_figure(guide: np.ndarray, aligned: np.ndarray, reference: np.ndarray
+                     ) -> np.ndarray:
+    """The deformed guide and red-green overlays with ``reference`` before and after.
+
+    Parameters
+    ----------
+    guide, aligned:
+        ``(H, W, 3)`` or ``(H, W)`` the guide as given and as deformed by the learned
+        warp, any real dtype.
+    reference:
+        ``(H, W)`` or ``(H, W, C)`` what the guide should line up with: the enlarged
+        input, or the ground truth when there is one.
+
+    Returns
+    -------
+    np.ndarray
+        ``(h, w, 3)`` uint8: three panels, "deformed guide", "before alignment",
+        "after alignment".
+    """
+    return panel_grid([("deformed guide", aligned),
+                       ("before alignment", red_green_overlay(guide, reference)),
+                       ("after alignment", red_green_overlay(aligned, reference))], columns=3)
+
+
 def panel_grid(
     panels: Sequence[tuple[str, np.ndarray]],
     *,

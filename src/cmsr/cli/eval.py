@@ -1,8 +1,11 @@
 """``cmsr eval``: methods side by side on scenes with ground truth, as tables and pictures.
 
 Writes into REPORT_DIR: ``<protocol>.md`` and ``<protocol>.csv`` (per scene and mean,
-with time and peak memory), ``grids/<protocol>/<scene>.png`` (comparison grids) and
-``runs/`` (every finished run, so a stopped evaluation resumes where it stopped).
+with time and peak memory), ``grids/<protocol>/<scene>.png`` (comparison grids),
+``alignment/<protocol>/<scene>.png`` (cmsr's deformed guide and red-green overlays
+with the truth before and after, for the cmsr runs computed in this call that
+learned a warp) and ``runs/`` (every finished run, so a stopped evaluation resumes
+where it stopped).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from cmsr.cli.options import add_training_options, config_from_args
@@ -24,6 +28,7 @@ from cmsr.evaluate import (
     parse_method_options,
     parse_methods,
 )
+from cmsr.figures import alignment_figure
 from cmsr.io import write_image, write_text
 from cmsr.protocols import EvaluationPair, Protocol
 from cmsr.report import comparison_grid, csv_report, markdown_report
@@ -142,6 +147,14 @@ def run_eval(args: argparse.Namespace) -> int:
         grid = comparison_grid(pair, outputs, scores)
         write_image(grids / f"{scene.name.replace('/', '__')}.png", grid, overwrite=True)
 
+    def draw_alignment(scene: Scene, pair: EvaluationPair, aligned: np.ndarray) -> None:
+        if not aligned.shape[:2] == pair.guide.shape[:2] == pair.truth.shape[:2]:
+            return  # the guide was resized for the run: no overlay on the truth's grid
+        figure = alignment_figure(pair.guide, aligned.squeeze(-1) if aligned.shape[-1] == 1
+                                  else aligned, pair.truth)
+        write_image(report / "alignment" / protocol.name
+                    / f"{scene.name.replace('/', '__')}.png", figure, overwrite=True)
+
     results_so_far: list = []
     progress = EvalProgress(len(scenes) * len(methods), enabled=not args.quiet)
 
@@ -154,7 +167,8 @@ def run_eval(args: argparse.Namespace) -> int:
         results = evaluate(scenes, methods, protocol, RunStore(report / "runs"),
                            config=config, options=options, crop=args.crop,
                            recompute=args.overwrite, on_event=on_event,
-                           keep_outputs=None if args.no_grids else draw)
+                           keep_outputs=None if args.no_grids else draw,
+                           keep_alignment=None if args.no_grids else draw_alignment)
     finally:
         progress.close()
     notes = [f"Data: `{args.data}` ({len(scenes)} scenes). Protocol `{protocol.name}`; "

@@ -26,7 +26,7 @@ from cmsr.cli.options import (
 )
 from cmsr.cli.outputs import FIGURE_FILES, check_figures, check_output, result_layout
 from cmsr.config import PRESETS, Config
-from cmsr.figures import error_map, loss_curve, panel_grid, red_green_overlay
+from cmsr.figures import alignment_figure, error_map, loss_curve, panel_grid
 from cmsr.io import SUPPORTED_WRITE, describe, read_image, write_image, write_text
 from cmsr.metrics import rmse
 from cmsr.normalize import array_to_tensor, tensor_to_array
@@ -127,11 +127,8 @@ def save_figures(folder: Path, model: CMSR, target: np.ndarray, guide: np.ndarra
         written.append(write_image(folder / "loss_curve.png", curve, overwrite=overwrite))
     if model.warp is not None:
         aligned = model.aligned_guide()[0].permute(1, 2, 0).cpu().numpy()
-        before = red_green_overlay(model.pair.guide[0].permute(1, 2, 0).cpu().numpy(),
-                                   enlarged)
-        after = red_green_overlay(aligned, enlarged)
-        grid = panel_grid([("deformed guide", aligned), ("before alignment", before),
-                           ("after alignment", after)], columns=3)
+        grid = alignment_figure(model.pair.guide[0].permute(1, 2, 0).cpu().numpy(), aligned,
+                                enlarged)
         written.append(write_image(folder / "alignment.png", grid, overwrite=overwrite))
     buffer = text_io.StringIO()
     writer = csv.writer(buffer)
