@@ -5,7 +5,12 @@ Pairs (from ``../shared/data`` or ``$CMSR_DATA``):
 - nir: EPFL ``train_0003``, 256x170 -> 1024x680 (x4, MATLAB bicubic reduction);
 - thermal: ``thermal/unaligned`` first scene, real 80x60 capture -> 640x480 (x8).
 
+Each pair runs with the preset's default alignment (``--align full``) and with
+``--align none``, so the table also gives what the learned deformation (with its
+fits on the reduced pair) adds to a whole run: fit and predict, the preset's steps.
+
 Usage: ``python benchmarks/preset_costs.py``; writes ``benchmarks/results/preset_costs.md``.
+Run it on an otherwise idle machine: its timings are the point.
 """
 
 from __future__ import annotations
@@ -42,19 +47,26 @@ def main() -> None:
         ("thermal", f"unaligned/{thermal.name} x8 (real LR)",
          read_image(first(thermal, "target_*_lr*")), read_image(first(thermal, "guide_*"))),
     ]
-    header = ["preset", "pair", "input -> output", "train steps", "seconds", "peak RSS GB"]
+    header = ["preset", "pair", "input -> output", "align", "train steps (+ alignment)",
+              "seconds", "time added by the alignment", "peak RSS GB"]
     rows = []
     for preset, name, target, guide in cases:
-        start = time.perf_counter()
-        model = cmsr.CMSR(cmsr.Config.preset(preset)).fit(target, guide)
-        result = model.predict()
-        seconds = time.perf_counter() - start
-        steps = sum(stage[-1].step for stage in model.records)
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-        rows.append([preset, name, f"{target.shape[1]}x{target.shape[0]} -> "
-                     f"{result.shape[1]}x{result.shape[0]}", str(steps), f"{seconds:.1f}",
-                     f"{peak:.2f}"])
-        print(" | ".join(rows[-1]), flush=True)
+        seconds: dict[str, float] = {}
+        for align in ("none", "full"):
+            start = time.perf_counter()
+            model = cmsr.CMSR(cmsr.Config.preset(preset, align=align)).fit(target, guide)
+            result = model.predict()
+            seconds[align] = time.perf_counter() - start
+            steps = sum(stage[-1].step for stage in model.records)
+            levels = sum(level[-1].step for level in model.alignment_records)
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+            added = (f"{100 * (seconds['full'] / seconds['none'] - 1):+.0f}%"
+                     if align == "full" else "")
+            rows.append([preset, name, f"{target.shape[1]}x{target.shape[0]} -> "
+                         f"{result.shape[1]}x{result.shape[0]}", align,
+                         f"{steps} (+ {levels})" if levels else str(steps),
+                         f"{seconds[align]:.1f}", added, f"{peak:.2f}"])
+            print(" | ".join(rows[-1]), flush=True)
     markdown = "\n".join([
         "# Cost of each preset on one real pair", "", f"{machine_line()}.",
         "Peak RSS is the process's running maximum (so it never decreases down the table).",
