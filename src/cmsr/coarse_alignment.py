@@ -17,10 +17,10 @@ trained on it together with the warp, by the same L1 super-resolution loss, for
 most ``config.align_level_channels`` wide: it only has to use the guide enough to
 steer the warp (32 instead of 64 channels found the same alignment on EPFL, mean
 error 0.34 against 0.31 px, at 40% of the cost per step: 0.024 against 0.059 s
-with 2 threads on a 42 x 64 level). The warp's
-parameters are in normalized coordinates, so they carry over unchanged from level
-to level and into the real stages. Levels whose target would be smaller than
-``MIN_LEVEL_SIDE`` pixels on its shorter side are skipped.
+with 2 threads on a 42 x 64 level). The warp's parameters are in normalized
+coordinates, so they carry over unchanged from level to level and into the real
+stages. Levels whose target would be smaller than ``MIN_LEVEL_SIDE`` pixels on its
+shorter side are skipped.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def level_config(config: Config) -> Config:
     iters = config.align_level_iters
     width = config.align_level_channels
     return config.replace(max_iters=iters, min_iters=iters, alternating_scales=0.0,
-                          eval_every=max(iters, 1),
+                          eval_every=iters,
                           fe1_channels=min(width, config.fe1_channels),
                           fe2_channels=min(width, config.fe2_channels))
 
