@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from cmsr.cli import main
 from cmsr.io import read_image, write_image
@@ -62,6 +63,17 @@ def test_eval_draws_the_alignment_of_cmsr_runs_that_learn_a_warp(tmp_path: Path)
     assert main(["eval", str(data), "--methods", "cmsr", "--protocol", "avgpool",
                  "--scale", "2", "--align", "none", "-o", str(none), *QUICK]) == 0
     assert not (none / "alignment").exists()
+
+
+def test_eval_runs_with_the_threads_it_is_given(tmp_path: Path) -> None:
+    data = make_data(tmp_path / "data", names=("s1",))
+    before = torch.get_num_threads()
+    try:
+        assert main(["eval", str(data), "--methods", "bicubic", "--threads", "1",
+                     "-o", str(tmp_path / "report"), *QUICK]) == 0
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
 
 
 def test_eval_displacement_and_noise_are_named(tmp_path: Path) -> None:

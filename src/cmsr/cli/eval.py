@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from cmsr.cli.options import add_training_options, config_from_args
+from cmsr.cli.options import add_training_options, config_from_args, use_threads
 from cmsr.datasets import Scene, find_scenes, select_scenes
 from cmsr.errors import InputError
 from cmsr.evaluate import (
@@ -132,6 +132,7 @@ def run_eval(args: argparse.Namespace) -> int:
         raise InputError("cmsr eval writes its pictures into REPORT_DIR/grids",
                          source="--save-figures")
     config = config_from_args(args)
+    use_threads(config)  # cmsr, zssr and mmsr run in this process
     methods = parse_methods(args.methods)
     options = parse_method_options(args.option)
     protocol = protocol_from_args(args)

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from cmsr import checkpoint
 from cmsr.config import PRESETS, Config
 from cmsr.errors import InputError
@@ -180,3 +182,10 @@ def check_state_outputs(args: argparse.Namespace, config: Config, *,
         if path.exists() and not args.overwrite:
             raise InputError("already exists; pass --overwrite to replace it", source=str(path))
         taken.append(path)
+
+
+def use_threads(config: Config) -> None:
+    """Give torch ``config.threads`` CPU threads (``--threads``); None leaves torch's
+    choice."""
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)

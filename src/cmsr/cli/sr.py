@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from cmsr.api import CMSR
 from cmsr.checkpoint import StateSource
@@ -23,6 +22,7 @@ from cmsr.cli.options import (
     check_state_outputs,
     config_from_args,
     load_start_states,
+    use_threads,
 )
 from cmsr.cli.outputs import FIGURE_FILES, check_figures, check_output, result_layout
 from cmsr.config import PRESETS, Config
@@ -148,8 +148,7 @@ def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
     ``init`` / ``warp_init``: checkpoint and warp (files or dicts) to start from, see
     :meth:`CMSR.fit`.
     """
-    if config.threads is not None:
-        torch.set_num_threads(config.threads)
+    use_threads(config)
     progress = TrainingProgress(enabled=not quiet)
     start = time.perf_counter()
     try:
