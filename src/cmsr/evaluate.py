@@ -354,11 +354,9 @@ def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: Protocol
                 def step(info: StepInfo, scene: str = scene.name, method: str = method
                          ) -> None:
                     notify(Event("step", scene, method, step=info.step))
-                def aligned(guide: np.ndarray, scene: Scene = scene,
-                            pair: EvaluationPair = pair) -> None:
-                    if keep_alignment is not None:
-                        keep_alignment(scene, pair, guide)
 
+                aligned = None if keep_alignment is None else (
+                    lambda guide, scene=scene, pair=pair: keep_alignment(scene, pair, guide))
                 try:
                     with track_usage() as usage:
                         output = run_method(method, pair, config, options, on_step=step,

@@ -483,8 +483,7 @@ def displace(
     with bicubic interpolation (a camera elsewhere sees the scene as sharply, so the
     move should not blur it the way bilinear interpolation at half-pixel offsets
     would), clipped to the image's own range; points outside it take the nearest
-    border pixel, so
-    there are no black borders. The size is unchanged.
+    border pixel, so there are no black borders. The size is unchanged.
 
     Parameters
     ----------
