@@ -359,3 +359,19 @@ def test_bad_warp_learning_rates_are_a_usage_error(value, capsys):
         main(["sr", "--target", "a", "--guide", "b", "-o", "c", "--warp-lr", value])
     assert exit_info.value.code == 2
     assert "expected three numbers >= 0" in capsys.readouterr().err
+
+
+def test_kernel_file_is_used_and_bad_kernels_are_one_line_errors(tmp_path, capsys):
+    target, guide = _pair(tmp_path)
+    np.save(tmp_path / "k.npy", np.ones((4, 4)))
+    args = ["sr", "--target", str(target), "--guide", str(guide), *QUICK]
+    assert main([*args, "-o", str(tmp_path / "a.png"), "--kernel", str(tmp_path / "k.npy")]) == 0
+    assert main([*args, "-o", str(tmp_path / "b.png"), "--kernel", "cubic-aliased"]) == 0
+    capsys.readouterr()
+    np.save(tmp_path / "bad.npy", np.ones(4))
+    for kernel, words in ((str(tmp_path / "bad.npy"), "2-D"), ("gauss", "kernel name"),
+                          (str(tmp_path / "none.npy"), "no such file")):
+        assert main([*args, "-o", str(tmp_path / "c.png"), "--kernel", kernel]) == 2
+        line = _error_line(capsys)
+        assert words in line and kernel in line
+    assert not (tmp_path / "c.png").exists()

@@ -283,3 +283,38 @@ def test_scaled_size():
     assert scaled_size((10, 10), (1.26, 1.24)) == (13, 12)
     assert scaled_size((3, 3), (0.1, 0.1)) == (1, 1)  # never below one pixel
     assert scaled_size((12, 9), (0.5, 1 / 3)) == (6, 3)
+
+
+def test_aliased_reduction_interpolates_at_the_output_centres():
+    from cmsr.resample import downsample
+    x = torch.arange(64.0, dtype=torch.float64).reshape(1, 1, 8, 8)
+    # linear interpolation at the centres of 2x2 blocks of a ramp is the block mean
+    expected = x.reshape(1, 1, 4, 2, 4, 2).mean(dim=(3, 5))
+    torch.testing.assert_close(downsample(x, (4, 4), kernel="linear-aliased"), expected)
+    rng = torch.Generator().manual_seed(0)
+    noisy = torch.rand(1, 1, 32, 32, generator=rng, dtype=torch.float64)
+    aliased = downsample(noisy, (4, 4), kernel="cubic-aliased")
+    smooth = downsample(noisy, (4, 4), kernel="cubic")
+    assert aliased.std() > 2 * smooth.std()  # no antialiasing: the noise survives
+
+
+def test_a_box_kernel_file_equals_average_pooling_and_has_gradients():
+    from cmsr.resample import blur_and_sample, downsample
+    x = torch.rand(2, 3, 24, 36, dtype=torch.float64, requires_grad=True)
+    box = tuple(tuple(1.0 for _ in range(4)) for _ in range(4))
+    torch.testing.assert_close(downsample(x, (6, 9), kernel=box),
+                               downsample(x, (6, 9), kernel="box"))
+    kernel = torch.rand(3, 3, dtype=torch.float64)
+    assert torch.autograd.gradcheck(
+        lambda image: blur_and_sample(image, (3, 4), kernel),
+        (x[:1, :1, :9, :12].detach().requires_grad_(),))
+
+
+def test_an_odd_kernel_is_centred():
+    from cmsr.resample import blur_and_sample
+    image = torch.zeros(1, 1, 9, 9, dtype=torch.float64)
+    image[0, 0, 4, 4] = 1.0
+    kernel = torch.zeros(3, 3, dtype=torch.float64)
+    kernel[1, 1] = 1.0  # identity blur: reading at the centres is point sampling
+    out = blur_and_sample(image, (3, 3), kernel)
+    assert out[0, 0, 1, 1] == 1.0 and out.sum() == 1.0

@@ -22,6 +22,7 @@ from cmsr import checkpoint
 from cmsr.checkpoint import StateSource
 from cmsr.coarse_alignment import align_coarse_to_fine
 from cmsr.config import Config
+from cmsr.consistency import fine_tune_consistency
 from cmsr.errors import InputError
 from cmsr.infer import back_project, predict
 from cmsr.model import CMSRNet
@@ -32,7 +33,8 @@ from cmsr.normalize import (
     normalize_guide,
     valid_mask,
 )
-from cmsr.resample import downsample, resize, scaled_size
+from cmsr.resample import downsample, resize, scaled_size, upsample_bicubic
+from cmsr.self_check import SelfCheck, decide, held_out_errors, held_out_mask
 from cmsr.train import StepInfo, TrainRecord, train
 from cmsr.validate import check_image, check_pair, describe_shape
 from cmsr.warp import GuideWarp
@@ -150,6 +152,8 @@ class CMSR:
         self.warp: GuideWarp | None = None
         self.records: list[list[TrainRecord]] = []
         self.alignment_records: list[list[TrainRecord]] = []
+        self.consistency_records: list[TrainRecord] = []
+        self.self_check: SelfCheck | None = None
         self.pair: PreparedPair | None = None
 
     def _new_network(self, target_channels: int, guide_channels: int, seed: int) -> CMSRNet:
@@ -273,6 +277,13 @@ class CMSR:
                 config=self.config,
                 on_level=lambda index, count: _relabel(on_step, index, count, "align"))
         self.alignment_records = levels
+        self.self_check = None
+        held_out = None
+        if self.config.self_check:
+            check_generator = torch.Generator().manual_seed(self.config.seed + 7919)
+            held_out = held_out_mask(tuple(current.shape[-2:]), self.config.self_check_fraction,
+                                     max(4, self.config.patch_size // 4),
+                                     check_generator).to(self.device) * current_valid
         for index, size in enumerate(stages):
             guide = self._stage_guide(pair.guide, size)
             stage_scale = (size[0] / current.shape[-2], size[1] / current.shape[-1])
@@ -284,17 +295,33 @@ class CMSR:
             # coarse to fine only for a warp that starts at the identity, in the first
             # training it takes part in
             release = fresh_warp and index == 0 and not levels
+            train_valid = current_valid
+            if index == 0 and held_out is not None:
+                train_valid = current_valid * (1.0 - held_out)
             self.records.append(train(net, current, guide, scale=stage_scale,
                                       config=stage_config, generator=generator,
-                                      valid=current_valid, warp=self.warp,
+                                      valid=train_valid, warp=self.warp,
                                       release_warp=release,
                                       on_step=_relabel(on_step, index, len(stages))))
             self.networks.append(net)
+            if index == 0 and held_out is not None:
+                aligned = self._stage_guide(self.aligned_guide(), size)
+                errors = held_out_errors(net, current, aligned, held_out, stage_scale,
+                                         self.config)
+                self.self_check = decide(*errors, int(held_out.sum()),
+                                         self.config.self_check_margin)
             if index + 1 < len(stages):
                 aligned = self._stage_guide(self.aligned_guide(), size)
                 current = predict(net, current, aligned, config=self.config,
-                                  valid=current_valid)
+                                  valid=current_valid, use_guide=self.uses_guide)
                 current_valid = torch.ones_like(current[:, :1])
+        self.consistency_records = []
+        if self.config.consistency_iters > 0:
+            aligned = self._stage_guide(self.aligned_guide(), stages[-1])
+            self.consistency_records = fine_tune_consistency(
+                self.networks[-1], current, aligned, pair.target, pair.valid,
+                config=self.config, generator=generator, use_guide=self.uses_guide,
+                on_step=_relabel(on_step, len(stages) - 1, len(stages), "consistency"))
         return self
 
     # ------------------------------------------------------------------ saved state
@@ -338,11 +365,14 @@ class CMSR:
         if self.pair is None or not self.networks:
             raise RuntimeError("call fit() before predict()")
         pair = self.pair
+        if self.self_check is not None and self.self_check.choice == "bicubic":
+            return upsample_bicubic(pair.target, tuple(pair.guide.shape[-2:]))
         current, current_valid = pair.target, pair.valid
         aligned = self.aligned_guide()
         for net, size in zip(self.networks, self._stages(pair), strict=True):
             guide = self._stage_guide(aligned, size)
-            current = predict(net, current, guide, config=self.config, valid=current_valid)
+            current = predict(net, current, guide, config=self.config, valid=current_valid,
+                              use_guide=self.uses_guide)
             current_valid = torch.ones_like(current[:, :1])
         if len(self.networks) > 1:
             current = back_project(current, pair.target,
@@ -355,6 +385,11 @@ class CMSR:
         result = self.predict_tensor()
         assert self.pair is not None
         return self.pair.normalization.from_unit(result)
+
+    @property
+    def uses_guide(self) -> bool:
+        """Whether the result uses the guide (False when the self-check chose otherwise)."""
+        return self.self_check is None or self.self_check.choice == "guided"
 
     @property
     def history(self) -> list[TrainRecord]:

@@ -8,12 +8,14 @@ Sizes are in pixels, learning rates per Adam step, angles in degrees.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from cmsr.resample import DegradationKernel
+
 Precision = Literal["bfloat16", "float32"]
 Alignment = Literal["none", "affine", "affine+cpab", "full"]
-DegradationKernel = Literal["cubic", "box"]
 
 
 @dataclass(frozen=True)
@@ -30,8 +32,15 @@ class Config:
         ``batch_size``: patches per step in the down-sampling scheme.
         ``alternating_scales``: probability of an up-sampling-scheme step (paper: 0.3).
         ``degradation``: how a patch is reduced to make training input: ``"cubic"``
-        (MATLAB bicubic, as ZSSR and CMSR) or ``"box"`` (area average: a sensor pixel
-        integrating its footprint). Also used by back-projection.
+        (MATLAB's antialiased bicubic, as ZSSR and CMSR), ``"box"`` (area average: a
+        sensor pixel integrating its footprint), ``"cubic-aliased"`` /
+        ``"linear-aliased"`` (interpolation at the low-resolution pixel centres, no
+        antialiasing: ``cv2.resize``), or a ``(k, k)`` blur kernel in output pixels as
+        nested tuples (:func:`cmsr.resample.blur_and_sample`). Also used by
+        back-projection and the consistency fine-tuning.
+        ``guide_dropout``: share of training examples whose guide branch is switched
+        off, so that Feature-Extractor 1 alone is also a guide-free (ZSSR) network:
+        the self-check's reference.
         ``flips``: random flips and 90-degree turns (exact, on every patch). With
         probability ``augment_probability`` a patch is also rotated by up to
         ``rotation``, sheared by up to ``shear`` and zoomed by a factor in ``zoom``.
@@ -40,6 +49,9 @@ class Config:
         made every ``eval_every`` steps); training stops when the rate goes below
         ``min_learning_rate`` or after ``max_iters`` steps; the rate is never lowered
         before step ``min_iters``.
+        ``final_decay``: the last share of ``max_iters`` runs at most at
+        ``learning_rate / lr_decay`` even if the slope rule has not fired yet (it
+        seldom does before a cap of a few hundred steps).
         ``precision``: ``"bfloat16"`` autocast halves CPU time at a small cost.
 
     Alignment (section 3.1)
@@ -72,6 +84,20 @@ class Config:
         3e-4 gave RMSE 5.17 and 5.21 against 5.67 and 5.21 cold, in 40% of the time
         (1e-4: 5.25 and 5.33; 1e-3: 5.25 for 8 px).
 
+    Fine-tuning at the target scale (:mod:`cmsr.consistency`)
+        After the last stage, ``consistency_iters`` Adam steps at
+        ``consistency_learning_rate`` train the last network on the pair at its own
+        size: the output reduced by ``degradation`` must reproduce the measured target.
+        Each step takes ``consistency_batch`` crops of ``consistency_patch`` target
+        pixels. 0: off.
+
+    Self-check (:mod:`cmsr.self_check`)
+        ``self_check``: hold out ``self_check_fraction`` of the target's pixels from
+        the first stage's loss, then rebuild them with and without the guide; the
+        guide is used only if it wins by ``self_check_margin`` (relative), else the
+        guide-free network (needs ``guide_dropout`` > 0 to be trained as one), else
+        bicubic.
+
     Inference (section 3.3)
         ``self_ensemble``: average the 8 flips/rotations. ``back_projection_iters``:
         iterative back-projection steps. ``gradual``: for scales above 2, enlarge in
@@ -96,9 +122,11 @@ class Config:
     shear: float = 5.0
     zoom: tuple[float, float] = (0.8, 1.0)
     flips: bool = True
+    guide_dropout: float = 0.0
     learning_rate: float = 1e-3
     min_learning_rate: float = 9e-6
     lr_decay: float = 10.0
+    final_decay: float = 0.0
     eval_every: int = 10
     slope_window: int = 12
     max_iters: int = 500
@@ -120,6 +148,15 @@ class Config:
     # starting from a previous fit
     warm_start_iters: int = 200
     warm_learning_rate: float = 3e-4
+    # fine-tuning at the target scale (cmsr.consistency)
+    consistency_iters: int = 0
+    consistency_learning_rate: float = 1e-4
+    consistency_patch: int = 16
+    consistency_batch: int = 4
+    # does the guide help? (cmsr.self_check)
+    self_check: bool = False
+    self_check_fraction: float = 0.15
+    self_check_margin: float = 0.02
     # inference
     self_ensemble: bool = True
     back_projection_iters: int = 10
@@ -137,7 +174,8 @@ class Config:
             if getattr(self, name) < 2:
                 problems.append(f"{name} must be >= 2")
         for name in ("fe1_channels", "fe2_channels", "batch_size", "max_iters",
-                     "eval_every", "tile_size", "warm_start_iters"):
+                     "eval_every", "tile_size", "warm_start_iters", "consistency_patch",
+                     "consistency_batch"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1")
         if self.patch_size < 4:
@@ -146,10 +184,13 @@ class Config:
             problems.append("slope_window must be >= 3")
         if not 0.0 <= self.augment_probability <= 1.0:
             problems.append("augment_probability must be in [0, 1]")
+        if not 0.0 <= self.final_decay < 1.0:
+            problems.append("final_decay must be in [0, 1)")
+        if not 0.0 <= self.guide_dropout < 1.0:
+            problems.append("guide_dropout must be in [0, 1)")
         if not 0.0 <= self.alternating_scales <= 1.0:
             problems.append("alternating_scales must be in [0, 1]")
-        if self.degradation not in ("cubic", "box"):
-            problems.append("degradation must be 'cubic' or 'box'")
+        problems += _degradation_problems(self.degradation)
         if self.precision not in ("bfloat16", "float32"):
             problems.append("precision must be 'bfloat16' or 'float32'")
         if not 0.0 < self.zoom[0] <= self.zoom[1]:
@@ -170,6 +211,11 @@ class Config:
                             "align_level_channels >= 1")
         if self.cpab_cells < 1 or self.tps_points < 2:
             problems.append("cpab_cells must be >= 1 and tps_points >= 2")
+        if self.consistency_iters < 0 or self.consistency_learning_rate <= 0:
+            problems.append("consistency_iters must be >= 0, consistency_learning_rate > 0")
+        if not 0.0 < self.self_check_fraction < 0.5 or not 0.0 <= self.self_check_margin < 1:
+            problems.append("self_check_fraction must be in (0, 0.5), self_check_margin in "
+                            "[0, 1)")
         if self.back_projection_iters < 0:
             problems.append("back_projection_iters must be >= 0")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
@@ -187,6 +233,25 @@ class Config:
     def replace(self, **changes: Any) -> Config:
         """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+def _degradation_problems(degradation: object) -> list[str]:
+    """Why ``degradation`` is not a known name or a usable square kernel (empty: fine)."""
+    if isinstance(degradation, str):
+        if degradation in ("cubic", "box", "cubic-aliased", "linear-aliased"):
+            return []
+        return ["degradation must be cubic, box, cubic-aliased, linear-aliased or a kernel"]
+    try:
+        rows = [[float(v) for v in row] for row in degradation]  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return ["degradation kernel must be a 2-D array of numbers"]
+    sizes = {len(row) for row in rows}
+    values = [v for row in rows for v in row]
+    if not rows or len(sizes) != 1 or not all(math.isfinite(v) for v in values):
+        return ["degradation kernel must be a non-empty 2-D array of finite numbers"]
+    if sum(values) <= 0:
+        return ["degradation kernel must have a positive sum"]
+    return []
 
 
 PRESETS: dict[str, Config] = {

@@ -27,7 +27,7 @@ def dihedral_inverse(image: torch.Tensor, index: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def run_network(net: CMSRNet, target_up: torch.Tensor, guide: torch.Tensor, *,
+def run_network(net: CMSRNet, target_up: torch.Tensor, guide: torch.Tensor | None, *,
                 tile_size: int) -> torch.Tensor:
     """``net(target_up, guide)`` computed tile by tile when the image is large.
 
@@ -40,7 +40,7 @@ def run_network(net: CMSRNet, target_up: torch.Tensor, guide: torch.Tensor, *,
     target_up:
         ``(1, c, H, W)`` float32, the enlarged target in unit range.
     guide:
-        ``(1, C, H, W)`` float32 in [0, 1].
+        ``(1, C, H, W)`` float32 in [0, 1]; None runs the guide-free network.
 
     Returns
     -------
@@ -55,7 +55,8 @@ def run_network(net: CMSRNet, target_up: torch.Tensor, guide: torch.Tensor, *,
         for left in range(0, width, tile_size):
             y0, x0 = max(0, top - halo), max(0, left - halo)
             y1, x1 = min(height, top + tile_size + halo), min(width, left + tile_size + halo)
-            tile = net(target_up[..., y0:y1, x0:x1], guide[..., y0:y1, x0:x1]).float()
+            guide_tile = None if guide is None else guide[..., y0:y1, x0:x1]
+            tile = net(target_up[..., y0:y1, x0:x1], guide_tile).float()
             h, w = min(tile_size, height - top), min(tile_size, width - left)
             out[..., top:top + h, left:left + w] = tile[..., top - y0:top - y0 + h,
                                                         left - x0:left - x0 + w]
@@ -63,11 +64,12 @@ def run_network(net: CMSRNet, target_up: torch.Tensor, guide: torch.Tensor, *,
 
 
 @torch.no_grad()
-def self_ensemble(net: CMSRNet, target_up: torch.Tensor, guide: torch.Tensor, *,
+def self_ensemble(net: CMSRNet, target_up: torch.Tensor, guide: torch.Tensor | None, *,
                   tile_size: int) -> torch.Tensor:
     """Median over the 8 flips/quarter turns of the network's output, ``(1, c, H, W)``."""
-    outputs = [dihedral_inverse(run_network(net, dihedral(target_up, k), dihedral(guide, k),
-                                            tile_size=tile_size), k) for k in range(8)]
+    outputs = [dihedral_inverse(run_network(
+        net, dihedral(target_up, k), None if guide is None else dihedral(guide, k),
+        tile_size=tile_size), k) for k in range(8)]
     return torch.quantile(torch.stack(outputs), 0.5, dim=0)
 
 
@@ -98,17 +100,19 @@ def back_project(estimate: torch.Tensor, target: torch.Tensor, *, iterations: in
 
 @torch.no_grad()
 def predict(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *, config: Config,
-            valid: torch.Tensor | None = None) -> torch.Tensor:
+            valid: torch.Tensor | None = None, use_guide: bool = True) -> torch.Tensor:
     """Super-resolve ``target (1, c, h, w)`` with ``guide (1, C, H, W)``.
 
     Both in unit range; returns ``(1, c, H, W)`` float32 in the same units as
     ``target``. Uses self-ensemble and back-projection as ``config`` says.
+    ``use_guide=False`` runs the guide-free network (the guide gives only the size).
     """
     net.eval()
     target_up = upsample_bicubic(target, guide.shape[-2:])
+    source = guide if use_guide else None
     if config.self_ensemble:
-        estimate = self_ensemble(net, target_up, guide, tile_size=config.tile_size)
+        estimate = self_ensemble(net, target_up, source, tile_size=config.tile_size)
     else:
-        estimate = run_network(net, target_up, guide, tile_size=config.tile_size)
+        estimate = run_network(net, target_up, source, tile_size=config.tile_size)
     return back_project(estimate, target, iterations=config.back_projection_iters,
                         kernel=config.degradation, valid=valid)

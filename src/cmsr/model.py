@@ -87,7 +87,8 @@ class CMSRNet(nn.Module):
 
         return max(radius(self.fe1), radius(self.fe2))
 
-    def forward(self, target_up: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    def forward(self, target_up: torch.Tensor, guide: torch.Tensor | None,
+                guide_weight: torch.Tensor | None = None) -> torch.Tensor:
         """Super-resolve.
 
         Parameters
@@ -96,10 +97,19 @@ class CMSRNet(nn.Module):
             ``(B, c, H, W)`` float, the low-resolution target enlarged to the guide's
             size (bicubic), normalised to about [0, 1].
         guide:
-            ``(B, C, H, W)`` float in [0, 1], aligned to the target.
+            ``(B, C, H, W)`` float in [0, 1], aligned to the target; None: the
+            guide-free network ``target_up + FE1(target_up)`` (the self-check's
+            reference, see :mod:`cmsr.self_check`).
+        guide_weight:
+            ``(B, 1, 1, 1)`` float multiplying FE2's output per example (0 drops the
+            guide for that example: guide dropout in training); None: 1.
 
         Returns
         -------
         ``(B, c, H, W)`` float, same normalisation as ``target_up``.
         """
-        return target_up + self.fe1(target_up) + self.fe2(guide)
+        out = target_up + self.fe1(target_up)
+        if guide is None:
+            return out
+        guided = self.fe2(guide)
+        return out + (guided if guide_weight is None else guided * guide_weight)

@@ -22,6 +22,13 @@ from typing import Literal
 import torch
 
 Kernel = Literal["cubic", "linear", "box"]
+Degradation = Literal["cubic", "box", "cubic-aliased", "linear-aliased"]
+"""How a sensor reduces the scene: antialiased ``"cubic"`` (MATLAB, ZSSR, CMSR),
+``"box"`` (area average, a pixel integrating its footprint), or ``"cubic-aliased"`` /
+``"linear-aliased"`` (interpolation at the low-resolution pixel centres without
+widening the kernel, as ``cv2.resize`` and PIL's ``reduce=None`` do)."""
+DegradationKernel = Literal["cubic", "box", "cubic-aliased", "linear-aliased"] | tuple[
+    tuple[float, ...], ...]
 
 KERNEL_WIDTHS: dict[str, float] = {"cubic": 4.0, "linear": 2.0, "box": 1.0}
 
@@ -175,16 +182,65 @@ def upsample_bicubic(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor
     return resize(image, size, kernel="cubic")
 
 
-def downsample(image: torch.Tensor, size: tuple[int, int], *, kernel: Kernel = "cubic"
-               ) -> torch.Tensor:
-    """Antialiased reduction of ``(B, C, H, W)`` to ``(B, C, *size)``.
+def downsample(image: torch.Tensor, size: tuple[int, int], *,
+               kernel: DegradationKernel | Kernel = "cubic") -> torch.Tensor:
+    """Reduction of ``(B, C, H, W)`` to ``(B, C, *size)`` by a degradation.
 
-    ``kernel="cubic"`` is MATLAB's ``imresize`` (ZSSR's and CMSR's degradation);
-    ``kernel="box"`` integrates each output pixel over its footprint (see
-    :func:`area_matrix`): average pooling for integer factors, a sensor pixel's
-    response.
+    ``kernel="cubic"`` is MATLAB's antialiased ``imresize`` (ZSSR's and CMSR's
+    degradation); ``kernel="box"`` integrates each output pixel over its footprint
+    (see :func:`area_matrix`): average pooling for integer factors, a sensor pixel's
+    response; ``"cubic-aliased"`` / ``"linear-aliased"`` interpolate at the output
+    pixel centres without antialiasing. A ``(k, k)`` nested tuple is a blur kernel in
+    input pixels (see :func:`blur_and_sample`).
+
+    Examples
+    --------
+    >>> x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    >>> downsample(x, (2, 2), kernel="linear-aliased")
+    tensor([[[[ 2.5000,  4.5000],
+              [10.5000, 12.5000]]]])
     """
+    if isinstance(kernel, tuple):
+        return blur_and_sample(image, size, torch.tensor(kernel, dtype=image.dtype))
+    if kernel.endswith("-aliased"):
+        return resize(image, size, kernel=kernel.removesuffix("-aliased"), antialias=False)
     return resize(image, size, kernel=kernel)
+
+
+def blur_and_sample(image: torch.Tensor, size: tuple[int, int], kernel: torch.Tensor
+                    ) -> torch.Tensor:
+    """Blur ``(B, C, H, W)`` by ``kernel (k, k)`` and read it at ``size``'s pixel centres.
+
+    The kernel (in input pixels, normalised to sum 1, mirrored borders) is centred on
+    each output pixel's centre; where that centre falls between input pixels the
+    blurred image is read bilinearly. Differentiable in ``image``.
+
+    Examples
+    --------
+    >>> x = torch.arange(16.0).reshape(1, 1, 4, 4)
+    >>> blur_and_sample(x, (2, 2), torch.ones(2, 2))
+    tensor([[[[ 2.5000,  4.5000],
+              [10.5000, 12.5000]]]])
+    """
+    kernel = kernel / kernel.sum()
+    k_h, k_w = kernel.shape
+    batch, channels, height, width = image.shape
+    padded = torch.nn.functional.pad(
+        image.reshape(batch * channels, 1, height, width),
+        ((k_w - 1) // 2, k_w // 2, (k_h - 1) // 2, k_h // 2), mode="replicate")
+    blurred = torch.nn.functional.conv2d(padded, kernel.flip(0, 1)[None, None])
+    # an even kernel's centre lies half a pixel after its index (k - 1) // 2
+    shift_y, shift_x = (0.5 if k_h % 2 == 0 else 0.0), (0.5 if k_w % 2 == 0 else 0.0)
+    out_h, out_w = int(size[0]), int(size[1])
+    ys = (torch.arange(out_h, dtype=image.dtype) + 0.5) * height / out_h - 0.5 - shift_y
+    xs = (torch.arange(out_w, dtype=image.dtype) + 0.5) * width / out_w - 0.5 - shift_x
+    grid_y = (2 * ys + 1) / height - 1
+    grid_x = (2 * xs + 1) / width - 1
+    grid = torch.stack(torch.meshgrid(grid_y, grid_x, indexing="ij")[::-1], dim=-1)
+    sampled = torch.nn.functional.grid_sample(
+        blurred, grid[None].expand(batch * channels, -1, -1, -1).to(image.device),
+        mode="bilinear", padding_mode="border", align_corners=False)
+    return sampled.reshape(batch, channels, out_h, out_w)
 
 
 def scaled_size(size: tuple[int, int], scale: tuple[float, float]) -> tuple[int, int]:

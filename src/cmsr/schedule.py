@@ -74,3 +74,19 @@ class LearningRateBySlope:
         self.rate /= self.decay
         self.errors = []
         return True
+
+    def lower_to(self, ceiling: float) -> bool:
+        """Lower the rate to ``ceiling`` if it is above it (a scheduled decay, e.g. for
+        the last steps of a capped run); return True when it changed.
+
+        Examples
+        --------
+        >>> schedule = LearningRateBySlope(1e-3, 1e-6)
+        >>> schedule.lower_to(1e-4), schedule.rate, schedule.lower_to(1e-3)
+        (True, 0.0001, False)
+        """
+        if self.rate <= ceiling:
+            return False
+        self.rate = ceiling
+        self.errors = []
+        return True

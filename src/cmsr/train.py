@@ -76,13 +76,18 @@ def masked_l1(prediction: torch.Tensor, supervision: torch.Tensor, valid: torch.
     return error.sum() / (valid.sum() * prediction.shape[1]).clamp(min=1.0)
 
 
-def run_step(net: CMSRNet, batch: PatchBatch, precision: str) -> torch.Tensor:
-    """Forward one batch and return its loss (not yet backpropagated)."""
+def run_step(net: CMSRNet, batch: PatchBatch, precision: str,
+             guide_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Forward one batch and return its loss (not yet backpropagated).
+
+    ``guide_weight``: ``(B, 1, 1, 1)`` multiplier of the guide branch per example (0
+    drops the guide for it), or None.
+    """
     device = batch.target_up.device
     channels_last = torch.channels_last
     with autocast(device, precision):
         prediction = net(batch.target_up.contiguous(memory_format=channels_last),
-                         batch.guide.contiguous(memory_format=channels_last))
+                         batch.guide.contiguous(memory_format=channels_last), guide_weight)
     return masked_l1(prediction, batch.supervision, batch.valid)
 
 
@@ -254,6 +259,10 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
 
     start = time.perf_counter()
     running, count = 0.0, 0
+    # the last final_decay share of the steps runs at most at the first lowered rate
+    tail_from = config.max_iters - round(config.final_decay * config.max_iters)
+    if config.final_decay <= 0:
+        tail_from = config.max_iters + 1
     for step in range(1, config.max_iters + 1):
         # as patches.training_batch, with the scheme known here: the warp learns only
         # from the down-sampling scheme, whose supervision is the measured target
@@ -269,7 +278,11 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
                 guide_map = _without_gradient(guide_map)
         make_batch = upscaling_batch if upscaling else downscaling_batch
         batch = make_batch(target, guide, valid, scale, config, generator, guide_map)
-        loss = run_step(net, batch, config.precision)
+        guide_weight = None
+        if config.guide_dropout > 0:
+            keep = torch.rand(batch.guide.shape[0], generator=generator) >= config.guide_dropout
+            guide_weight = keep.float().view(-1, 1, 1, 1).to(batch.guide.device)
+        loss = run_step(net, batch, config.precision, guide_weight)
         if warp_learns:
             loss = loss + config.warp_regularization * warp.regularization()
         optimizer.zero_grad(set_to_none=True)
@@ -284,7 +297,10 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
             records.append(TrainRecord(step, running / count, error, schedule.rate,
                                        time.perf_counter() - start))
             running, count = 0.0, 0
-            if schedule.update(error, allow_decay=step >= config.min_iters):
+            lowered = schedule.update(error, allow_decay=step >= config.min_iters)
+            if step >= tail_from:
+                lowered = schedule.lower_to(config.learning_rate / config.lr_decay) or lowered
+            if lowered:
                 for group in optimizer.param_groups:
                     group["lr"] = schedule.rate * group["lr_scale"]
             if schedule.finished:

@@ -37,8 +37,9 @@ class GuideFreeNet(CMSRNet):
                          fe2_channels=fe2_channels)
         self.fe2 = nn.Sequential()
 
-    def forward(self, target_up: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-        """``target_up + FE1(target_up)``; ``guide`` is accepted and ignored."""
+    def forward(self, target_up: torch.Tensor, guide: torch.Tensor | None,
+                guide_weight: torch.Tensor | None = None) -> torch.Tensor:
+        """``target_up + FE1(target_up)``; ``guide`` and ``guide_weight`` are ignored."""
         return target_up + self.fe1(target_up)
 
 

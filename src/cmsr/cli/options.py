@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from cmsr import checkpoint
@@ -52,6 +53,12 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
     parser.add_argument("--alternating-scales", type=float, default=None, metavar="P",
                         help="share of up-sampling-scheme training steps (default: the "
                              "preset's); 0 helps the learned alignment")
+    parser.add_argument("--kernel", default=None, metavar="NAME|FILE.npy",
+                        help="how the target was reduced from the scene: cubic "
+                             "(antialiased), box (pixel footprint), cubic-aliased or "
+                             "linear-aliased (interpolated without antialiasing, as "
+                             "cv2.resize), or a 2-D blur kernel in high-resolution pixels "
+                             "saved with numpy.save (default: the preset's)")
     parser.add_argument("--no-ensemble", action="store_true",
                         help="skip the 8-fold geometric self-ensemble")
     parser.add_argument("--back-projection", type=int, default=None, metavar="N",
@@ -80,6 +87,31 @@ def _three_multipliers(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+KERNEL_NAMES = ("cubic", "box", "cubic-aliased", "linear-aliased")
+
+
+def read_kernel(text: str) -> str | tuple[tuple[float, ...], ...]:
+    """``--kernel``: a degradation name, or a ``.npy`` file holding a 2-D blur kernel
+    (finite, positive sum; normalised to sum 1 when used)."""
+    if text in KERNEL_NAMES:
+        return text
+    path = Path(text)
+    if path.suffix.lower() != ".npy":
+        raise InputError(f"is neither a kernel name ({', '.join(KERNEL_NAMES)}) nor a "
+                         ".npy file", source=text)
+    try:
+        kernel = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise InputError("no such file", source=text) from None
+    except (OSError, ValueError) as error:
+        raise InputError(f"cannot be read as a numpy array ({error})", source=text) from None
+    if (kernel.ndim != 2 or kernel.size == 0 or kernel.dtype.kind not in "uif"
+            or not np.isfinite(kernel).all() or kernel.sum() <= 0 or max(kernel.shape) > 64):
+        raise InputError(f"must be a 2-D array of finite numbers with a positive sum, at "
+                         f"most 64 a side (got {kernel.dtype} {kernel.shape})", source=text)
+    return tuple(tuple(float(v) for v in row) for row in kernel)
+
+
 def config_from_args(args: argparse.Namespace) -> Config:
     """The preset named by ``--preset`` with the command-line overrides."""
     changes: dict[str, object] = {"seed": args.seed, "device": args.device}
@@ -96,6 +128,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         changes["align_levels"] = args.align_levels
     if args.alternating_scales is not None:
         changes["alternating_scales"] = args.alternating_scales
+    if getattr(args, "kernel", None) is not None:
+        changes["degradation"] = read_kernel(args.kernel)
     if args.no_ensemble:
         changes["self_ensemble"] = False
     if args.back_projection is not None:

@@ -1,0 +1,85 @@
+"""Tests for cmsr.self_check: held-out blocks, the decision, and fit() acting on it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from cmsr import CMSR, Config
+from cmsr.model import CMSRNet
+from cmsr.self_check import decide, held_out_errors, held_out_mask
+
+TINY = Config.preset("quick", max_iters=20, eval_every=5, min_iters=5)
+
+
+def test_held_out_mask_is_blocky_and_sized():
+    mask = held_out_mask((40, 40), 0.2, 8, torch.Generator().manual_seed(3))
+    assert set(mask.unique().tolist()) <= {0.0, 1.0}
+    assert float(mask.mean()) == pytest.approx(0.2, abs=0.01)  # 5 of 25 blocks
+    blocks = mask[0, 0].reshape(5, 8, 5, 8)
+    assert torch.all(blocks.amax(dim=(1, 3)) == blocks.amin(dim=(1, 3)))  # whole blocks
+
+
+def test_held_out_mask_keeps_at_least_one_block():
+    assert float(held_out_mask((6, 6), 0.01, 4, torch.Generator().manual_seed(0)).sum()) > 0
+
+
+@pytest.mark.parametrize(("guided", "free", "bicubic", "choice"), [
+    (0.5, 1.0, 2.0, "guided"), (0.99, 1.0, 2.0, "guide-free"), (3.0, 2.5, 2.0, "bicubic"),
+    (1.5, 2.5, 2.0, "guided"), (2.1, 2.5, 2.0, "bicubic")])
+def test_decide(guided, free, bicubic, choice):
+    check = decide(guided, free, bicubic, 10, margin=0.02)
+    assert check.choice == choice
+    assert choice in check.describe()
+
+
+def test_held_out_errors_of_an_untrained_network_are_bicubic():
+    net = CMSRNet(1, 3, fe1_layers=2, fe1_channels=4, fe2_layers=2, fe2_channels=4)
+    target = torch.rand(1, 1, 16, 16)
+    held = held_out_mask((16, 16), 0.25, 4, torch.Generator().manual_seed(0))
+    guided, free, bicubic = held_out_errors(net, target, torch.rand(1, 3, 32, 32), held,
+                                            (2.0, 2.0), TINY.replace(precision="float32"))
+    assert guided == pytest.approx(bicubic) and free == pytest.approx(bicubic)
+    assert bicubic > 0
+
+
+def _pair(useful: bool):
+    rng = np.random.default_rng(0)
+    y, x = np.mgrid[:64, :64] / 64
+    truth = ((x - 0.5) ** 2 + (y - 0.5) ** 2 < 0.08).astype(float) + 0.3 * np.sin(9 * x)
+    guide_band = truth if useful else rng.random((64, 64))
+    guide = np.stack([guide_band] * 3, axis=-1)
+    target = truth.reshape(16, 4, 16, 4).mean(axis=(1, 3)).astype(np.float32)
+    return target, guide
+
+
+def test_fit_records_a_decision_and_follows_it():
+    target, guide = _pair(useful=False)
+    model = CMSR(TINY.replace(self_check=True, guide_dropout=0.3)).fit(target, guide)
+    assert model.self_check is not None
+    assert model.uses_guide == (model.self_check.choice == "guided")
+    out = model.predict()
+    if model.self_check.choice == "bicubic":
+        from cmsr.resample import upsample_bicubic
+        expected = upsample_bicubic(model.pair.target, (64, 64))
+        np.testing.assert_allclose(model.predict_tensor(), expected)
+    assert out.shape == (64, 64)
+
+
+def test_guide_free_choice_ignores_the_guide():
+    target, guide = _pair(useful=False)
+    model = CMSR(TINY.replace(self_check=True, guide_dropout=0.3,
+                              self_check_margin=0.99)).fit(target, guide)
+    assert model.self_check.choice in ("guide-free", "bicubic")
+    first = model.predict_tensor()
+    model.pair = model.pair.__class__(model.pair.target, model.pair.valid,
+                                      torch.rand_like(model.pair.guide), model.pair.scale,
+                                      model.pair.normalization)
+    torch.testing.assert_close(model.predict_tensor(), first)
+
+
+def test_without_self_check_nothing_is_held_out():
+    target, guide = _pair(useful=True)
+    model = CMSR(TINY).fit(target, guide)
+    assert model.self_check is None and model.uses_guide
