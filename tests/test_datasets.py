@@ -229,8 +229,13 @@ def test_select_scenes_errors(names):
 
 @pytest.mark.skipif(not DATA.is_dir(), reason=f"no shared data at {DATA}")
 def test_shared_data_layout():
-    scenes = find_scenes(DATA)
-    names = [s.name for s in scenes]
+    # the image-pair sets; geo/ holds GeoTIFF scenes with several candidate guides per
+    # folder, which the raster work (not scene folders) reads
+    scenes = [scene for folder in ("depth", "multispectral", "nir", "thermal")
+              if (DATA / folder).is_dir()
+              for scene in find_scenes(DATA / folder)]
+    # named relative to each searched folder: as from the data root, folder first
+    names = [f"{s.guide.parent.relative_to(DATA).parts[0]}/{s.name}" for s in scenes]
     assert names == sorted(names)
     assert len(set(names)) == len(names)
     for scene in scenes:
@@ -238,10 +243,10 @@ def test_shared_data_layout():
         assert scene.guide.name.startswith("guide_") and not scene.guide.stem.endswith("_hr")
         assert "_lr" not in scene.target.stem
 
-    road = [s for s in scenes if s.name.startswith("thermal/roadscene/")]
+    road = [s for s in scenes if s.name.startswith("roadscene/")]
     if road:
         assert all(s.guide.name == "guide_rgb.jpg" for s in road)
-    unaligned = [s for s in scenes if s.name.startswith("thermal/unaligned/")]
+    unaligned = [s for s in scenes if s.name.startswith("unaligned/")]
     if unaligned:
         for scene in unaligned:
             assert scene.target.name == "target_thermal.png"

@@ -24,7 +24,7 @@ from cmsr.coarse_alignment import align_coarse_to_fine
 from cmsr.config import Config
 from cmsr.consistency import fine_tune_consistency
 from cmsr.errors import InputError
-from cmsr.infer import back_project, predict
+from cmsr.infer import back_project, clamp_to_local_range, predict
 from cmsr.model import CMSRNet
 from cmsr.normalize import (
     Normalization,
@@ -378,6 +378,8 @@ class CMSR:
             current = back_project(current, pair.target,
                                    iterations=self.config.back_projection_iters,
                                    kernel=self.config.degradation, valid=pair.valid)
+        if self.config.clamp_to_local_range:
+            current = clamp_to_local_range(current, pair.target)
         return current
 
     def predict(self) -> np.ndarray:

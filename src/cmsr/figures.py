@@ -505,6 +505,7 @@ def loss_curve(
     losses: Sequence[float],
     *,
     learning_rates: Sequence[float] | None = None,
+    stage_marks: Sequence[tuple[float, str]] = (),
     title: str = "training loss",
     size: tuple[int, int] = (800, 480),
 ) -> np.ndarray:
@@ -521,7 +522,11 @@ def loss_curve(
         Optional learning rate at each step, same length. Wherever it changes, a
         dashed vertical mark is drawn at that step with the new value written next
         to it (only when there are at most :data:`MAX_LR_MARKS` changes; a schedule
-        that changes more often is not marked).
+        that changes more often is not marked). The first rate is written at the
+        top left.
+    stage_marks:
+        ``(step, label)`` pairs: a solid vertical line at each step, labelled near the
+        bottom (where the stages of a gradual run, or the fine-tuning, begin).
     title:
         Text above the plot.
     size:
@@ -604,7 +609,19 @@ def loss_curve(
     sw, _ = _text_size(draw, "step", font)
     draw.text((left + (plot_w - sw) // 2, height - 18), "step", fill=TEXT_COLOUR, font=font)
 
+    for step, label in stage_marks:
+        if not math.isfinite(step) or not x_lo <= step <= x_hi:
+            continue
+        x = round(px(float(step)))
+        draw.line([(x, top), (x, bottom)], fill=AXIS_COLOUR)
+        lw, lh = _text_size(draw, label, font)
+        tx = x + 3 if x + 3 + lw <= right else x - 3 - lw
+        draw.text((tx, bottom - lh - 6), label, fill=AXIS_COLOUR, font=font)
+
     if rates is not None:
+        if rates.size and np.isfinite(rates[0]):
+            draw.text((left + 4, top + 3), f"lr {rates[0]:.2g}", fill=LR_MARK_COLOUR,
+                      font=font)
         changes = [
             i
             for i in range(1, rates.size)

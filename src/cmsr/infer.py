@@ -98,6 +98,38 @@ def back_project(estimate: torch.Tensor, target: torch.Tensor, *, iterations: in
     return estimate
 
 
+def clamp_to_local_range(estimate: torch.Tensor, target: torch.Tensor, *,
+                         radius: int = 1) -> torch.Tensor:
+    """Clip each output pixel to the range of the measured pixels around it.
+
+    Output pixel ``(i, j)`` lies in measured pixel ``(i / s_y, j / s_x)``; it is clipped
+    to the minimum and maximum of the measured values within ``radius`` measured
+    pixels of that one. Sharpening a structure narrower than two measured pixels
+    (a pole, a wire) otherwise overshoots it and rings beside it.
+
+    Parameters
+    ----------
+    estimate:
+        ``(1, c, H, W)`` float32 result.
+    target:
+        ``(1, c, h, w)`` float32 measurement, same units.
+
+    Examples
+    --------
+    >>> low = torch.tensor([[[[0.0, 1.0, 0.0]]]])
+    >>> high = torch.tensor([[[[-0.2, 0.1, 1.3, 1.1, 0.2, -0.3]]]])
+    >>> clamp_to_local_range(high, low, radius=1)
+    tensor([[[[0.0000, 0.1000, 1.0000, 1.0000, 0.2000, 0.0000]]]])
+    """
+    size = 2 * radius + 1
+    high = torch.nn.functional.max_pool2d(target, size, stride=1, padding=radius)
+    low = -torch.nn.functional.max_pool2d(-target, size, stride=1, padding=radius)
+    big = tuple(estimate.shape[-2:])
+    high = torch.nn.functional.interpolate(high, size=big, mode="nearest-exact")
+    low = torch.nn.functional.interpolate(low, size=big, mode="nearest-exact")
+    return torch.minimum(torch.maximum(estimate, low), high)
+
+
 @torch.no_grad()
 def predict(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *, config: Config,
             valid: torch.Tensor | None = None, use_guide: bool = True) -> torch.Tensor:

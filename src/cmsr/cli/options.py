@@ -59,6 +59,19 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
                              "linear-aliased (interpolated without antialiasing, as "
                              "cv2.resize), or a 2-D blur kernel in high-resolution pixels "
                              "saved with numpy.save (default: the preset's)")
+    check = parser.add_mutually_exclusive_group()
+    check.add_argument("--self-check", dest="self_check", action="store_true", default=None,
+                       help="hold out part of the target and use the guide only where it "
+                            "rebuilds it better than the guide-free network (default: the "
+                            "preset's)")
+    check.add_argument("--no-self-check", dest="self_check", action="store_false",
+                       help="always use the guide")
+    parser.add_argument("--guide-dropout", type=float, default=None, metavar="P",
+                        help="share of training examples without the guide, which also "
+                             "trains the guide-free network (default: the preset's)")
+    parser.add_argument("--consistency-iters", type=int, default=None, metavar="N",
+                        help="fine-tune N steps at the target scale so that the result, "
+                             "reduced, gives back the input (default: the preset's, 0)")
     parser.add_argument("--no-ensemble", action="store_true",
                         help="skip the 8-fold geometric self-ensemble")
     parser.add_argument("--back-projection", type=int, default=None, metavar="N",
@@ -128,6 +141,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         changes["align_levels"] = args.align_levels
     if args.alternating_scales is not None:
         changes["alternating_scales"] = args.alternating_scales
+    for name in ("self_check", "guide_dropout", "consistency_iters"):
+        if getattr(args, name, None) is not None:
+            changes[name] = getattr(args, name)
     if getattr(args, "kernel", None) is not None:
         changes["degradation"] = read_kernel(args.kernel)
     if args.no_ensemble:

@@ -93,15 +93,34 @@ def enlarge_for_display(target: np.ndarray, size: tuple[int, int]) -> np.ndarray
     return tensor_to_array(upsample_bicubic(tensor, size))
 
 
-def history_rows(model: CMSR) -> list[tuple[int, int, float, float, float, float]]:
-    """(stage, step counted over all stages, loss, reconstruction, learning rate, seconds)."""
+def history_rows(model: CMSR) -> list[tuple[str, int, float, float, float, float]]:
+    """(phase, step counted over all phases, loss, reconstruction, learning rate, seconds).
+
+    Phases: ``align 1``, ... (the warp's fits on reduced pairs), ``stage 1``, ...
+    (the gradual stages), ``consistency`` (the fine-tuning at the target scale).
+    """
+    phases = [(f"align {k + 1}", records) for k, records in enumerate(model.alignment_records)]
+    phases += [(f"stage {k + 1}", records) for k, records in enumerate(model.records)]
+    phases.append(("consistency", model.consistency_records))
     rows, offset = [], 0
-    for stage, records in enumerate(model.records):
+    for phase, records in phases:
         for record in records:
-            rows.append((stage, offset + record.step, record.loss, record.reconstruction,
+            rows.append((phase, offset + record.step, record.loss, record.reconstruction,
                          record.learning_rate, record.seconds))
         offset += records[-1].step if records else 0
     return rows
+
+
+def phase_starts(rows: list[tuple[str, int, float, float, float, float]]
+                 ) -> list[tuple[float, str]]:
+    """Where each phase of :func:`history_rows` begins, as loss-curve marks."""
+    marks, previous = [], None
+    for index, row in enumerate(rows):
+        if row[0] != previous:
+            start = rows[index - 1][1] if index else 0
+            marks.append((float(start), row[0]))
+            previous = row[0]
+    return marks
 
 
 def save_figures(folder: Path, model: CMSR, target: np.ndarray, guide: np.ndarray,
@@ -122,8 +141,12 @@ def save_figures(folder: Path, model: CMSR, target: np.ndarray, guide: np.ndarra
                            overwrite=overwrite)]
     rows = history_rows(model)
     if rows:
+        title = "training loss"
+        if model.self_check is not None:
+            title += f" - {model.self_check.describe()}"
         curve = loss_curve([r[1] for r in rows], [r[2] for r in rows],
-                           learning_rates=[r[4] for r in rows])
+                           learning_rates=[r[4] for r in rows],
+                           stage_marks=phase_starts(rows), title=title)
         written.append(write_image(folder / "loss_curve.png", curve, overwrite=overwrite))
     if model.warp is not None:
         aligned = model.aligned_guide()[0].permute(1, 2, 0).cpu().numpy()
@@ -132,7 +155,7 @@ def save_figures(folder: Path, model: CMSR, target: np.ndarray, guide: np.ndarra
         written.append(write_image(folder / "alignment.png", grid, overwrite=overwrite))
     buffer = text_io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["stage", "step", "loss", "reconstruction", "learning_rate", "seconds"])
+    writer.writerow(["phase", "step", "loss", "reconstruction", "learning_rate", "seconds"])
     writer.writerows(rows)
     written.append(write_text(folder / "history.csv", buffer.getvalue(), overwrite=overwrite))
     return written
@@ -159,6 +182,8 @@ def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
         progress.close(finished=False)
         raise
     progress.close()
+    if model.self_check is not None and not quiet:
+        print(f"cmsr: {model.self_check.describe()}", file=sys.stderr)
     steps = []
     if config.self_ensemble:
         steps.append("8-fold self-ensemble")

@@ -1,0 +1,134 @@
+"""Does the guide pay off? The issue-11 targets, checked on the eval suite's runs.
+
+Runs (or reuses) the ``cmsr eval`` entries of :mod:`eval_suite` that the targets are
+measured on, then prints one table: each target, the figure measured, the baselines
+beside it, and whether it is met.
+
+* Middlebury13 x4, MMSR protocol, ``--preset depth``, all 13 pairs: mean RMSE (MMSR's
+  own notebook: 1.71), pairs better than bicubic and than ZSSR, median seconds;
+* EPFL NIR x4, bicubic protocol, ``--preset nir``: mean PSNR against ZSSR's;
+* ``thermal/unaligned``, the real low-resolution captures x8, ``--preset thermal``:
+  mean PSNR against bicubic's and ZSSR's, with the preset's kernel and with the
+  kernel the captures were made with (``cubic-aliased``, see
+  ``results/guide_diagnostic.md``);
+* RoadScene x4, bicubic protocol, ``--preset thermal``: mean PSNR against bicubic's,
+  and the pairs where cmsr is better.
+
+Usage: ``python benchmarks/guide_payoff.py [--threads 2] [--entries a,b]``; writes
+``results/guide_payoff.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import time
+from pathlib import Path
+
+import torch
+from common import RESULTS, data_root, machine_line, markdown_table
+from eval_suite import SUITE, run_entry
+
+ENTRIES = ("middlebury13-x4", "epfl-nir-x4", "thermal-unaligned-x8",
+           "thermal-unaligned-x8-aliased", "roadscene-x4")
+
+
+def per_scene(csv_path: Path) -> dict[str, dict[str, dict[str, float]]]:
+    """method -> scene -> {"rmse", "psnr", "seconds"} for the successful runs."""
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for row in csv.DictReader(csv_path.open()):
+        if row["status"] == "ok":
+            table.setdefault(row["method"], {})[row["scene"]] = {
+                key: float(row[key]) for key in ("rmse", "psnr", "seconds")}
+    return table
+
+
+def mean_of(table: dict[str, dict[str, dict[str, float]]], method: str, key: str) -> float:
+    values = [v[key] for v in table.get(method, {}).values()]
+    return statistics.fmean(values) if values else float("nan")
+
+
+def wins(table: dict[str, dict[str, dict[str, float]]], method: str, other: str,
+         key: str = "rmse") -> tuple[int, int]:
+    """(scenes where ``method`` beats ``other`` on ``key``, scenes both ran)."""
+    shared = set(table.get(method, {})) & set(table.get(other, {}))
+    better = sum((table[method][s][key] < table[other][s][key]) == (key == "rmse")
+                 for s in shared)
+    return better, len(shared)
+
+
+def checks(results: dict[str, dict[str, dict[str, dict[str, float]]]]) -> list[list[str]]:
+    rows: list[list[str]] = []
+
+    def add(target: str, measured: str, baselines: str, met: bool | None) -> None:
+        rows.append([target, measured, baselines,
+                     "n/a" if met is None else ("yes" if met else "**no**")])
+
+    if "middlebury13-x4" in results:
+        t = results["middlebury13-x4"]
+        rmse = mean_of(t, "cmsr", "rmse")
+        add("Middlebury13 x4: mean RMSE <= 1.65", f"{rmse:.3f}",
+            f"bicubic {mean_of(t, 'bicubic', 'rmse'):.3f}, zssr {mean_of(t, 'zssr', 'rmse'):.3f}"
+            ", MMSR (own notebook) 1.71", rmse <= 1.65)
+        b, n = wins(t, "cmsr", "bicubic")
+        add("Middlebury13 x4: better than bicubic on 13 of 13", f"{b} of {n}", "", b == n == 13)
+        z, n = wins(t, "cmsr", "zssr")
+        add("Middlebury13 x4: better than ZSSR on >= 11 of 13", f"{z} of {n}", "", z >= 11)
+        seconds = statistics.median(v["seconds"] for v in t.get("cmsr", {}).values())
+        add("Middlebury13 x4: median <= 90 s per pair", f"{seconds:.0f} s",
+            f"zssr {statistics.median(v['seconds'] for v in t['zssr'].values()):.0f} s"
+            if "zssr" in t else "", seconds <= 90)
+    if "epfl-nir-x4" in results:
+        t = results["epfl-nir-x4"]
+        gain = mean_of(t, "cmsr", "psnr") - mean_of(t, "zssr", "psnr")
+        add(f"EPFL NIR x4 ({len(t.get('cmsr', {}))} pairs): cmsr >= ZSSR + 2 dB",
+            f"{mean_of(t, 'cmsr', 'psnr'):.2f} dB ({gain:+.2f})",
+            f"zssr {mean_of(t, 'zssr', 'psnr'):.2f}, bicubic {mean_of(t, 'bicubic', 'psnr'):.2f}",
+            gain >= 2.0)
+    for name in ("thermal-unaligned-x8", "thermal-unaligned-x8-aliased"):
+        if name not in results:
+            continue
+        t = results[name]
+        cmsr, bicubic, zssr = (mean_of(t, m, "psnr") for m in ("cmsr", "bicubic", "zssr"))
+        kernel = "cubic-aliased kernel" if name.endswith("aliased") else "preset's kernel"
+        add(f"thermal/unaligned real x8 ({kernel}): >= bicubic + 0.3 dB and >= ZSSR",
+            f"{cmsr:.2f} dB ({cmsr - bicubic:+.2f})", f"bicubic {bicubic:.2f}, zssr {zssr:.2f}",
+            cmsr >= bicubic + 0.3 and cmsr >= zssr)
+    if "roadscene-x4" in results:
+        t = results["roadscene-x4"]
+        cmsr, bicubic = mean_of(t, "cmsr", "psnr"), mean_of(t, "bicubic", "psnr")
+        b, n = wins(t, "cmsr", "bicubic", "psnr")
+        add(f"RoadScene x4 ({n} pairs): >= bicubic + 1 dB, better on every pair",
+            f"{cmsr:.2f} dB ({cmsr - bicubic:+.2f}), {b} of {n}",
+            f"bicubic {bicubic:.2f}, zssr {mean_of(t, 'zssr', 'psnr'):.2f}",
+            cmsr >= bicubic + 1.0 and b == n)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--entries", default=",".join(ENTRIES))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    wanted = args.entries.split(",")
+    entries = [entry for entry in SUITE if entry.name in wanted]
+    start = time.perf_counter()
+    results = {entry.name: per_scene(run_entry(entry, data_root(), args.threads, args.seed))
+               for entry in entries}
+    why = [f"- `{e.name}`: {e.data}, {e.protocol} x{e.scale}, preset {e.preset} "
+           f"{' '.join(e.extra)}; {e.why}" for e in entries]
+    markdown = "\n".join([
+        "# Does the guide pay off? Issue-11 targets", "",
+        f"{machine_line()}; seed {args.seed}; {time.perf_counter() - start:.0f} s "
+        "(finished runs are reused).", "", *why, "",
+        markdown_table(["target", "cmsr", "beside it", "met"], checks(results)), "",
+        "Per-scene tables: `results/eval/<entry>/<protocol>.md`."])
+    print("\n" + markdown)
+    (RESULTS / "guide_payoff.md").write_text(markdown + "\n")
+
+
+if __name__ == "__main__":
+    main()
