@@ -99,12 +99,13 @@ class Config:
         bicubic.
 
     Inference (section 3.3)
-        ``self_ensemble``: average the 8 flips/rotations. ``back_projection_iters``:
-        iterative back-projection steps. ``clamp_to_local_range``: clip each output
-        pixel to the range of the measured pixels around it (3x3), which stops
-        overshoot and ringing beside structures thinner than two measured pixels.
-        ``gradual``: for scales above 2, enlarge in steps of at most 2, training once
-        per step (``gradual_warm_start``: each step starts from the previous step's network). ``tile_size``: largest side, in
+        ``self_ensemble``: the median over the 8 flips/rotations.
+        ``back_projection_iters``: iterative back-projection steps.
+        ``clamp_to_local_range``: clip each output pixel to the range of the measured
+        pixels around it (3x3), which stops overshoot and ringing beside structures
+        thinner than two measured pixels. ``gradual``: for scales above 2, enlarge in
+        steps of at most 2, training once per step (``gradual_warm_start``: each step
+        starts from the previous step's network). ``tile_size``: largest side, in
         output pixels, run through the network at once (memory is about
         ``tile_size**2 * fe_channels * 12`` bytes).
     """
