@@ -13,4 +13,4 @@ from cmsr.config import PRESETS, Config
 from cmsr.errors import InputError
 
 __all__ = ["CMSR", "PRESETS", "Config", "InputError", "super_resolve"]
-__version__ = "0.3.0"
+__version__ = "0.4.0"
