@@ -139,6 +139,10 @@ def method_settings(name: str, config: Config, options: Mapping[str, Mapping[str
         if config.align == "none" or name == "zssr":  # no warp: its knobs change nothing
             for field in WARP_FIELDS:
                 fields.pop(field, None)
+        if name == "zssr":  # no guide: guide dropout and the self-check are off
+            for field in ("guide_dropout", "self_check", "self_check_fraction",
+                          "self_check_margin"):
+                fields.pop(field, None)
         return {"config": fields}
     settings: dict[str, Any] = {"options": dict(options.get(name, {}))}
     if name in SEEDED:

@@ -50,6 +50,13 @@ def test_zssr_never_aligns_the_guide_it_does_not_read(small_edge_pair) -> None:
     assert model.model is not None and model.model.warp is None
 
 
+def test_zssr_trains_on_every_pixel_without_a_self_check(small_edge_pair) -> None:
+    model = ZSSR(ZSSR_CONFIG.replace(self_check=True, guide_dropout=0.3))
+    assert not model.config.self_check and model.config.guide_dropout == 0.0
+    model.fit(_uint8(small_edge_pair.target_lr), small_edge_pair.guide)
+    assert model.model is not None and model.model.self_check is None
+
+
 def test_zssr_shape_dtype_and_seed(small_edge_pair) -> None:
     target = _uint8(small_edge_pair.target_lr)
     model = ZSSR(ZSSR_CONFIG).fit(target, small_edge_pair.guide)

@@ -58,7 +58,8 @@ class ZSSR(Baseline):
     ----------
     config:
         cmsr's settings, used unchanged (``fe2_*`` are ignored) except ``align``,
-        always ``"none"`` (a guide that is never read needs no alignment); default
+        always ``"none"`` (a guide that is never read needs no alignment), and
+        ``guide_dropout`` and ``self_check``, always off (it trains on every pixel); default
         ``Config()``, the same default as :class:`cmsr.CMSR`. The seed, device,
         iterations and inference options therefore match a cmsr run with the same
         config.
@@ -68,7 +69,9 @@ class ZSSR(Baseline):
 
     def __init__(self, config: Config | None = None) -> None:
         super().__init__()
-        self.config = (config or Config()).replace(align="none")
+        # no guide: nothing to align, to drop or to check against
+        self.config = (config or Config()).replace(align="none", guide_dropout=0.0,
+                                                   self_check=False)
         self.model: CMSR | None = None
 
     def fit(self, target_lr: np.ndarray, guide_hr: np.ndarray, *,
