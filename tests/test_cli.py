@@ -376,3 +376,19 @@ def test_kernel_file_is_used_and_bad_kernels_are_one_line_errors(tmp_path, capsy
         line = _error_line(capsys)
         assert words in line and kernel in line
     assert not (tmp_path / "c.png").exists()
+
+
+def test_self_check_decision_is_printed_and_drawn(tmp_path, capsys):
+    target, guide = _pair(tmp_path)
+    figures = tmp_path / "figs"
+    assert main(["sr", "--target", str(target), "--guide", str(guide), "-o",
+                 str(tmp_path / "o.png"), "--preset", "quick", "--iters", "6",
+                 "--self-check", "--guide-dropout", "0.3", "--save-figures",
+                 str(figures)]) == 0
+    err = capsys.readouterr().err
+    assert "self-check on" in err and "using " in err
+    assert read_image(figures / "loss_curve.png").std() > 0
+    assert main(["sr", "--target", str(target), "--guide", str(guide), "-o",
+                 str(tmp_path / "p.png"), "--preset", "depth", "--iters", "3",
+                 "--no-self-check", "--no-ensemble", "--align", "none"]) == 0
+    assert "self-check" not in capsys.readouterr().err

@@ -9,6 +9,7 @@ import torch
 
 from cmsr.config import Config
 from cmsr.infer import (
+    clamp_to_local_range,
     back_project,
     dihedral,
     dihedral_inverse,
@@ -224,3 +225,25 @@ def test_predict_back_projection_makes_the_result_consistent():
     tight = predict(net, target, guide, config=QUICK.replace(back_projection_iters=20,
                                                              degradation="box"))
     assert _inconsistency(tight, target, "box") < 0.1 * _inconsistency(loose, target, "box")
+
+
+def test_clamp_to_local_range_removes_overshoot_beside_a_thin_bar():
+    low = torch.zeros(1, 1, 6, 6)
+    low[..., 2] = 1.0  # a bar one measured pixel wide
+    high = upsample_bicubic(low, (24, 24)) * 1.2 - 0.1  # a sharpened bar over/undershoots
+    assert high.min() < -0.1 and high.max() > 1.0
+    clipped = clamp_to_local_range(high, low)
+    assert clipped.min() >= 0.0 and clipped.max() <= 1.0
+    # far from the bar (more than one measured pixel away) the range is flat: 0
+    torch.testing.assert_close(clipped[..., 20:], torch.zeros(1, 1, 24, 4))
+    inside = (high >= 0) & (high <= 1)
+    torch.testing.assert_close(clipped[inside], high[inside])  # in range: untouched
+
+
+def test_clamp_to_local_range_per_channel_and_non_integer_scale():
+    low = torch.rand(1, 2, 5, 7)
+    high = torch.randn(1, 2, 13, 17) * 3
+    clipped = clamp_to_local_range(high, low)
+    assert clipped.shape == high.shape
+    assert torch.all(clipped <= low.amax(dim=(2, 3), keepdim=True) + 1e-6)
+    assert torch.all(clipped >= low.amin(dim=(2, 3), keepdim=True) - 1e-6)

@@ -147,3 +147,10 @@ def test_decay_uses_only_the_last_window_of_errors():
     results = [schedule.update(0.5) for _ in range(4)]
     # the fall still shows in the window for three updates, then only the plateau is left
     assert results == [False, False, False, True]
+
+
+def test_lower_to_caps_the_rate_once():
+    schedule = LearningRateBySlope(1e-3, 1e-6, window=3)
+    assert schedule.lower_to(1e-4) and schedule.rate == 1e-4 and schedule.errors == []
+    assert not schedule.lower_to(1e-4) and not schedule.lower_to(1e-3)
+    assert schedule.rate == 1e-4
