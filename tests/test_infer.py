@@ -9,8 +9,8 @@ import torch
 
 from cmsr.config import Config
 from cmsr.infer import (
-    clamp_to_local_range,
     back_project,
+    clamp_to_local_range,
     dihedral,
     dihedral_inverse,
     predict,
