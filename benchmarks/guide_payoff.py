@@ -106,6 +106,18 @@ def checks(results: dict[str, dict[str, dict[str, dict[str, float]]]]) -> list[l
     return rows
 
 
+def means_rows(results: dict[str, dict[str, dict[str, dict[str, float]]]]) -> list[list[str]]:
+    """Per entry and method: mean RMSE, mean PSNR, median seconds, scenes."""
+    rows = []
+    for name, table in results.items():
+        for method, scenes in table.items():
+            rows.append([name, method, f"{mean_of(table, method, 'rmse'):.3f}",
+                         f"{mean_of(table, method, 'psnr'):.2f}",
+                         f"{statistics.median(v['seconds'] for v in scenes.values()):.1f}",
+                         str(len(scenes))])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--entries", default=",".join(ENTRIES))
@@ -126,6 +138,9 @@ def main() -> None:
         f"{machine_line()}; seed {args.seed}; {time.perf_counter() - start:.0f} s "
         "(finished runs are reused).", "", *why, "",
         markdown_table(["target", "cmsr", "beside it", "met"], checks(results)), "",
+        "## Means per entry", "",
+        markdown_table(["entry", "method", "RMSE", "PSNR (dB)", "median s", "scenes"],
+                       means_rows(results)), "",
         "Per-scene tables: `results/eval/<entry>/<protocol>.md`."])
     print("\n" + markdown)
     (RESULTS / "guide_payoff.md").write_text(markdown + "\n")
