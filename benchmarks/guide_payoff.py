@@ -94,9 +94,13 @@ def checks(results: dict[str, dict[str, dict[str, dict[str, float]]]]) -> list[l
         t = results[name]
         cmsr, bicubic, zssr = (mean_of(t, m, "psnr") for m in ("cmsr", "bicubic", "zssr"))
         kernel = "cubic-aliased kernel" if name.endswith("aliased") else "preset's kernel"
-        add(f"thermal/unaligned real x8 ({kernel}): >= bicubic + 0.3 dB and >= ZSSR",
-            f"{cmsr:.2f} dB ({cmsr - bicubic:+.2f})", f"bicubic {bicubic:.2f}, zssr {zssr:.2f}",
-            cmsr >= bicubic + 0.3 and (zssr != zssr or cmsr >= zssr))
+        add(f"thermal/unaligned real x8 ({kernel}): >= bicubic + 0.3 dB",
+            f"{cmsr:.2f} dB ({cmsr - bicubic:+.2f})", f"bicubic {bicubic:.2f}",
+            cmsr >= bicubic + 0.3)
+        ran_zssr = zssr == zssr  # NaN when ZSSR was not run
+        add(f"thermal/unaligned real x8 ({kernel}): >= ZSSR", f"{cmsr:.2f} dB",
+            f"zssr {zssr:.2f}" if ran_zssr else "ZSSR not run",
+            cmsr >= zssr if ran_zssr else None)
     if "roadscene-x4" in results:
         t = results["roadscene-x4"]
         cmsr, bicubic = mean_of(t, "cmsr", "psnr"), mean_of(t, "bicubic", "psnr")
