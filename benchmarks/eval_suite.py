@@ -94,7 +94,8 @@ def run_entry(entry: Entry, root: Path, threads: int, seed: int) -> Path:
     start = time.perf_counter()
     code = cmsr_main(argv)
     print(f"== {entry.name}: exit {code}, {time.perf_counter() - start:.0f} s", flush=True)
-    protocol = f"{entry.protocol}-x{entry.scale}"
+    # a real capture's scale is its own: the protocol is named without one
+    protocol = "real" if entry.protocol == "real" else f"{entry.protocol}-x{entry.scale}"
     return report / f"{protocol}.csv"
 
 
