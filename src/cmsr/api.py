@@ -304,14 +304,15 @@ class CMSR:
                                       release_warp=release,
                                       on_step=_relabel(on_step, index, len(stages))))
             self.networks.append(net)
-            if index == 0 and held_out is not None:
+            checking = index == 0 and held_out is not None
+            if checking or index + 1 < len(stages):
                 aligned = self._stage_guide(self.aligned_guide(), size)
+            if checking:
                 errors = held_out_errors(net, current, aligned, held_out, stage_scale,
                                          self.config)
                 self.self_check = decide(*errors, int(held_out.sum()),
                                          self.config.self_check_margin)
             if index + 1 < len(stages):
-                aligned = self._stage_guide(self.aligned_guide(), size)
                 current = predict(net, current, aligned, config=self.config,
                                   valid=current_valid, use_guide=self.uses_guide)
                 current_valid = torch.ones_like(current[:, :1])

@@ -12,7 +12,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from cmsr.resample import DegradationKernel
+from cmsr.resample import DEGRADATION_NAMES, DegradationKernel
 
 Precision = Literal["bfloat16", "float32"]
 Alignment = Literal["none", "affine", "affine+cpab", "full"]
@@ -194,7 +194,7 @@ class Config:
             problems.append("guide_dropout must be in [0, 1)")
         if not 0.0 <= self.alternating_scales <= 1.0:
             problems.append("alternating_scales must be in [0, 1]")
-        problems += _degradation_problems(self.degradation)
+        problems += degradation_problems(self.degradation)
         if self.precision not in ("bfloat16", "float32"):
             problems.append("precision must be 'bfloat16' or 'float32'")
         if not 0.0 < self.zoom[0] <= self.zoom[1]:
@@ -239,12 +239,12 @@ class Config:
         return dataclasses.replace(self, **changes)
 
 
-def _degradation_problems(degradation: object) -> list[str]:
-    """Why ``degradation`` is not a known name or a usable square kernel (empty: fine)."""
+def degradation_problems(degradation: object) -> list[str]:
+    """Why ``degradation`` is not a known name or a usable 2-D kernel (empty: fine)."""
     if isinstance(degradation, str):
-        if degradation in ("cubic", "box", "cubic-aliased", "linear-aliased"):
+        if degradation in DEGRADATION_NAMES:
             return []
-        return ["degradation must be cubic, box, cubic-aliased, linear-aliased or a kernel"]
+        return [f"degradation must be {', '.join(DEGRADATION_NAMES)} or a kernel"]
     try:
         rows = [[float(v) for v in row] for row in degradation]  # type: ignore[attr-defined]
     except (TypeError, ValueError):

@@ -14,6 +14,7 @@ covers exactly the target crop it is compared with.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 import torch
@@ -85,8 +86,6 @@ def fine_tune_consistency(net: CMSRNet, stage_input: torch.Tensor, guide: torch.
     One :class:`TrainRecord` per ``config.eval_every`` steps (``reconstruction``:
     the mean consistency L1 over those steps).
     """
-    import time
-
     size = tuple(guide.shape[-2:])
     low_size = tuple(measured.shape[-2:])
     enlarged = upsample_bicubic(stage_input, size)

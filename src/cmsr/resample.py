@@ -17,7 +17,7 @@ units (no clipping), so cubic resizing may overshoot the input's range slightly.
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, get_args
 
 import torch
 
@@ -27,8 +27,8 @@ Degradation = Literal["cubic", "box", "cubic-aliased", "linear-aliased"]
 ``"box"`` (area average, a pixel integrating its footprint), or ``"cubic-aliased"`` /
 ``"linear-aliased"`` (interpolation at the low-resolution pixel centres without
 widening the kernel, as ``cv2.resize`` and PIL's ``reduce=None`` do)."""
-DegradationKernel = Literal["cubic", "box", "cubic-aliased", "linear-aliased"] | tuple[
-    tuple[float, ...], ...]
+DEGRADATION_NAMES: tuple[str, ...] = get_args(Degradation)
+DegradationKernel = Degradation | tuple[tuple[float, ...], ...]
 
 KERNEL_WIDTHS: dict[str, float] = {"cubic": 4.0, "linear": 2.0, "box": 1.0}
 

@@ -260,9 +260,8 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
     start = time.perf_counter()
     running, count = 0.0, 0
     # the last final_decay share of the steps runs at most at the first lowered rate
-    tail_from = config.max_iters - round(config.final_decay * config.max_iters)
-    if config.final_decay <= 0:
-        tail_from = config.max_iters + 1
+    tail_from = (config.max_iters - round(config.final_decay * config.max_iters)
+                 if config.final_decay > 0 else config.max_iters + 1)
     for step in range(1, config.max_iters + 1):
         # as patches.training_batch, with the scheme known here: the warp learns only
         # from the down-sampling scheme, whose supervision is the measured target

@@ -21,9 +21,10 @@ import numpy as np
 import torch
 
 from cmsr import checkpoint
-from cmsr.config import PRESETS, Config
+from cmsr.config import PRESETS, Config, degradation_problems
 from cmsr.errors import InputError
 from cmsr.io import same_file
+from cmsr.resample import DEGRADATION_NAMES
 
 
 def add_training_options(parser: argparse.ArgumentParser, default_preset: str = "thermal"
@@ -100,29 +101,29 @@ def _three_multipliers(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
-KERNEL_NAMES = ("cubic", "box", "cubic-aliased", "linear-aliased")
-
-
 def read_kernel(text: str) -> str | tuple[tuple[float, ...], ...]:
     """``--kernel``: a degradation name, or a ``.npy`` file holding a 2-D blur kernel
     (finite, positive sum; normalised to sum 1 when used)."""
-    if text in KERNEL_NAMES:
+    if text in DEGRADATION_NAMES:
         return text
     path = Path(text)
     if path.suffix.lower() != ".npy":
-        raise InputError(f"is neither a kernel name ({', '.join(KERNEL_NAMES)}) nor a "
-                         ".npy file", source=text)
+        raise InputError(f"is neither a kernel name ({', '.join(DEGRADATION_NAMES)}) nor "
+                         "a .npy file", source=text)
     try:
         kernel = np.load(path, allow_pickle=False)
     except FileNotFoundError:
         raise InputError("no such file", source=text) from None
     except (OSError, ValueError) as error:
         raise InputError(f"cannot be read as a numpy array ({error})", source=text) from None
-    if (kernel.ndim != 2 or kernel.size == 0 or kernel.dtype.kind not in "uif"
-            or not np.isfinite(kernel).all() or kernel.sum() <= 0 or max(kernel.shape) > 64):
-        raise InputError(f"must be a 2-D array of finite numbers with a positive sum, at "
-                         f"most 64 a side (got {kernel.dtype} {kernel.shape})", source=text)
-    return tuple(tuple(float(v) for v in row) for row in kernel)
+    if kernel.ndim != 2 or kernel.dtype.kind not in "uif" or max(kernel.shape, default=0) > 64:
+        raise InputError(f"must be a 2-D array of numbers at most 64 a side (got "
+                         f"{kernel.dtype} {kernel.shape})", source=text)
+    degradation = tuple(tuple(float(v) for v in row) for row in kernel)
+    problems = degradation_problems(degradation)  # the config's own rule for kernels
+    if problems:
+        raise InputError(problems[0], source=text)
+    return degradation
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
