@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from cmsr.report import markdown_table
-from cmsr.resample import Kernel, downsample
+from cmsr.evaluation.report import markdown_table
+from cmsr.method.resample import Kernel, downsample
 
 ROOT = Path(__file__).resolve().parent.parent
 __all__ = ["RESULTS", "ROOT", "data_root", "machine_line", "markdown_table", "reduce_image",

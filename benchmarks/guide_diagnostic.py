@@ -34,13 +34,13 @@ import torch
 import torch.nn.functional as F
 from common import RESULTS, data_root, machine_line, markdown_table
 
-from cmsr.api import CMSR
-from cmsr.baselines.zssr import ZSSR
-from cmsr.config import Config
-from cmsr.datasets import find_scenes, select_scenes
-from cmsr.io import read_image
-from cmsr.protocols import Protocol, apply_protocol
-from cmsr.resample import downsample, resize, upsample_bicubic
+from cmsr.evaluation.baselines.zssr import ZSSR
+from cmsr.evaluation.datasets import find_scenes, select_scenes
+from cmsr.evaluation.protocols import Protocol, apply_protocol
+from cmsr.files import read_image
+from cmsr.method.api import CMSR
+from cmsr.method.config import Config
+from cmsr.method.resample import downsample, resize, upsample_bicubic
 
 SHARE_SETS = {  # name: (folder, protocol, preset, default scenes)
     "middlebury13": ("depth/middlebury13", "avgpool", "depth", "026,03_9,11_1,235"),
@@ -80,7 +80,7 @@ def branch_shares(model: CMSR) -> tuple[float, float]:
     current = pair.target
     guide = model.aligned_guide()
     for stage_net, size in zip(model.networks[:-1], stages[:-1], strict=True):
-        from cmsr.infer import predict
+        from cmsr.method.infer import predict
         current = predict(stage_net, current, model._stage_guide(guide, size),
                           config=model.config)
     shares = []

@@ -24,7 +24,7 @@ import torch
 from common import data_root, machine_line, markdown_table, reduce_image, write_results
 
 import cmsr
-from cmsr.io import read_image
+from cmsr.files import read_image
 
 
 def first(folder: Path, pattern: str) -> Path:

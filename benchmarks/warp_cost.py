@@ -23,9 +23,9 @@ import torch
 from common import data_root, machine_line, markdown_table, write_results
 
 import cmsr
-from cmsr import train as training
-from cmsr.api import CMSR, prepare_pair
-from cmsr.io import read_image
+from cmsr.files import read_image
+from cmsr.method import train as training
+from cmsr.method.api import CMSR, prepare_pair
 
 STAGES = [((60, 80), (120, 160)), ((120, 160), (240, 320)), ((240, 320), (480, 640))]
 

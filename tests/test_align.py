@@ -1,4 +1,4 @@
-"""The learnable guide alignment wired into training (cmsr.train / cmsr.api)."""
+"""The learnable guide alignment wired into training (cmsr.method.train / cmsr.method.api)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 import torch
 
 import cmsr
-from cmsr.train import release_warp_layers, warp_point_map
-from cmsr.warp import GuideWarp, affine_matrix, apply_affine, identity_grid
+from cmsr.method.train import release_warp_layers, warp_point_map
+from cmsr.method.warp import GuideWarp, affine_matrix, apply_affine, identity_grid
 
 
 def _scene(size: int = 64, shift: int = 0) -> np.ndarray:

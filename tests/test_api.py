@@ -1,4 +1,4 @@
-"""Tests for cmsr.api: end-to-end runs on tiny pairs, dtypes, masks, seeds and stages."""
+"""Tests for cmsr.method.api: end-to-end runs on tiny pairs, dtypes, masks, seeds and stages."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 import cmsr
 from cmsr import CMSR, Config, InputError, super_resolve
-from cmsr.api import gradual_scales, prepare_pair, resolve_device
+from cmsr.method.api import gradual_scales, prepare_pair, resolve_device
 
 FAST = Config.preset("quick", max_iters=10, eval_every=5, min_iters=5)
 

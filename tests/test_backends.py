@@ -9,16 +9,16 @@ import signal
 import pytest
 from test_batch import QUICK, statuses, write_scenes
 
-from cmsr.backends import (
+from cmsr.batches.backends import (
     DaskBackend,
     InProcessBackend,
     LocalBackend,
     make_backend,
     plan_workers,
 )
-from cmsr.batch import BatchSettings, JobResult, plan_jobs, run_batch
-from cmsr.datasets import find_scenes
+from cmsr.batches.run import BatchSettings, JobResult, plan_jobs, run_batch
 from cmsr.errors import InputError
+from cmsr.evaluation.datasets import find_scenes
 
 
 def test_plan_workers_fills_the_cores():

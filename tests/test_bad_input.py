@@ -2,8 +2,8 @@
 
 For each kind of broken input in :data:`fuzz.corpus.CASES`:
 
-* :func:`cmsr.io.read_image` (or, for files that read fine, the pair checks of
-  :func:`cmsr.api.prepare_pair`) raises :class:`InputError` naming the file and the
+* :func:`cmsr.files.read_image` (or, for files that read fine, the pair checks of
+  :func:`cmsr.method.api.prepare_pair`) raises :class:`InputError` naming the file and the
   problem, within seconds and without allocating memory for what a header declares;
 * ``cmsr sr`` exits with code 2 and one line ``cmsr: error: ...`` on stderr, no
   traceback, no warnings, and writes nothing.
@@ -34,11 +34,11 @@ import tifffile
 import torch
 from fuzz.corpus import CASES, Case, write_case, write_corpus, write_partner
 
-from cmsr.api import prepare_pair
 from cmsr.cli import EXIT_USAGE, main
 from cmsr.cli.outputs import check_output
 from cmsr.errors import InputError
-from cmsr.io import read_image, write_image
+from cmsr.files import read_image, write_image
+from cmsr.method.api import prepare_pair
 
 SECONDS = 5.0
 """Longest any bad file may take to be refused ("fails fast")."""
@@ -182,7 +182,7 @@ def test_reading_the_corpus_fits_in_little_memory(tmp_path: Path) -> None:
         import json, re, resource, sys
         from pathlib import Path
         from fuzz.corpus import CASES
-        from cmsr.io import read_image
+        from cmsr.files import read_image
         from cmsr.errors import InputError
 
         status = Path("/proc/self/status").read_text()
@@ -230,10 +230,10 @@ def test_the_guards_let_good_files_through(tmp_path: Path, monkeypatch: pytest.M
     image = np.zeros((20, 30, 2), np.float64)
     for name in ("x.tif", "x.npy"):
         write_image(tmp_path / name, image)
-    monkeypatch.setattr("cmsr.io.MAX_BYTES", 20 * 30 * 2 * 8)
+    monkeypatch.setattr("cmsr.files.readers.MAX_BYTES", 20 * 30 * 2 * 8)
     for name in ("x.tif", "x.npy"):
         assert read_image(tmp_path / name).shape == (20, 30, 2)
-    monkeypatch.setattr("cmsr.io.MAX_BYTES", 20 * 30 * 2 * 8 - 1)
+    monkeypatch.setattr("cmsr.files.readers.MAX_BYTES", 20 * 30 * 2 * 8 - 1)
     for name in ("x.tif", "x.npy"):
         with pytest.raises(InputError, match=f"{name}: image is too large"):
             read_image(tmp_path / name)

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import cmsr.batch as batch
-from cmsr.backends import InProcessBackend
-from cmsr.batch import (
+import cmsr.batches.run as batch
+from cmsr.batches.backends import InProcessBackend
+from cmsr.batches.run import (
     MANIFEST_NAME,
     SUMMARY_NAME,
     BatchSettings,
@@ -24,10 +24,10 @@ from cmsr.batch import (
     run_job,
     schedule,
 )
-from cmsr.config import Config
-from cmsr.datasets import find_scenes
 from cmsr.errors import InputError
-from cmsr.io import read_image, write_image
+from cmsr.evaluation.datasets import find_scenes
+from cmsr.files import read_image, write_image
+from cmsr.method.config import Config
 
 QUICK = Config.preset("quick", max_iters=2, min_iters=2)
 

@@ -1,4 +1,4 @@
-"""Saved state: warp files, checkpoints, warm starts (cmsr.checkpoint and CMSR.fit)."""
+"""Saved state: warp files, checkpoints, warm starts (cmsr.method.checkpoint and CMSR.fit)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from cmsr import CMSR, Config, InputError
-from cmsr.checkpoint import (
+from cmsr.method.checkpoint import (
     MODEL_FORMAT,
     WARP_FORMAT,
     load_checkpoint,

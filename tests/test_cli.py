@@ -10,9 +10,9 @@ import torch
 
 import cmsr.cli.sr
 from cmsr.cli import main
-from cmsr.io import read_image, write_image
-from cmsr.progress import TrainingProgress
-from cmsr.train import StepInfo
+from cmsr.files import read_image, write_image
+from cmsr.method.train import StepInfo
+from cmsr.pictures.progress import TrainingProgress
 
 QUICK = ["--preset", "quick", "--iters", "4", "--quiet"]
 

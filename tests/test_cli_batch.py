@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from test_batch import write_scenes
 
-import cmsr.batch as batch
-from cmsr.api import CMSR
+import cmsr.batches.run as batch
 from cmsr.cli import main
-from cmsr.config import Config
-from cmsr.io import read_image, write_image
+from cmsr.files import read_image, write_image
+from cmsr.method.api import CMSR
+from cmsr.method.config import Config
 
 QUICK = ["--preset", "quick", "--iters", "2", "--workers", "0", "--threads", "1"]
 

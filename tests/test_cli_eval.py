@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cmsr.cli import main
-from cmsr.io import read_image, write_image
+from cmsr.files import read_image, write_image
 
 
 def make_data(root: Path, names: tuple[str, ...] = ("s1", "s2"), size: int = 32) -> Path:

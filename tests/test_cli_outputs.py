@@ -10,7 +10,7 @@ import pytest
 from cmsr.cli import main
 from cmsr.cli.outputs import check_figures
 from cmsr.errors import InputError
-from cmsr.io import read_image, same_file, write_image
+from cmsr.files import read_image, same_file, write_image
 
 
 def test_same_file_sees_links(tmp_path: Path) -> None:

@@ -1,4 +1,4 @@
-"""Fitting the warp on reduced copies of the pair (cmsr.coarse_alignment)."""
+"""Fitting the warp on reduced copies of the pair (cmsr.method.coarse_alignment)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import torch
 from test_align import _displaced_pair
 
 import cmsr
-from cmsr.coarse_alignment import align_coarse_to_fine, level_config, level_sizes
-from cmsr.resample import downsample
-from cmsr.warp import GuideWarp, affine_matrix, apply_affine, identity_grid
+from cmsr.method.coarse_alignment import align_coarse_to_fine, level_config, level_sizes
+from cmsr.method.resample import downsample
+from cmsr.method.warp import GuideWarp, affine_matrix, apply_affine, identity_grid
 
 
 def test_level_sizes_halve_and_skip_levels_that_are_too_small():

@@ -1,4 +1,4 @@
-"""Tests for cmsr.consistency: crops on the low-resolution grid, and the fine-tuning
+"""Tests for cmsr.method.consistency: crops on the low-resolution grid, and the fine-tuning
 lowering its own loss."""
 
 from __future__ import annotations
@@ -7,9 +7,9 @@ import numpy as np
 import torch
 
 from cmsr import CMSR, Config
-from cmsr.consistency import fine_tune_consistency, grid_crops
-from cmsr.model import CMSRNet
-from cmsr.resample import downsample, upsample_bicubic
+from cmsr.method.consistency import fine_tune_consistency, grid_crops
+from cmsr.method.model import CMSRNet
+from cmsr.method.resample import downsample, upsample_bicubic
 
 TINY = Config.preset("quick", max_iters=10, eval_every=5, min_iters=5)
 

@@ -1,4 +1,4 @@
-"""Tests for cmsr.datasets: scene folders, CSV manifests and scene selection."""
+"""Tests for cmsr.evaluation.datasets: scene folders, CSV manifests and scene selection."""
 
 from __future__ import annotations
 
@@ -7,8 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from cmsr.datasets import Scene, find_scenes, read_manifest, scene_from_folder, select_scenes
 from cmsr.errors import InputError
+from cmsr.evaluation.datasets import (
+    Scene,
+    find_scenes,
+    read_manifest,
+    scene_from_folder,
+    select_scenes,
+)
 
 DATA = Path(os.environ.get("CMSR_DATA", "/work/shared/data"))
 

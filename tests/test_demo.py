@@ -7,7 +7,7 @@ import pytest
 
 from cmsr.cli import main
 from cmsr.demo import BOARD, DISC, DemoPair, make_demo_pair
-from cmsr.io import read_image
+from cmsr.files import read_image
 
 DEMO_FILES = ("target_lr.png", "guide.png", "ground_truth.png", "result.png",
               "comparison.png", "loss_curve.png")

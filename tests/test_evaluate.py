@@ -10,10 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from cmsr.config import Config
-from cmsr.datasets import Scene
 from cmsr.errors import InputError
-from cmsr.evaluate import (
+from cmsr.evaluation.datasets import Scene
+from cmsr.evaluation.evaluate import (
     RunStore,
     evaluate,
     load_pair,
@@ -22,9 +21,10 @@ from cmsr.evaluate import (
     parse_method_options,
     parse_methods,
 )
-from cmsr.io import write_image
-from cmsr.protocols import Protocol
-from cmsr.usage import current_rss_bytes, track_usage
+from cmsr.evaluation.protocols import Protocol
+from cmsr.evaluation.usage import current_rss_bytes, track_usage
+from cmsr.files import write_image
+from cmsr.method.config import Config
 
 TINY = Config.preset("quick", max_iters=2, min_iters=2, self_ensemble=False,
                      back_projection_iters=0, gradual=False)
@@ -150,7 +150,7 @@ def test_a_stopped_evaluation_keeps_what_finished(tmp_path: Path,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     scenes = [make_scene(tmp_path / name) for name in ("a", "b")]
     store = RunStore(tmp_path / "runs")
-    import cmsr.evaluate as module
+    import cmsr.evaluation.evaluate as module
 
     real = module.run_method
 

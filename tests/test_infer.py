@@ -1,4 +1,4 @@
-"""Tests for cmsr.infer: dihedral group, exact tiling, self-ensemble, back-projection."""
+"""Tests for cmsr.method.infer: dihedral group, exact tiling, self-ensemble, back-projection."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import itertools
 import pytest
 import torch
 
-from cmsr.config import Config
-from cmsr.infer import (
+from cmsr.method.config import Config
+from cmsr.method.infer import (
     back_project,
     clamp_to_local_range,
     dihedral,
@@ -17,8 +17,8 @@ from cmsr.infer import (
     run_network,
     self_ensemble,
 )
-from cmsr.model import CMSRNet
-from cmsr.resample import downsample, upsample_bicubic
+from cmsr.method.model import CMSRNet
+from cmsr.method.resample import downsample, upsample_bicubic
 
 QUICK = Config.preset("quick")
 

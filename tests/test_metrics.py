@@ -1,4 +1,4 @@
-"""Tests for cmsr.metrics: known values, masks, NaN, crop, and SSIM against skimage."""
+"""Tests for cmsr.evaluation.metrics: known values, masks, NaN, crop, and SSIM against skimage."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from skimage.metrics import structural_similarity
 
 from cmsr.errors import InputError
-from cmsr.metrics import (
+from cmsr.evaluation.metrics import (
     _gaussian_filter,
     _gaussian_taps,
     data_range_for,

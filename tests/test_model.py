@@ -1,4 +1,4 @@
-"""Tests for cmsr.model: identity at start, architecture, gradients and receptive field."""
+"""Tests for cmsr.method.model: identity at start, architecture, gradients and receptive field."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch import nn
 
-from cmsr.config import Config
-from cmsr.model import CMSRNet, conv_stack
+from cmsr.method.config import Config
+from cmsr.method.model import CMSRNet, conv_stack
 
 
 def _net(config: Config, target_channels=1, guide_channels=3, seed=0) -> CMSRNet:

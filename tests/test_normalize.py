@@ -1,4 +1,4 @@
-"""Tests for cmsr.normalize: unit-range round trips, dtype handling, masks and hole filling."""
+"""Tests for cmsr.method.normalize: unit-range round trips, dtypes, masks and hole filling."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from cmsr.normalize import (
+from cmsr.method.normalize import (
     array_to_tensor,
     fill_invalid,
     fit_normalization,

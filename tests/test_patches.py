@@ -1,4 +1,4 @@
-"""Tests for cmsr.patches: exact grid crops, shared geometry, shapes, masks, gradients."""
+"""Tests for cmsr.method.patches: exact grid crops, shared geometry, shapes, masks, gradients."""
 
 from __future__ import annotations
 
@@ -8,16 +8,16 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cmsr.config import Config
-from cmsr.infer import dihedral
-from cmsr.patches import (
+from cmsr.method.config import Config
+from cmsr.method.infer import dihedral
+from cmsr.method.patches import (
     crop,
     downscaling_batch,
     random_patch_affines,
     training_batch,
     upscaling_batch,
 )
-from cmsr.resample import downsample, upsample_bicubic
+from cmsr.method.resample import downsample, upsample_bicubic
 
 PLAIN = Config.preset("quick", flips=False, augment_probability=0.0, patch_size=8,
                       batch_size=6)

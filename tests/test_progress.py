@@ -1,11 +1,11 @@
-"""The training progress display (cmsr.progress)."""
+"""The training progress display (cmsr.pictures.progress)."""
 
 from __future__ import annotations
 
 import io
 
-from cmsr.progress import TrainingProgress
-from cmsr.train import StepInfo
+from cmsr.method.train import StepInfo
+from cmsr.pictures.progress import TrainingProgress
 
 
 def _step(step: int, stage: int, stages: int, phase: str = "train") -> StepInfo:

@@ -28,10 +28,10 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-from cmsr.api import prepare_pair
 from cmsr.errors import InputError
-from cmsr.io import read_image, write_image
-from cmsr.validate import MAX_BANDS, MIN_SIDE, check_image
+from cmsr.files import read_image, write_image
+from cmsr.method.api import prepare_pair
+from cmsr.method.validate import MAX_BANDS, MIN_SIDE, check_image
 
 
 def _examples(count: int) -> settings:

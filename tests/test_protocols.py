@@ -1,4 +1,4 @@
-"""Tests for cmsr.protocols: names, input reduction, noise and guide displacement."""
+"""Tests for cmsr.evaluation.protocols: names, input reduction, noise and guide displacement."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmsr.errors import InputError
-from cmsr.protocols import (
+from cmsr.evaluation.protocols import (
     EvaluationPair,
     Protocol,
     apply_protocol,
@@ -18,7 +18,7 @@ from cmsr.protocols import (
     displacement_field,
     modcrop,
 )
-from cmsr.resample import downsample
+from cmsr.method.resample import downsample
 
 
 def _random(shape, dtype=np.uint8, seed=0):

@@ -8,9 +8,9 @@ import math
 
 import numpy as np
 
-from cmsr.evaluate import RunResult
-from cmsr.protocols import EvaluationPair, Protocol
-from cmsr.report import (
+from cmsr.evaluation.evaluate import RunResult
+from cmsr.evaluation.protocols import EvaluationPair, Protocol
+from cmsr.evaluation.report import (
     comparison_grid,
     csv_report,
     enlarge_nearest,

@@ -1,4 +1,4 @@
-"""Tests for cmsr.resample: MATLAB imresize weights, exactness and differentiability."""
+"""Tests for cmsr.method.resample: MATLAB imresize weights, exactness and differentiability."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cmsr.resample import (
+from cmsr.method.resample import (
     box,
     cubic,
     downsample,
@@ -286,7 +286,7 @@ def test_scaled_size():
 
 
 def test_aliased_reduction_interpolates_at_the_output_centres():
-    from cmsr.resample import downsample
+    from cmsr.method.resample import downsample
     x = torch.arange(64.0, dtype=torch.float64).reshape(1, 1, 8, 8)
     # linear interpolation at the centres of 2x2 blocks of a ramp is the block mean
     expected = x.reshape(1, 1, 4, 2, 4, 2).mean(dim=(3, 5))
@@ -299,7 +299,7 @@ def test_aliased_reduction_interpolates_at_the_output_centres():
 
 
 def test_a_box_kernel_file_equals_average_pooling_and_has_gradients():
-    from cmsr.resample import blur_and_sample, downsample
+    from cmsr.method.resample import blur_and_sample, downsample
     x = torch.rand(2, 3, 24, 36, dtype=torch.float64, requires_grad=True)
     box = tuple(tuple(1.0 for _ in range(4)) for _ in range(4))
     torch.testing.assert_close(downsample(x, (6, 9), kernel=box),
@@ -311,7 +311,7 @@ def test_a_box_kernel_file_equals_average_pooling_and_has_gradients():
 
 
 def test_an_odd_kernel_is_centred():
-    from cmsr.resample import blur_and_sample
+    from cmsr.method.resample import blur_and_sample
     image = torch.zeros(1, 1, 9, 9, dtype=torch.float64)
     image[0, 0, 4, 4] = 1.0
     kernel = torch.zeros(3, 3, dtype=torch.float64)

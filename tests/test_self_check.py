@@ -1,4 +1,4 @@
-"""Tests for cmsr.self_check: held-out blocks, the decision, and fit() acting on it."""
+"""Tests for cmsr.method.self_check: held-out blocks, the decision, and fit() acting on it."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from cmsr import CMSR, Config
-from cmsr.model import CMSRNet
-from cmsr.self_check import decide, held_out_errors, held_out_mask
+from cmsr.method.model import CMSRNet
+from cmsr.method.self_check import decide, held_out_errors, held_out_mask
 
 TINY = Config.preset("quick", max_iters=20, eval_every=5, min_iters=5)
 
@@ -61,7 +61,7 @@ def test_fit_records_a_decision_and_follows_it():
     assert model.uses_guide == (model.self_check.choice == "guided")
     out = model.predict()
     if model.self_check.choice == "bicubic":
-        from cmsr.resample import upsample_bicubic
+        from cmsr.method.resample import upsample_bicubic
         expected = upsample_bicubic(model.pair.target, (64, 64))
         np.testing.assert_allclose(model.predict_tensor(), expected)
     assert out.shape == (64, 64)

@@ -1,4 +1,4 @@
-"""Tests for cmsr.validate: every bad input gives a one-line InputError naming its source."""
+"""Tests for cmsr.method.validate: every bad input gives a one-line InputError naming its source."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cmsr.errors import InputError
-from cmsr.validate import check_image, check_pair, check_scale, infer_scale
+from cmsr.method.validate import check_image, check_pair, check_scale, infer_scale
 
 RNG = np.random.default_rng(3)
 

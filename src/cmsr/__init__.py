@@ -8,9 +8,9 @@ high-resolution RGB photo of the same scene, learning from that one pair at run 
 >>> model = cmsr.CMSR(cmsr.Config.preset("thermal")).fit(target_lr, guide_hr)  # doctest: +SKIP
 """
 
-from cmsr.api import CMSR, super_resolve
-from cmsr.config import PRESETS, Config
 from cmsr.errors import InputError
+from cmsr.method.api import CMSR, super_resolve
+from cmsr.method.config import PRESETS, Config
 
 __all__ = ["CMSR", "PRESETS", "Config", "InputError", "super_resolve"]
 __version__ = "0.4.0"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from cmsr.resample import downsample
+from cmsr.method.resample import downsample
 
 SCALE = 4
 # colour of each target level in the guide: edges of the target are colour edges

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from cmsr.baselines import Bicubic, GuidedFilter, JointBilateralUpsampling, make_baseline
-from cmsr.baselines.guided_filter import box_filter, guided_filter
-from cmsr.baselines.jbu import joint_bilateral_upsample
-from cmsr.resample import upsample_bicubic
+from cmsr.evaluation.baselines import Bicubic, GuidedFilter, JointBilateralUpsampling, make_baseline
+from cmsr.evaluation.baselines.guided_filter import box_filter, guided_filter
+from cmsr.evaluation.baselines.jbu import joint_bilateral_upsample
+from cmsr.method.resample import upsample_bicubic
 
 FIXED = ["bicubic", "guided-filter", "jbu"]
 

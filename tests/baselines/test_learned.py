@@ -8,9 +8,9 @@ import torch
 import torch.nn.functional as F
 
 from cmsr import Config
-from cmsr.baselines import MMSR, P2P, ZSSR, Bicubic
-from cmsr.baselines.mmsr import MMSRNet, Pointwise, local_attention
-from cmsr.baselines.p2p import (
+from cmsr.evaluation.baselines import MMSR, P2P, ZSSR, Bicubic
+from cmsr.evaluation.baselines.mmsr import MMSRNet, Pointwise, local_attention
+from cmsr.evaluation.baselines.p2p import (
     PixTransformNet,
     footprint_means,
     footprint_patches,
@@ -18,8 +18,8 @@ from cmsr.baselines.p2p import (
     pixel_features,
     weighted_means,
 )
-from cmsr.baselines.zssr import GuideFreeNet
-from cmsr.resample import area_matrix
+from cmsr.evaluation.baselines.zssr import GuideFreeNet
+from cmsr.method.resample import area_matrix
 
 ZSSR_CONFIG = Config.preset("quick", max_iters=6, eval_every=3, min_iters=3, device="cpu")
 

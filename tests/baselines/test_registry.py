@@ -1,4 +1,4 @@
-"""Tests for cmsr.baselines: the registry, make_baseline and the shared interface."""
+"""Tests for cmsr.evaluation.baselines: the registry, make_baseline and the shared interface."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from cmsr import InputError
-from cmsr.baselines import BASELINES, Baseline, Bicubic, make_baseline
+from cmsr.evaluation.baselines import BASELINES, Baseline, Bicubic, make_baseline
 
 NAMES = ["bicubic", "guided-filter", "jbu", "zssr", "p2p", "mmsr"]
 

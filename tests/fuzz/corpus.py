@@ -8,12 +8,12 @@ images that read fine but cannot be super-resolved (1x1, NaN, infinity, guides o
 wrong size).
 
 The files are made with NumPy, Pillow, tifffile and hand-written PNG / TIFF / NPY
-headers, never with :mod:`cmsr.io` itself, so the corpus does not depend on the code
+headers, never with :mod:`cmsr.files` itself, so the corpus does not depend on the code
 it tests.
 
-* ``stage="read"``: :func:`cmsr.io.read_image` must refuse the file.
+* ``stage="read"``: :func:`cmsr.files.read_image` must refuse the file.
 * ``stage="check"``: the file reads fine, but the checks before training
-  (:func:`cmsr.api.prepare_pair`) must refuse it, given the valid partner file from
+  (:func:`cmsr.method.api.prepare_pair`) must refuse it, given the valid partner file from
   :func:`write_partner`.
 
 Examples
@@ -63,7 +63,7 @@ class Case:
     role:
         Whether it is given as the ``"target"`` or the ``"guide"``.
     stage:
-        ``"read"``: :func:`cmsr.io.read_image` refuses it; ``"check"``: it reads, and
+        ``"read"``: :func:`cmsr.files.read_image` refuses it; ``"check"``: it reads, and
         the pair checks refuse it.
     words:
         The error message must contain at least one of these (compared in lower case).

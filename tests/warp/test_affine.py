@@ -1,4 +1,4 @@
-"""Tests for cmsr.warp.affine."""
+"""Tests for cmsr.method.warp.affine."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import torch
 from torch.func import functional_call
 
-from cmsr.warp.affine import AffineWarp, affine_matrix, apply_affine
-from cmsr.warp.grid import identity_grid, sample
+from cmsr.method.warp.affine import AffineWarp, affine_matrix, apply_affine
+from cmsr.method.warp.grid import identity_grid, sample
 
 
 def test_identity_at_init() -> None:

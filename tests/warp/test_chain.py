@@ -1,4 +1,4 @@
-"""Tests for cmsr.warp.chain: the affine -> CPAB -> TPS guide alignment."""
+"""Tests for cmsr.method.warp.chain: the affine -> CPAB -> TPS guide alignment."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from cmsr.warp.chain import LAYER_PRESETS, GuideWarp
-from cmsr.warp.grid import identity_grid, spanning_grid
+from cmsr.method.warp.chain import LAYER_PRESETS, GuideWarp
+from cmsr.method.warp.grid import identity_grid, spanning_grid
 
 
 def _perturbed(preset: str = "full", seed: int = 0, **kwargs: object) -> GuideWarp:

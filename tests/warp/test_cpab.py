@@ -1,4 +1,4 @@
-"""Tests for cmsr.warp.cpab: CPA velocity fields and their integration."""
+"""Tests for cmsr.method.warp.cpab: CPA velocity fields and their integration."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch.func import functional_call
 
-from cmsr.warp.cpab import (
+from cmsr.method.warp.cpab import (
     CpabWarp,
     cpab_basis,
     cpab_cell_index,
@@ -14,7 +14,7 @@ from cmsr.warp.cpab import (
     cpab_triangle_vertices,
     null_space,
 )
-from cmsr.warp.grid import identity_grid
+from cmsr.method.warp.grid import identity_grid
 
 
 def _random_warp(

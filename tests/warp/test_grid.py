@@ -1,11 +1,11 @@
-"""Tests for cmsr.warp.grid: pixel-centre grids and sampling."""
+"""Tests for cmsr.method.warp.grid: pixel-centre grids and sampling."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from cmsr.warp.grid import (
+from cmsr.method.warp.grid import (
     identity_grid,
     pixel_centers,
     sample,

@@ -1,4 +1,4 @@
-"""Tests for cmsr.warp.tps: thin-plate spline warp."""
+"""Tests for cmsr.method.warp.tps: thin-plate spline warp."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch.func import functional_call
 
-from cmsr.warp.tps import ThinPlateSpline, tps_kernel, uniform_control_points
+from cmsr.method.warp.tps import ThinPlateSpline, tps_kernel, uniform_control_points
 
 
 def _random_tps(

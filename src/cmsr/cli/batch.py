@@ -16,8 +16,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from cmsr.backends import LOCAL_DASK, make_backend
-from cmsr.batch import (
+from cmsr.batches.backends import LOCAL_DASK, make_backend
+from cmsr.batches.run import (
     MANIFEST_NAME,
     SUMMARY_NAME,
     BatchSettings,
@@ -32,10 +32,10 @@ from cmsr.cli.options import (
     config_from_args,
     load_start_states,
 )
-from cmsr.datasets import find_scenes, select_scenes
 from cmsr.errors import InputError
-from cmsr.protocols import Protocol
-from cmsr.train import StepInfo
+from cmsr.evaluation.datasets import find_scenes, select_scenes
+from cmsr.evaluation.protocols import Protocol
+from cmsr.method.train import StepInfo
 
 BATCH_EXAMPLES = f"""examples:
   cmsr batch data/thermal -o out/ --preset thermal

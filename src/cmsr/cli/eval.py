@@ -18,9 +18,9 @@ import numpy as np
 from tqdm import tqdm
 
 from cmsr.cli.options import add_training_options, config_from_args, use_threads
-from cmsr.datasets import Scene, find_scenes, select_scenes
 from cmsr.errors import InputError
-from cmsr.evaluate import (
+from cmsr.evaluation.datasets import Scene, find_scenes, select_scenes
+from cmsr.evaluation.evaluate import (
     METHODS,
     Event,
     RunStore,
@@ -28,10 +28,10 @@ from cmsr.evaluate import (
     parse_method_options,
     parse_methods,
 )
-from cmsr.figures import alignment_figure
-from cmsr.io import write_image, write_text
-from cmsr.protocols import EvaluationPair, Protocol
-from cmsr.report import comparison_grid, csv_report, markdown_report
+from cmsr.evaluation.protocols import EvaluationPair, Protocol
+from cmsr.evaluation.report import comparison_grid, csv_report, markdown_report
+from cmsr.files import write_image, write_text
+from cmsr.pictures.display import alignment_figure
 
 EVAL_EXAMPLES = f"""examples:
   cmsr eval data/middlebury13 --methods bicubic,cmsr --protocol avgpool --scale 4 \\

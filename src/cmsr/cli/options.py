@@ -20,11 +20,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from cmsr import checkpoint
-from cmsr.config import PRESETS, Config, degradation_problems
 from cmsr.errors import InputError
-from cmsr.io import same_file
-from cmsr.resample import DEGRADATION_NAMES
+from cmsr.files import same_file
+from cmsr.method import checkpoint
+from cmsr.method.config import PRESETS, Config, degradation_problems
+from cmsr.method.resample import DEGRADATION_NAMES
 
 
 def add_training_options(parser: argparse.ArgumentParser, default_preset: str = "thermal"

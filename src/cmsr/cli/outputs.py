@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from cmsr.errors import InputError
-from cmsr.io import SUPPORTED_WRITE, same_file
+from cmsr.files import SUPPORTED_WRITE, same_file
 
 #: Files ``--save-figures`` writes (plus ``alignment.png`` with ``--align``).
 FIGURE_FILES = ("comparison.png", "loss_curve.png", "history.csv")

@@ -14,8 +14,6 @@ from pathlib import Path
 
 import numpy as np
 
-from cmsr.api import CMSR
-from cmsr.checkpoint import StateSource
 from cmsr.cli.options import (
     add_state_options,
     add_training_options,
@@ -25,13 +23,15 @@ from cmsr.cli.options import (
     use_threads,
 )
 from cmsr.cli.outputs import FIGURE_FILES, check_figures, check_output, result_layout
-from cmsr.config import PRESETS, Config
-from cmsr.figures import alignment_figure, error_map, loss_curve, panel_grid
-from cmsr.io import SUPPORTED_WRITE, describe, read_image, write_image, write_text
-from cmsr.metrics import rmse
-from cmsr.normalize import array_to_tensor, tensor_to_array
-from cmsr.progress import TrainingProgress
-from cmsr.resample import upsample_bicubic
+from cmsr.evaluation.metrics import rmse
+from cmsr.files import SUPPORTED_WRITE, describe, read_image, write_image, write_text
+from cmsr.method.api import CMSR
+from cmsr.method.checkpoint import StateSource
+from cmsr.method.config import PRESETS, Config
+from cmsr.method.normalize import array_to_tensor, tensor_to_array
+from cmsr.method.resample import upsample_bicubic
+from cmsr.pictures.display import alignment_figure, error_map, loss_curve, panel_grid
+from cmsr.pictures.progress import TrainingProgress
 
 #: At most this many training steps per stage in ``cmsr demo`` unless --iters is given.
 DEMO_MAX_ITERS = 300

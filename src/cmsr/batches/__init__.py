@@ -1,0 +1,1 @@
+"""Batches: many pairs, resumable, on local worker processes or a Dask cluster."""

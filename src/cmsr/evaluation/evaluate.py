@@ -1,0 +1,388 @@
+"""Evaluation: run methods on scenes under a protocol and score them against the truth.
+
+One *run* is one (scene, method) under one :class:`cmsr.evaluation.protocols.Protocol`. Each
+finished run is kept in a :class:`RunStore` (its output as ``.npy`` and its time and
+memory as ``.json``, both written atomically), keyed by a hash of the exact inputs
+and the method's settings, so a stopped evaluation resumes where it stopped and a
+changed input or setting is recomputed. Metrics are computed from the stored
+output every time (cheap), so changing ``crop`` never retrains anything.
+
+Methods (:data:`METHODS`): ``cmsr`` and ``zssr`` train with the given
+:class:`cmsr.Config`; ``p2p`` and ``mmsr`` use their published defaults with the
+config's seed and device; the rest are fixed filters. Per-method keyword options
+(``{"mmsr": {"iterations": 300}}``) override those defaults.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import hashlib
+import json
+import math
+import traceback
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+from typing import Protocol as TypingProtocol
+
+import numpy as np
+
+from cmsr import __version__
+from cmsr.errors import InputError
+from cmsr.evaluation.baselines import BASELINES, ZSSR, make_baseline
+from cmsr.evaluation.datasets import Scene
+from cmsr.evaluation.metrics import data_range_for, score
+from cmsr.evaluation.protocols import EvaluationPair, Protocol, apply_protocol
+from cmsr.evaluation.usage import track_usage
+from cmsr.files import read_image, write_image, write_text
+from cmsr.method.api import CMSR
+from cmsr.method.config import Config
+from cmsr.method.normalize import array_to_tensor, tensor_to_array
+from cmsr.method.resample import resize
+from cmsr.method.train import StepInfo
+
+#: Every method ``cmsr eval`` knows, in the order tables show them.
+METHODS = ("bicubic", "guided-filter", "jbu", "zssr", "p2p", "mmsr", "cmsr")
+#: Methods whose result depends on the training :class:`Config`.
+CONFIGURED = ("cmsr", "zssr")
+#: Config fields that only matter to the learned warp (left out of a key without one).
+WARP_FIELDS = ("align", "warp_lr_affine", "warp_lr_cpab", "warp_lr_tps", "warp_release",
+               "warp_regularization", "cpab_cells", "tps_points", "freeze_warp",
+               "align_levels", "align_level_iters", "align_level_channels")
+#: Learned baselines that take the config's seed and device but keep their own defaults.
+SEEDED = ("p2p", "mmsr")
+#: Bumped when a change invalidates stored runs.
+STORE_VERSION = 1
+
+
+class Method(TypingProtocol):
+    """Anything with cmsr's interface: ``fit(target_lr, guide_hr) -> self``, ``predict()``."""
+
+    def fit(self, target_lr: np.ndarray, guide_hr: np.ndarray) -> Method: ...
+
+    def predict(self) -> np.ndarray: ...
+
+
+def parse_methods(text: str) -> list[str]:
+    """``"bicubic,cmsr"`` -> ``["bicubic", "cmsr"]``; unknown or repeated names are errors.
+
+    Examples
+    --------
+    >>> parse_methods("cmsr, bicubic")
+    ['cmsr', 'bicubic']
+    """
+    names = [name.strip() for name in text.split(",") if name.strip()]
+    unknown = [name for name in names if name not in METHODS]
+    if unknown or not names:
+        raise InputError(f"unknown method {', '.join(unknown) or '(none)'}; choose from "
+                         f"{','.join(METHODS)}", source="--methods")
+    if len(set(names)) != len(names):
+        raise InputError("a method is named twice", source="--methods")
+    return names
+
+
+def parse_method_options(items: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """``["mmsr.iterations=300", "jbu.sigma_range=0.2"]`` -> per-method keyword options.
+
+    Values are Python literals (numbers, strings, tuples, ``True``); anything else is
+    taken as a string.
+
+    Examples
+    --------
+    >>> parse_method_options(["mmsr.iterations=300"])
+    {'mmsr': {'iterations': 300}}
+    """
+    options: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        method, dot, name = key.partition(".")
+        if not sep or not dot or not name:
+            raise InputError(f"{item!r} is not METHOD.NAME=VALUE", source="--option")
+        if method not in METHODS or method in CONFIGURED:
+            raise InputError(f"{item!r}: options apply to {', '.join(BASELINES)} (cmsr "
+                             "and zssr take the training options)", source="--option")
+        try:
+            value = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            value = text
+        options.setdefault(method, {})[name] = value
+    for method, kwargs in options.items():
+        make_method(method, Config(), {method: kwargs})  # fail now on a bad option
+    return options
+
+
+def make_method(name: str, config: Config, options: Mapping[str, Mapping[str, Any]]
+                ) -> Method:
+    """A fresh, unfitted method called ``name`` (see the module docstring)."""
+    if name == "cmsr":
+        return CMSR(config)
+    if name == "zssr":
+        return ZSSR(config)
+    kwargs = dict(options.get(name, {}))
+    if name in SEEDED:
+        kwargs.setdefault("seed", config.seed)
+        kwargs.setdefault("device", config.device)
+    try:
+        return make_baseline(name, **kwargs)
+    except (TypeError, ValueError) as error:
+        raise InputError(str(error), source="--option") from None
+
+
+def method_settings(name: str, config: Config, options: Mapping[str, Mapping[str, Any]]
+                    ) -> dict[str, Any]:
+    """What a run of ``name`` depends on besides its inputs (part of the store key)."""
+    if name in CONFIGURED:
+        fields = dataclasses.asdict(config)
+        fields.pop("threads", None)
+        if config.align == "none" or name == "zssr":  # no warp: its knobs change nothing
+            for field in WARP_FIELDS:
+                fields.pop(field, None)
+        if name == "zssr":  # no guide: guide dropout and the self-check are off
+            for field in ("guide_dropout", "self_check", "self_check_fraction",
+                          "self_check_margin"):
+                fields.pop(field, None)
+        return {"config": fields}
+    settings: dict[str, Any] = {"options": dict(options.get(name, {}))}
+    if name in SEEDED:
+        settings.update(seed=config.seed, device=config.device)
+    return settings
+
+
+def load_pair(scene: Scene, protocol: Protocol) -> EvaluationPair:
+    """Read a scene's files and make its low-resolution input as ``protocol`` says.
+
+    With the ``real`` protocol a guide of another size than the truth is resized to
+    the truth's size (bicubic), so every method predicts on the truth's pixel grid.
+    """
+    truth = read_image(scene.target)
+    guide = read_image(scene.guide)
+    low = read_image(scene.target_lr) if scene.target_lr is not None else None
+    mask = read_image(scene.mask) != 0 if scene.mask is not None else None
+    if mask is not None and mask.ndim == 3:
+        mask = mask.any(axis=2)
+    if protocol.kind == "real" and guide.shape[:2] != truth.shape[:2]:
+        tensor = array_to_tensor(guide.astype(np.float32))
+        guide = tensor_to_array(resize(tensor, truth.shape[:2], kernel="cubic"))
+    try:
+        return apply_protocol(truth, guide, protocol, low=low, mask=mask)
+    except InputError as error:
+        if error.source is None:
+            raise InputError(error.problem, source=str(scene.target.parent)) from None
+        raise
+
+
+def input_digest(pair: EvaluationPair) -> str:
+    """sha256 over the exact arrays a method sees (input and guide) and the truth."""
+    digest = hashlib.sha256()
+    for array in (pair.low, pair.guide, pair.truth):
+        contiguous = np.ascontiguousarray(array)
+        digest.update(f"{contiguous.dtype}{contiguous.shape}".encode())
+        digest.update(contiguous.tobytes())
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One scored run. Metrics are NaN for a failed run (``status == "failed"``)."""
+
+    scene: str
+    method: str
+    protocol: str
+    status: str
+    rmse: float = math.nan
+    mae: float = math.nan
+    psnr: float = math.nan
+    ssim: float = math.nan
+    seconds: float = math.nan
+    peak_rss_mb: float = math.nan
+    cached: bool = False
+    error: str = ""
+
+    FIELDS: ClassVar[tuple[str, ...]] = ("scene", "method", "protocol", "status", "rmse", "mae",
+                               "psnr", "ssim", "seconds", "peak_rss_mb", "cached", "error")
+
+    def row(self) -> list[Any]:
+        """The values in :attr:`FIELDS` order (for CSV)."""
+        return [getattr(self, name) for name in self.FIELDS]
+
+
+class RunStore:
+    """Finished runs under ``folder/<protocol>/<scene>/<method>.{npy,json}``.
+
+    A stored run is used only if its key (input digest, method settings, store format
+    and cmsr version) matches and its output still has the recorded sha256.
+    """
+
+    def __init__(self, folder: Path | str) -> None:
+        self.folder = Path(folder)
+
+    def _paths(self, protocol: str, scene: str, method: str) -> tuple[Path, Path]:
+        base = self.folder / protocol / scene.replace("/", "__") / method
+        return base.with_suffix(".npy"), base.with_suffix(".json")
+
+    @staticmethod
+    def key(digest: str, settings: Mapping[str, Any]) -> str:
+        """The store key of a run: sha256 of the input digest and the settings."""
+        text = json.dumps({"inputs": digest, "settings": settings, "store": STORE_VERSION,
+                           "cmsr": __version__},
+                          sort_keys=True, default=str)
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def get(self, protocol: str, scene: str, method: str, key: str
+            ) -> tuple[np.ndarray, dict[str, Any]] | None:
+        """The stored output and its record, or None when absent, stale or damaged."""
+        output_path, record_path = self._paths(protocol, scene, method)
+        try:
+            record = json.loads(record_path.read_text())
+            if record.get("key") != key:
+                return None
+            data = output_path.read_bytes()
+            if hashlib.sha256(data).hexdigest() != record.get("output_sha256"):
+                return None
+            return read_image(output_path), record
+        except (OSError, ValueError, InputError):
+            return None
+
+    def put(self, protocol: str, scene: str, method: str, key: str, output: np.ndarray,
+            *, seconds: float, peak_rss_mb: float) -> None:
+        """Keep a finished run (output first, then the record that vouches for it)."""
+        output_path, record_path = self._paths(protocol, scene, method)
+        write_image(output_path, output, overwrite=True)
+        record = {"key": key, "scene": scene, "method": method, "protocol": protocol,
+                  "seconds": seconds, "peak_rss_mb": peak_rss_mb,
+                  "output_sha256": hashlib.sha256(output_path.read_bytes()).hexdigest()}
+        write_text(record_path, json.dumps(record, indent=1) + "\n", overwrite=True)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Progress of an evaluation, for a progress bar: a run starts, steps or ends."""
+
+    kind: str  # "start", "step", "done"
+    scene: str
+    method: str
+    step: int = 0
+    result: RunResult | None = None
+
+
+def run_method(name: str, pair: EvaluationPair, config: Config,
+               options: Mapping[str, Mapping[str, Any]],
+               on_step: Callable[[StepInfo], None] | None = None,
+               keep_aligned: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
+    """Fit ``name`` on the pair's input and guide; its output ``(H, W[, c])`` float32.
+
+    ``keep_aligned`` is called with the guide as deformed by a learned warp
+    (``(H, W, C)`` float32 in [0, 1]), when the method learned one.
+    """
+    method = make_method(name, config, options)
+    if isinstance(method, CMSR):
+        method.fit(pair.low, pair.guide, on_step=on_step)
+        if method.warp is not None and keep_aligned is not None:
+            keep_aligned(method.aligned_guide()[0].permute(1, 2, 0).cpu().numpy())
+    else:
+        method.fit(pair.low, pair.guide)
+    return np.asarray(method.predict(), dtype=np.float32)
+
+
+def score_run(output: np.ndarray, pair: EvaluationPair, crop: int) -> dict[str, float]:
+    """RMSE and MAE in the truth's units, PSNR and SSIM on its data range, masked."""
+    return score(output, pair.truth, data_range=data_range_for(pair.truth), mask=pair.mask,
+                 crop=crop)
+
+
+def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: Protocol,
+             store: RunStore, *, config: Config,
+             options: Mapping[str, Mapping[str, Any]] | None = None, crop: int = 0,
+             recompute: bool = False, on_event: Callable[[Event], None] | None = None,
+             keep_outputs: Callable[[Scene, EvaluationPair, dict[str, np.ndarray]], None]
+             | None = None,
+             keep_alignment: Callable[[Scene, EvaluationPair, np.ndarray], None] | None = None
+             ) -> list[RunResult]:
+    """Run every method on every scene (scene by scene) and score it.
+
+    Parameters
+    ----------
+    scenes, methods:
+        What to run; ``methods`` are names from :data:`METHODS`.
+    protocol:
+        How the input is made (and the guide displaced or noised).
+    store:
+        Where finished runs are kept and found again.
+    config, options:
+        Training settings for cmsr/zssr; keyword options per baseline.
+    crop:
+        Border pixels left out of every metric.
+    recompute:
+        Ignore stored runs (and replace them).
+    on_event:
+        Called when a run starts, at each cmsr training step, and when it ends.
+    keep_outputs:
+        Called once per scene with the pair and ``{method: output}`` of the runs that
+        succeeded (e.g. to draw a comparison grid).
+    keep_alignment:
+        Called with the pair and the deformed guide ``(H, W, C)`` float32 in [0, 1]
+        after each cmsr run computed here (not a stored one) that learned a warp.
+
+    Returns
+    -------
+    list[RunResult]
+        One per (scene, method), scene-major. A failure (bad file, an exception in a
+        method) is recorded with its message and the evaluation goes on;
+        ``KeyboardInterrupt`` stops it, with every finished run already stored.
+    """
+    options = options or {}
+    results: list[RunResult] = []
+    notify = on_event or (lambda event: None)
+    for scene in scenes:
+        try:
+            pair = load_pair(scene, protocol)
+        except InputError as error:
+            for method in methods:
+                result = RunResult(scene.name, method, protocol.name, "failed",
+                                   error=str(error))
+                results.append(result)
+                notify(Event("done", scene.name, method, result=result))
+            continue
+        digest = input_digest(pair)
+        outputs: dict[str, np.ndarray] = {}
+        for method in methods:
+            notify(Event("start", scene.name, method))
+            key = store.key(digest, method_settings(method, config, options))
+            found = None if recompute else store.get(protocol.name, scene.name, method, key)
+            if found is not None:
+                output, record = found
+                seconds, peak, cached = record["seconds"], record["peak_rss_mb"], True
+            else:
+                def step(info: StepInfo, scene: str = scene.name, method: str = method
+                         ) -> None:
+                    notify(Event("step", scene, method, step=info.step))
+
+                aligned = None if keep_alignment is None else (
+                    lambda guide, scene=scene, pair=pair: keep_alignment(scene, pair, guide))
+                try:
+                    with track_usage() as usage:
+                        output = run_method(method, pair, config, options, on_step=step,
+                                            keep_aligned=aligned)
+                except Exception as error:  # recorded; the evaluation goes on
+                    message = str(error) if isinstance(error, InputError) else (
+                        f"{type(error).__name__}: {error} "
+                        f"({traceback.extract_tb(error.__traceback__)[-1].name})")
+                    result = RunResult(scene.name, method, protocol.name, "failed",
+                                       error=message.splitlines()[0] if message else "")
+                    results.append(result)
+                    notify(Event("done", scene.name, method, result=result))
+                    continue
+                seconds, peak, cached = usage.seconds, usage.peak_rss_mb, False
+                store.put(protocol.name, scene.name, method, key, output, seconds=seconds,
+                          peak_rss_mb=peak)
+            outputs[method] = output
+            result = RunResult(scene.name, method, protocol.name, "ok",
+                               **score_run(output, pair, crop), seconds=seconds,
+                               peak_rss_mb=peak, cached=cached)
+            results.append(result)
+            notify(Event("done", scene.name, method, result=result))
+        if keep_outputs is not None and outputs:
+            keep_outputs(scene, pair, outputs)
+    return results

@@ -1,0 +1,663 @@
+"""How the low-resolution input (and the guide) is made for an evaluation.
+
+A benchmark starts from an aligned pair at full resolution -- the target (the ground
+truth) and the guide -- and a :class:`Protocol` says how to make the run's input:
+
+* ``"avgpool"`` -- the MMSR protocol: the target average-pooled by the scale
+  (exact block means, :func:`cmsr.method.resample.downsample` with ``kernel="box"``);
+* ``"bicubic"`` -- the CMSR / ZSSR protocol: MATLAB-style antialiased bicubic
+  reduction (``kernel="cubic"``);
+* ``"real"`` -- the scene's own low-resolution capture (``target_*_lr*``) is the
+  input; the scale follows from the sizes.
+
+On top of that, optionally: Gaussian noise on the input and on the guide (its
+standard deviation a fraction of the data range), and a displacement of the guide
+-- a global shift and rotation and a smooth random local warp -- to test how a
+method copes with misalignment. :func:`apply_protocol` does it all and returns an
+:class:`EvaluationPair`; :func:`displace` and :func:`displacement_field` are the
+displacement alone.
+
+Randomness is reproducible: everything is drawn from ``seed``, with separate
+streams for the input noise, the guide noise, the shift direction and the local
+warp, so switching one of them on or off leaves the others unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, fields
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+
+from cmsr.errors import InputError
+from cmsr.method.resample import downsample, resize
+from cmsr.method.warp.grid import sample
+
+__all__ = [
+    "KINDS",
+    "WARP_CONTROL_POINTS",
+    "EvaluationPair",
+    "Protocol",
+    "apply_protocol",
+    "data_range",
+    "displace",
+    "displacement_field",
+    "modcrop",
+]
+
+KINDS: dict[str, str | None] = {"avgpool": "box", "bicubic": "cubic", "real": None}
+"""Protocol kinds and the :mod:`cmsr.method.resample` kernel each reduces the target with."""
+
+WARP_CONTROL_POINTS: int = 4
+"""The local warp is a ``4 x 4`` grid of random control displacements, upsampled."""
+
+# Stream numbers under SeedSequence(seed).spawn: one per kind of randomness.
+_INPUT_NOISE, _GUIDE_NOISE, _SHIFT, _WARP = range(4)
+_STREAMS = 4
+
+# name parts after "<kind>-x<scale>", in the order Protocol.name writes them
+_PARTS: dict[str, str] = {
+    "noise": "input_noise",
+    "gnoise": "guide_noise",
+    "shift": "shift",
+    "rot": "rotation",
+    "warp": "local_warp",
+    "seed": "seed",
+}
+_PART = re.compile(r"([a-z]+)(\d+(?:\.\d*)?|\.\d+)")
+_SOURCE = "protocol"
+
+
+def _number(value: float) -> str:
+    """Shortest text that reads back as exactly ``value``, without exponent or sign."""
+    return np.format_float_positional(float(value) + 0.0, trim="-")
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How to make the low-resolution input and the guide of an evaluation.
+
+    Attributes
+    ----------
+    kind:
+        ``"avgpool"`` (exact average pooling, MMSR), ``"bicubic"`` (MATLAB-style
+        antialiased bicubic, CMSR / ZSSR) or ``"real"`` (the scene's own
+        low-resolution capture).
+    scale:
+        Integer reduction factor, >= 2 (2, 4, 8 and 16 are usual); ignored by
+        ``"real"``, whose scale follows from the sizes.
+    input_noise:
+        Standard deviation of Gaussian noise added to the low-resolution input, as a
+        fraction of the target's data range (see :func:`data_range`).
+    guide_noise:
+        The same for the guide (independent noise in every band).
+    shift:
+        Global displacement of the guide in high-resolution pixels (its length; the
+        direction is drawn from ``seed``).
+    rotation:
+        Global rotation of the guide about its centre, in degrees, counter-clockwise
+        as displayed (like :func:`numpy.rot90`).
+    local_warp:
+        Largest displacement of a smooth random local warp of the guide, in
+        high-resolution pixels.
+    seed:
+        Seed (>= 0) of the noise and of the displacement's direction and field.
+
+    Examples
+    --------
+    >>> Protocol("bicubic", 4, shift=6, rotation=2).name
+    'bicubic-x4-shift6-rot2-seed0'
+    >>> Protocol.parse("avgpool-x8-noise0.01")
+    Protocol(kind='avgpool', scale=8, input_noise=0.01, guide_noise=0.0, shift=0.0, \
+rotation=0.0, local_warp=0.0, seed=0)
+    """
+
+    kind: str = "bicubic"
+    scale: int = 4
+    input_noise: float = 0.0
+    guide_noise: float = 0.0
+    shift: float = 0.0
+    rotation: float = 0.0
+    local_warp: float = 0.0
+    seed: int = 0
+
+    @property
+    def displaced(self) -> bool:
+        """Whether the guide is moved (any of shift, rotation, local warp nonzero)."""
+        return bool(self.shift or self.rotation or self.local_warp)
+
+    @property
+    def name(self) -> str:
+        """Short unique name, e.g. ``"avgpool-x4"``, ``"bicubic-x4-warp4-seed0"``.
+
+        ``"<kind>-x<scale>"`` (just ``"real"`` for real captures), then the nonzero
+        settings among ``noise``, ``gnoise`` (guide noise), ``shift``, ``rot`` and
+        ``warp`` in that order, then ``seed<seed>`` when the guide is displaced or
+        the seed is not 0. Numbers are written in the shortest form that reads back
+        exactly, so ``Protocol.parse(p.name) == p`` for every valid protocol (for
+        ``"real"``, whose name has no scale, with the default scale).
+
+        Examples
+        --------
+        >>> Protocol("avgpool", 4).name
+        'avgpool-x4'
+        >>> Protocol("bicubic", 4, input_noise=0.05).name
+        'bicubic-x4-noise0.05'
+        >>> Protocol("real", local_warp=2.5, seed=3).name
+        'real-warp2.5-seed3'
+        """
+        parts = [self.kind if self.kind == "real" else f"{self.kind}-x{self.scale}"]
+        for label, field_name in _PARTS.items():
+            value = getattr(self, field_name)
+            if field_name == "seed":
+                if self.displaced or value != 0:
+                    parts.append(f"seed{int(value)}")
+            elif value:
+                parts.append(f"{label}{_number(value)}")
+        return "-".join(parts)
+
+    @classmethod
+    def parse(cls, name: str) -> Protocol:
+        """The protocol a :attr:`name` describes.
+
+        Settings may come in any order; each at most once. A missing ``seed`` means
+        0. Anything else -- unknown kind or setting, a missing ``x<scale>`` (or one
+        after ``real``), signs, exponents, repeated settings -- raises.
+
+        Raises
+        ------
+        InputError
+            ``name`` is malformed or describes an invalid protocol.
+
+        Examples
+        --------
+        >>> Protocol.parse("bicubic-x4-shift6-rot2-seed0").rotation
+        2.0
+        >>> Protocol.parse("real").kind
+        'real'
+        """
+        if not isinstance(name, str):
+            raise InputError(f"a protocol name must be text, got {name!r}", _SOURCE)
+        text = name.strip()
+        tokens = text.split("-")
+        kind = tokens[0]
+        if kind not in KINDS:
+            raise InputError(
+                f"unknown protocol kind {kind!r} in {name!r}; choose from {', '.join(KINDS)}",
+                _SOURCE,
+            )
+        rest = tokens[1:]
+        values: dict[str, object] = {"kind": kind}
+        if kind != "real":
+            if not rest or not re.fullmatch(r"x\d+", rest[0]):
+                raise InputError(
+                    f"{name!r}: expected the scale after the kind, e.g. '{kind}-x4'", _SOURCE
+                )
+            values["scale"] = int(rest[0][1:])
+            rest = rest[1:]
+        for token in rest:
+            match = _PART.fullmatch(token)
+            if match is None or match.group(1) not in _PARTS:
+                hint = " (real takes its scale from the capture)" if token[:1] == "x" else ""
+                raise InputError(
+                    f"{name!r}: cannot read {token!r}{hint}; settings are "
+                    f"{', '.join(label + '<number>' for label in _PARTS)}",
+                    _SOURCE,
+                )
+            label, number = match.groups()
+            field_name = _PARTS[label]
+            if field_name in values:
+                raise InputError(f"{name!r}: {label} given twice", _SOURCE)
+            if field_name == "seed":
+                if not number.isdigit():
+                    raise InputError(f"{name!r}: the seed must be a whole number", _SOURCE)
+                values[field_name] = int(number)
+            else:
+                values[field_name] = float(number)
+        protocol = cls(**values)  # type: ignore[arg-type]
+        protocol.validate()
+        return protocol
+
+    def validate(self) -> None:
+        """Check the settings.
+
+        Raises
+        ------
+        InputError
+            Unknown kind; a scale that is not an integer >= 2 (for ``"avgpool"`` and
+            ``"bicubic"``); a negative, infinite or NaN noise or displacement; a seed
+            that is not an integer >= 0.
+        """
+        if self.kind not in KINDS:
+            raise InputError(
+                f"unknown protocol kind {self.kind!r}; choose from {', '.join(KINDS)}",
+                _SOURCE,
+            )
+        if self.kind != "real" and (
+            not isinstance(self.scale, Integral) or isinstance(self.scale, bool)
+            or self.scale < 2
+        ):
+            raise InputError(f"the scale must be an integer >= 2, got {self.scale!r}", _SOURCE)
+        for item in fields(self):
+            if item.name in ("kind", "scale", "seed"):
+                continue
+            value = getattr(self, item.name)
+            if (not isinstance(value, Real) or isinstance(value, bool)
+                    or not math.isfinite(value) or value < 0):
+                raise InputError(
+                    f"{item.name} must be a finite number >= 0, got {value!r}", _SOURCE
+                )
+        if not isinstance(self.seed, Integral) or isinstance(self.seed, bool) or self.seed < 0:
+            raise InputError(f"the seed must be an integer >= 0, got {self.seed!r}", _SOURCE)
+
+
+@dataclass(frozen=True)
+class EvaluationPair:
+    """What an evaluation run gets, and what it is scored against.
+
+    Attributes
+    ----------
+    low:
+        ``(h, w)`` or ``(h, w, c)`` float32 low-resolution input in the target's
+        units, noise included; clipped to the dtype's range when the target (the
+        capture, for ``"real"``) is an integer type, otherwise not clipped.
+    guide:
+        ``(H, W)`` or ``(H, W, C)``: the guide as given (its dtype kept), or float32
+        when noise or a displacement was applied (clipped to the range of an integer
+        dtype).
+    truth:
+        ``(H, W)`` or ``(H, W, c)`` ground truth in its own units and dtype, cropped
+        to a multiple of the scale for ``"avgpool"`` and ``"bicubic"``.
+    mask:
+        ``(H, W)`` bool, True at valid pixels of ``truth``; None when not given.
+    protocol:
+        The protocol that made it.
+    """
+
+    low: np.ndarray
+    guide: np.ndarray
+    truth: np.ndarray
+    mask: np.ndarray | None
+    protocol: Protocol
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
+    """Crop the bottom rows and right columns so both sides are multiples of ``scale``.
+
+    Examples
+    --------
+    >>> modcrop(np.zeros((322, 319, 3)), 4).shape
+    (320, 316, 3)
+    """
+    height, width = image.shape[:2]
+    return image[: height - height % scale, : width - width % scale]
+
+
+def data_range(image: np.ndarray) -> float:
+    """The span noise levels are fractions of.
+
+    The dtype's range for integer types (255 for uint8, 65535 for uint16 and
+    int16), 1 for bool, and for floating point the maximum minus the minimum of the
+    finite values (1 when they are all equal or there are none).
+
+    Examples
+    --------
+    >>> data_range(np.zeros((2, 2), np.uint16))
+    65535.0
+    >>> data_range(np.array([[280.0, 310.0], [np.nan, 300.0]]))
+    30.0
+    """
+    dtype = image.dtype
+    if dtype == np.bool_:
+        return 1.0
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return float(info.max) - float(info.min)
+    values = np.asarray(image, dtype=np.float64)
+    values = values[np.isfinite(values)]
+    if values.size == 0:
+        return 1.0
+    span = float(values.max() - values.min())
+    return span if span > 0 else 1.0
+
+
+def _clip_to(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """float32 ``array`` clipped to the range of ``dtype`` when that is an integer type."""
+    if dtype == np.bool_:
+        return np.clip(array, 0, 1, out=array)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(array, info.min, info.max, out=array)
+    return array
+
+
+def _rng(seed: int, stream: int) -> np.random.Generator:
+    return np.random.default_rng(np.random.SeedSequence(seed).spawn(_STREAMS)[stream])
+
+
+def _add_noise(image: np.ndarray, sigma: float, seed: int, stream: int) -> np.ndarray:
+    noise = _rng(seed, stream).standard_normal(image.shape)
+    return (image.astype(np.float64) + sigma * noise).astype(np.float32)
+
+
+def _to_tensor(image: np.ndarray) -> torch.Tensor:
+    """``(H, W)`` or ``(H, W, c)`` -> ``(1, c, H, W)`` float64."""
+    array = np.asarray(image, dtype=np.float64)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
+
+
+def _from_tensor(tensor: torch.Tensor, ndim: int) -> np.ndarray:
+    """``(1, c, H, W)`` -> ``(H, W)`` (when ``ndim == 2``) or ``(H, W, c)`` float32."""
+    array = tensor[0].numpy().transpose(1, 2, 0)
+    if ndim == 2:
+        array = array[:, :, 0]
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def _check_image(image: np.ndarray, what: str) -> np.ndarray:
+    array = np.asarray(image)
+    if array.ndim not in (2, 3) or array.shape[0] < 1 or array.shape[1] < 1:
+        raise InputError(f"expected an (H, W) or (H, W, C) image, got shape {array.shape}",
+                         what)
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        raise InputError(f"expected numbers, got {array.dtype} data", what)
+    return array
+
+
+# --------------------------------------------------------------------------- displacement
+
+
+def displacement_field(
+    height: int,
+    width: int,
+    *,
+    shift: float,
+    rotation: float,
+    local_warp: float,
+    seed: int,
+    direction: float | None = None,
+) -> np.ndarray:
+    """Where each output pixel of a displaced image samples the input.
+
+    The displaced image is ``out[y, x] = image[y + dy, x + dx]`` with ``(dx, dy) =
+    field[y, x]`` (bilinear interpolation). The content is first rotated
+    counter-clockwise by ``rotation`` degrees about the image centre and moved by
+    ``shift`` pixels in a direction drawn from ``seed`` (one rigid motion), then
+    warped locally. So a pure shift gives a constant field of length
+    ``shift`` (the content moves by ``-field``), and a pure local warp a field whose
+    largest length is exactly ``local_warp``.
+
+    Parameters
+    ----------
+    height, width:
+        Image size in pixels.
+    shift:
+        Length of the global displacement, pixels.
+    rotation:
+        Degrees, counter-clockwise as displayed.
+    local_warp:
+        Largest length of the local warp, pixels: a ``4 x 4`` grid of random
+        control displacements, upsampled with MATLAB-style bicubic interpolation and
+        scaled to that length.
+    seed:
+        Seed of the shift direction and of the local warp (independent streams).
+    direction:
+        Direction the content moves in, degrees from the +x axis towards +y (down
+        as displayed); drawn uniformly from ``seed`` when None.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(height, width, 2)`` float32 offsets ``(dx, dy)`` in pixels.
+
+    Examples
+    --------
+    >>> field = displacement_field(4, 6, shift=3.0, rotation=0.0, local_warp=0.0,
+    ...                            seed=0, direction=0.0)
+    >>> field[0, 0].tolist()  # content moves 3 px right: pixels sample 3 px left
+    [-3.0, 0.0]
+    >>> field = displacement_field(32, 32, shift=0.0, rotation=0.0, local_warp=2.0, seed=1)
+    >>> round(float(np.hypot(field[..., 0], field[..., 1]).max()), 5)
+    2.0
+    """
+    return _field(height, width, shift=shift, rotation=rotation, local_warp=local_warp,
+                  seed=seed, direction=direction).astype(np.float32)
+
+
+def _field(height: int, width: int, *, shift: float, rotation: float, local_warp: float,
+           seed: int, direction: float | None) -> np.ndarray:
+    """:func:`displacement_field` in float64."""
+    if height < 1 or width < 1:
+        raise InputError(f"the image size must be positive, got {height} x {width}", "image")
+    ys, xs = np.meshgrid(np.arange(height, dtype=np.float64),
+                         np.arange(width, dtype=np.float64), indexing="ij")
+    # local warp first: the point each output pixel takes from the rigidly moved image
+    warp_x = np.zeros((height, width))
+    warp_y = np.zeros((height, width))
+    if local_warp:
+        points = WARP_CONTROL_POINTS
+        coarse = _rng(seed, _WARP).standard_normal((1, 2, points, points))
+        fine = resize(torch.from_numpy(coarse), (height, width), kernel="cubic")[0].numpy()
+        length = np.hypot(fine[0], fine[1])
+        largest = float(length.max())
+        if largest > 0:
+            warp_x, warp_y = fine[0] * (local_warp / largest), fine[1] * (local_warp / largest)
+    px, py = xs + warp_x, ys + warp_y
+
+    # then the rigid motion, inverted: content q goes to c + R (q - c) + t
+    if shift or rotation:
+        if direction is None:
+            angle = _rng(seed, _SHIFT).uniform(0.0, 2.0 * math.pi)
+        else:
+            angle = math.radians(direction)
+        tx, ty = shift * math.cos(angle), shift * math.sin(angle)
+        theta = math.radians(rotation)
+        cos, sin = math.cos(theta), math.sin(theta)
+        cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+        vx, vy = px - tx - cx, py - ty - cy
+        # R maps (x, y) to (x cos + y sin, -x sin + y cos): counter-clockwise with y down
+        px, py = cx + vx * cos - vy * sin, cy + vx * sin + vy * cos
+    return np.stack((px - xs, py - ys), axis=-1)
+
+
+def displace(
+    image: np.ndarray,
+    *,
+    shift: float = 0.0,
+    rotation: float = 0.0,
+    local_warp: float = 0.0,
+    seed: int = 0,
+    direction: float | None = None,
+) -> np.ndarray:
+    """Move an image by a global shift and rotation and a smooth local warp.
+
+    See :func:`displacement_field` for the parameters. The image is resampled once
+    with bicubic interpolation (a camera elsewhere sees the scene as sharply, so the
+    move should not blur it the way bilinear interpolation at half-pixel offsets
+    would), clipped to the image's own range; points outside it take the nearest
+    border pixel, so there are no black borders. The size is unchanged.
+
+    Parameters
+    ----------
+    image:
+        ``(H, W)`` or ``(H, W, C)``, any real dtype.
+
+    Returns
+    -------
+    numpy.ndarray
+        Same shape, float32, within the input's range. With no displacement, the
+        image itself as float32.
+
+    Examples
+    --------
+    >>> image = np.arange(20, dtype=np.uint8).reshape(4, 5)
+    >>> displace(image, shift=1.0, direction=0.0)[0].tolist()
+    [0.0, 0.0, 1.0, 2.0, 3.0]
+    >>> displace(image, rotation=180.0)[0].tolist()
+    [19.0, 18.0, 17.0, 16.0, 15.0]
+    """
+    array = _check_image(image, "image")
+    if not (shift or rotation or local_warp):
+        return np.array(array, dtype=np.float32)
+    height, width = array.shape[:2]
+    field = _field(height, width, shift=shift, rotation=rotation, local_warp=local_warp,
+                   seed=seed, direction=direction)
+    xs = np.arange(width, dtype=np.float64)[None, :] + field[..., 0]
+    ys = np.arange(height, dtype=np.float64)[:, None] + field[..., 1]
+    grid = np.stack(((2.0 * xs + 1.0) / width - 1.0, (2.0 * ys + 1.0) / height - 1.0), axis=-1)
+    moved = sample(_to_tensor(array), torch.from_numpy(grid)[None],
+                   mode="bicubic", padding_mode="border")
+    moved = moved.clamp(float(np.nanmin(array)), float(np.nanmax(array)))
+    return _from_tensor(moved, array.ndim)
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+def _check_real_sizes(low: np.ndarray, truth: np.ndarray) -> None:
+    (h, w), (big_h, big_w) = low.shape[:2], truth.shape[:2]
+    if h > big_h or w > big_w:
+        raise InputError(
+            f"the low-resolution capture ({h} x {w}) is larger than the target "
+            f"({big_h} x {big_w})", "low"
+        )
+    # the same aspect, to within one low-resolution pixel
+    if abs(big_h * w / big_w - h) > 1.0 or abs(big_w * h / big_h - w) > 1.0:
+        raise InputError(
+            f"the low-resolution capture ({h} x {w}) does not have the target's "
+            f"aspect ({big_h} x {big_w})", "low"
+        )
+    bands_low = 1 if low.ndim == 2 else low.shape[2]
+    bands_truth = 1 if truth.ndim == 2 else truth.shape[2]
+    if bands_low != bands_truth:
+        raise InputError(
+            f"the low-resolution capture has {bands_low} band(s), the target {bands_truth}",
+            "low",
+        )
+
+
+def apply_protocol(
+    truth: np.ndarray,
+    guide: np.ndarray,
+    protocol: Protocol,
+    *,
+    low: np.ndarray | None = None,
+    mask: np.ndarray | None = None,
+) -> EvaluationPair:
+    """Make an evaluation's input from a full-resolution pair.
+
+    Steps: for ``"avgpool"`` and ``"bicubic"``, crop truth, guide and mask at the
+    bottom and right to a multiple of the scale and reduce the truth by the scale
+    with :func:`cmsr.method.resample.downsample` (kernel ``"box"`` or ``"cubic"``); for
+    ``"real"``, take ``low`` as the input and keep truth and guide as they are.
+    Then add the input noise, displace the guide (shift and rotation, then local
+    warp, one bicubic resampling with border replication) and add the guide noise.
+
+    Parameters
+    ----------
+    truth:
+        ``(H, W)`` or ``(H, W, c)`` target at full resolution, any real dtype.
+    guide:
+        ``(H, W)`` or ``(H, W, C)`` guide, the truth's size (any size for
+        ``"real"``).
+    protocol:
+        What to do; validated first.
+    low:
+        The real low-resolution capture, required by ``"real"`` (ignored
+        otherwise): the truth's aspect, to within one pixel, and band count.
+    mask:
+        ``(H, W)`` (or ``(H, W, k)``: valid where any band is nonzero), nonzero at
+        valid truth pixels.
+
+    Returns
+    -------
+    EvaluationPair
+
+    Raises
+    ------
+    InputError
+        Invalid protocol; arrays that are not images; a guide or mask whose size
+        differs from the truth's (guides may differ for ``"real"``); a truth smaller
+        than the scale; ``"real"`` without ``low`` or with a ``low`` that does not
+        fit the truth.
+
+    Examples
+    --------
+    >>> truth = np.arange(64, dtype=np.uint8).reshape(8, 8)
+    >>> guide = np.zeros((8, 8, 3), np.uint8)
+    >>> pair = apply_protocol(truth, guide, Protocol("avgpool", 4))
+    >>> pair.low.tolist()
+    [[13.5, 17.5], [45.5, 49.5]]
+    >>> pair.guide.dtype, pair.truth.shape
+    (dtype('uint8'), (8, 8))
+    """
+    if not isinstance(protocol, Protocol):
+        raise InputError(f"expected a Protocol, got {type(protocol).__name__}", _SOURCE)
+    protocol.validate()
+    truth = _check_image(truth, "truth")
+    guide = _check_image(guide, "guide")
+    height, width = truth.shape[:2]
+    valid = None
+    if mask is not None:
+        valid = np.asarray(mask)
+        if valid.ndim == 3:
+            valid = (valid != 0).any(axis=-1)
+        if valid.shape != (height, width):
+            raise InputError(
+                f"the mask is {valid.shape[:2]} but the target is ({height}, {width})", "mask"
+            )
+        valid = valid != 0
+
+    if protocol.kind == "real":
+        if low is None:
+            raise InputError("protocol real needs a target_*_lr* capture", "low")
+        low_in = _check_image(low, "low")
+        _check_real_sizes(low_in, truth)
+        source_dtype = low_in.dtype
+        low_out = np.array(low_in, dtype=np.float32)
+        truth_out, guide_out = truth.copy(), guide.copy()
+    else:
+        if guide.shape[:2] != truth.shape[:2]:
+            raise InputError(
+                f"the guide is {guide.shape[:2]} but the target is {truth.shape[:2]}; "
+                f"protocol {protocol.kind} needs a guide of the target's size "
+                "(only 'real' accepts others)",
+                "guide",
+            )
+        scale = int(protocol.scale)
+        if height < scale or width < scale:
+            raise InputError(
+                f"the target ({height} x {width}) is smaller than the scale {scale}", "truth"
+            )
+        truth_out = modcrop(truth, scale).copy()
+        guide_out = modcrop(guide, scale).copy()
+        valid = None if valid is None else modcrop(valid, scale).copy()
+        size = (truth_out.shape[0] // scale, truth_out.shape[1] // scale)
+        kernel = KINDS[protocol.kind]
+        reduced = downsample(_to_tensor(truth_out), size, kernel=kernel)  # type: ignore[arg-type]
+        low_out = _from_tensor(reduced, truth_out.ndim)
+        source_dtype = truth.dtype
+
+    if protocol.input_noise:
+        sigma = protocol.input_noise * data_range(truth)
+        low_out = _add_noise(low_out, sigma, protocol.seed, _INPUT_NOISE)
+    low_out = _clip_to(low_out, source_dtype)
+
+    if protocol.displaced or protocol.guide_noise:
+        moved = displace(guide_out, shift=protocol.shift, rotation=protocol.rotation,
+                         local_warp=protocol.local_warp, seed=protocol.seed)
+        if protocol.guide_noise:
+            sigma = protocol.guide_noise * data_range(guide_out)
+            moved = _add_noise(moved, sigma, protocol.seed, _GUIDE_NOISE)
+        guide_out = _clip_to(moved, guide_out.dtype)
+
+    return EvaluationPair(low=low_out, guide=guide_out, truth=truth_out, mask=valid,
+                          protocol=protocol)

@@ -1,0 +1,174 @@
+"""Evaluation reports: Markdown and CSV tables, and one comparison grid (PNG) per scene.
+
+Tables take the :class:`cmsr.evaluation.evaluate.RunResult` list of one protocol. The grid of
+a scene shows the guide, the input (enlarged with nearest neighbours, so its pixels
+stay visible), the truth, every method's output on the truth's value scale, and
+every method's absolute error on one shared colour scale, with its colour bar.
+"""
+
+from __future__ import annotations
+
+import csv
+import io as text_io
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from cmsr.evaluation.evaluate import RunResult
+from cmsr.evaluation.protocols import EvaluationPair
+from cmsr.pictures.display import colorbar, error_map, panel_grid, to_display
+
+#: Metrics in table order; True where larger is better.
+METRICS = {"rmse": False, "mae": False, "psnr": True, "ssim": True}
+_DIGITS = {"rmse": 3, "mae": 3, "psnr": 2, "ssim": 4}
+
+
+def _format(value: float, digits: int) -> str:
+    if math.isnan(value):
+        return "failed"
+    if math.isinf(value):
+        return "inf"
+    return f"{value:.{digits}f}"
+
+
+def _methods_in_order(results: Sequence[RunResult]) -> list[str]:
+    return list(dict.fromkeys(result.method for result in results))
+
+
+def _scenes_in_order(results: Sequence[RunResult]) -> list[str]:
+    return list(dict.fromkeys(result.scene for result in results))
+
+
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub-flavoured Markdown table.
+
+    Examples
+    --------
+    >>> print(markdown_table(["a", "b"], [["1", "2"]]))
+    | a | b |
+    |---|---|
+    | 1 | 2 |
+    """
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def mean_of(results: Sequence[RunResult], method: str, metric: str) -> float:
+    """Mean of ``metric`` over the successful runs of ``method`` (NaN if there are none;
+    infinite PSNRs, from exact results, are left out)."""
+    values = [getattr(r, metric) for r in results if r.method == method and r.status == "ok"]
+    finite = [v for v in values if math.isfinite(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def per_scene_table(results: Sequence[RunResult], metric: str) -> str:
+    """Scenes as rows, methods as columns, the mean last; the best of each row in bold."""
+    methods, scenes = _methods_in_order(results), _scenes_in_order(results)
+    lookup = {(r.scene, r.method): getattr(r, metric) for r in results}
+    larger_better = METRICS[metric]
+    rows = []
+    for scene in [*scenes, None]:
+        if scene is None:
+            values = [mean_of(results, m, metric) for m in methods]
+        else:
+            values = [lookup.get((scene, m), math.nan) for m in methods]
+        finite = [v for v in values if not math.isnan(v)]
+        best = (max if larger_better else min)(finite) if finite else None
+        cells = [f"**{_format(v, _DIGITS[metric])}**" if v == best and len(methods) > 1
+                 else _format(v, _DIGITS[metric]) for v in values]
+        rows.append([scene if scene is not None else "**mean**", *cells])
+    return markdown_table([metric.upper() if metric != "ssim" else "SSIM", *methods], rows)
+
+
+def summary_table(results: Sequence[RunResult]) -> str:
+    """One row per method: mean metrics, time per scene and peak memory."""
+    rows = []
+    for method in _methods_in_order(results):
+        runs = [r for r in results if r.method == method]
+        ok = [r for r in runs if r.status == "ok"]
+        fresh = [r.seconds for r in ok if not math.isnan(r.seconds)]
+        seconds = (f"{statistics.mean(fresh):.1f} / {statistics.median(fresh):.1f}"
+                   if fresh else "-")
+        peak = max((r.peak_rss_mb for r in ok), default=math.nan)
+        rows.append([method, *(_format(mean_of(results, method, m), _DIGITS[m])
+                               for m in METRICS),
+                     seconds, "-" if math.isnan(peak) else f"{peak:.0f}",
+                     f"{len(ok)}/{len(runs)}"])
+    return markdown_table(["method", "RMSE", "MAE", "PSNR (dB)", "SSIM",
+                           "s/scene (mean / median)", "peak RSS (MB)", "scenes ok"], rows)
+
+
+def markdown_report(results: Sequence[RunResult], *, title: str,
+                    notes: Sequence[str] = ()) -> str:
+    """The whole report: summary, per-scene tables of every metric, failures."""
+    parts = [f"# {title}", "", *notes, "", "## Means", "", summary_table(results)]
+    for metric in METRICS:
+        parts += ["", f"## {metric.upper() if metric != 'ssim' else 'SSIM'} per scene", "",
+                  per_scene_table(results, metric)]
+    failed = [r for r in results if r.status != "ok"]
+    if failed:
+        parts += ["", "## Failed runs", ""]
+        parts += [f"- {r.scene} / {r.method}: {r.error}" for r in failed]
+    return "\n".join(parts) + "\n"
+
+
+def csv_report(results: Sequence[RunResult]) -> str:
+    """One CSV row per run, columns :attr:`RunResult.FIELDS`."""
+    buffer = text_io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(RunResult.FIELDS)
+    writer.writerows(result.row() for result in results)
+    return buffer.getvalue()
+
+
+def enlarge_nearest(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(h, w[, c])`` -> ``(H, W[, c])`` by nearest neighbour (pixels stay visible)."""
+    rows = np.minimum((np.arange(size[0]) + 0.5) * image.shape[0] / size[0],
+                      image.shape[0] - 1).astype(int)
+    cols = np.minimum((np.arange(size[1]) + 0.5) * image.shape[1] / size[1],
+                      image.shape[1] - 1).astype(int)
+    return image[rows][:, cols]
+
+
+def comparison_grid(pair: EvaluationPair, outputs: Mapping[str, np.ndarray],
+                    scores: Mapping[str, float] | None = None, *, metric: str = "RMSE",
+                    cell_size: int | None = None) -> np.ndarray:
+    """The comparison picture of one scene, ``(H, W, 3)`` uint8.
+
+    Row 1: guide, input, ground truth, error colour bar. Row 2: each method's output,
+    on the truth's value range (1st-99th percentile). Row 3: each method's absolute
+    error, all on one scale (99th percentile of the largest method error, so the
+    worst method saturates only in its worst 1%).
+    """
+    truth = pair.truth.astype(np.float64)
+    finite = truth[np.isfinite(truth)]
+    vmin, vmax = (np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0))
+    vmax = vmax if vmax > vmin else vmin + 1.0
+    errors = {name: np.abs(out.astype(np.float64) - truth) for name, out in outputs.items()}
+    if pair.mask is not None:
+        for error in errors.values():
+            error[~(pair.mask[..., None] if error.ndim == 3 else pair.mask)] = 0.0
+    error_max = max((float(np.nanpercentile(e, 99)) for e in errors.values()), default=1.0)
+    error_max = error_max if error_max > 0 else 1.0
+    columns = max(len(outputs), 4)
+    size = truth.shape[:2]
+    blank = np.full((*size, 3), 255, dtype=np.uint8)
+    bar = colorbar(0.0, error_max, "inferno", height=max(64, min(size[0], 256)))
+    first = [("guide", to_display(pair.guide)),
+             ("input (nearest)", to_display(enlarge_nearest(pair.low, size), vmin=vmin,
+                                            vmax=vmax)),
+             ("ground truth", to_display(truth, vmin=vmin, vmax=vmax)),
+             ("|error| scale", bar)]
+    panels = first + [("", blank)] * (columns - len(first))
+    labels = {name: name if scores is None or name not in scores
+              else f"{name} {metric} {_format(scores[name], 3)}" for name in outputs}
+    row = [(labels[name], to_display(out, vmin=vmin, vmax=vmax))
+           for name, out in outputs.items()]
+    panels += row + [("", blank)] * (columns - len(row))
+    row = [(f"|error| {name}", error_map(out, truth, vmax=error_max))
+           for name, out in outputs.items()]
+    panels += row + [("", blank)] * (columns - len(row))
+    return panel_grid(panels, columns=columns, cell_size=cell_size)

@@ -1,0 +1,22 @@
+"""The method: CMSR trained on the one pair, in the order data flows.
+
+=========================  ==========================================================
+module                     job
+=========================  ==========================================================
+:mod:`.config`             every setting of a run, and the presets
+:mod:`.validate`           checks on a pair and on a mask, with one-line errors
+:mod:`.normalize`          arrays (own units, own dtype) <-> unit-range tensors
+:mod:`.resample`           MATLAB-style resizing, degradations and blur kernels
+:mod:`.warp`               the learnable alignment of the guide (affine, CPAB, TPS)
+:mod:`.patches`            differentiable random affine crops, the two training schemes
+:mod:`.model`              CMSRNet: two feature extractors and the residual sum
+:mod:`.learning_rate`      the learning rate by the slope of the reconstruction error
+:mod:`.train`              the training loop (with guide dropout)
+:mod:`.coarse_alignment`   the warp's first fits on the pair reduced by 4 and 2
+:mod:`.self_check`         held-out pixels: does the guide help on this pair?
+:mod:`.consistency`        optional fine-tuning at the target's own scale
+:mod:`.infer`              tiles, self-ensemble, back-projection, local-range clipping
+:mod:`.checkpoint`         saved warps and checkpoints for warm starts
+:mod:`.api`                :class:`~cmsr.method.api.CMSR` (fit / predict), super_resolve
+=========================  ==========================================================
+"""

@@ -1,0 +1,434 @@
+"""The Python face of cmsr: :class:`CMSR` (fit / predict) and :func:`super_resolve`.
+
+Arrays in and out are numpy, in the user's own units and dtype: the target
+``(h, w)`` or ``(h, w, c)``, the guide ``(H, W)`` or ``(H, W, C)``, the result
+``(H, W)`` or ``(H, W, c)`` with the target's dtype (integers rounded and clipped).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from cmsr.errors import InputError
+from cmsr.method import checkpoint
+from cmsr.method.checkpoint import StateSource
+from cmsr.method.coarse_alignment import align_coarse_to_fine
+from cmsr.method.config import Config
+from cmsr.method.consistency import fine_tune_consistency
+from cmsr.method.infer import back_project, clamp_to_local_range, predict
+from cmsr.method.model import CMSRNet
+from cmsr.method.normalize import (
+    Normalization,
+    fill_invalid,
+    fit_normalization,
+    normalize_guide,
+    valid_mask,
+)
+from cmsr.method.resample import downsample, resize, scaled_size, upsample_bicubic
+from cmsr.method.self_check import SelfCheck, decide, held_out_errors, held_out_mask
+from cmsr.method.train import StepInfo, TrainRecord, train
+from cmsr.method.validate import check_image, check_pair, describe_shape
+from cmsr.method.warp import GuideWarp
+
+
+def resolve_device(name: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"``."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def gradual_scales(scale: float, step: float = 2.0) -> list[float]:
+    """Intermediate scales, each at most ``step`` times the last, ending at ``scale``.
+
+    Examples
+    --------
+    >>> gradual_scales(4.0)
+    [2.0, 4.0]
+    >>> gradual_scales(3.0)
+    [1.7320508075688772, 3.0]
+    """
+    stages = max(1, math.ceil(math.log(scale) / math.log(step) - 1e-9))
+    return [scale ** ((k + 1) / stages) for k in range(stages)]
+
+
+@dataclass(frozen=True)
+class PreparedPair:
+    """A validated pair as tensors on the device.
+
+    ``target``: ``(1, c, h, w)`` unit range, invalid pixels filled. ``valid``:
+    ``(1, 1, h, w)`` float {0, 1}. ``guide``: ``(1, C, H, W)`` in [0, 1] at the output
+    size. ``scale``: ``(H / h, W / w)``.
+    """
+
+    target: torch.Tensor
+    valid: torch.Tensor
+    guide: torch.Tensor
+    scale: tuple[float, float]
+    normalization: Normalization
+
+
+def prepare_pair(target_lr: np.ndarray, guide_hr: np.ndarray, *, scale: float | None,
+                 mask: np.ndarray | None, invalid_value: float | None, device: torch.device,
+                 target_name: str = "target", guide_name: str = "guide") -> PreparedPair:
+    """Validate, normalise and move a pair to ``device`` (see :class:`PreparedPair`)."""
+    check_image(target_lr, target_name, allow_nan=True)
+    check_image(guide_hr, guide_name, allow_nan=False)
+    valid = valid_mask(target_lr, invalid_value)
+    if mask is not None:
+        mask = np.asarray(mask)
+        if mask.shape != valid.shape:
+            raise InputError(f"the mask is {describe_shape(mask.shape)} but the target is "
+                             f"{describe_shape(valid.shape)}; they must have the same size",
+                             "mask")
+        valid &= mask.astype(bool)
+    masked = np.where(valid[..., None] if target_lr.ndim == 3 else valid,
+                      np.asarray(target_lr, dtype=np.float64), np.nan)
+    check_pair(masked, guide_hr, scale=scale, target_name=target_name, guide_name=guide_name)
+    h, w = target_lr.shape[:2]
+    out_size = guide_hr.shape[:2] if scale is None else scaled_size((h, w), (scale, scale))
+    normalization = fit_normalization(target_lr, valid)
+    target = normalization.to_unit(np.nan_to_num(masked, nan=0.0)).to(device)
+    valid_t = torch.from_numpy(valid)[None, None].to(device)
+    target = fill_invalid(target, valid_t)
+    guide = normalize_guide(guide_hr).to(device)
+    if tuple(guide.shape[-2:]) != tuple(out_size):
+        guide = resize(guide, out_size).clamp(0.0, 1.0)
+    scale_yx = (out_size[0] / h, out_size[1] / w)
+    return PreparedPair(target, valid_t.float(), guide, scale_yx, normalization)
+
+
+def _relabel(on_step: Callable[[StepInfo], None] | None, stage: int, stages: int,
+             phase: str = "train") -> Callable[[StepInfo], None] | None:
+    """``on_step`` with each :class:`StepInfo` marked as ``stage`` of ``stages`` of
+    ``phase``."""
+    if on_step is None:
+        return None
+    return lambda info: on_step(dataclasses.replace(info, stage=stage, stages=stages,
+                                                    phase=phase))
+
+
+def _name(source: StateSource | None, argument: str) -> str:
+    """How errors name a state given as a file (its path) or a dict (the argument)."""
+    return argument if source is None or isinstance(source, Mapping) else str(source)
+
+
+class CMSR:
+    """Single-pair cross-modality super-resolution.
+
+    Parameters
+    ----------
+    config:
+        Every setting; ``Config.preset("thermal")`` etc. Default: ``Config()``.
+
+    Examples
+    --------
+    >>> from cmsr import CMSR, Config
+    >>> model = CMSR(Config.preset("quick")).fit(target_lr, guide_hr)   # doctest: +SKIP
+    >>> high = model.predict()                                          # doctest: +SKIP
+
+    Many pairs of one rig: learn the alignment once, or warm-start everything.
+
+    >>> config = Config.preset("thermal", align="full")                 # doctest: +SKIP
+    >>> first = CMSR(config).fit(target_1, guide_1)                     # doctest: +SKIP
+    >>> first.save_warp("rig.pt")                                       # doctest: +SKIP
+    >>> second = CMSR(config).fit(target_2, guide_2, warp_init="rig.pt")  # doctest: +SKIP
+    >>> third = CMSR(config).fit(target_3, guide_3, init=first.state())  # doctest: +SKIP
+    """
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config or Config()
+        self.device = resolve_device(self.config.device)
+        self.networks: list[CMSRNet] = []
+        self.warp: GuideWarp | None = None
+        self.records: list[list[TrainRecord]] = []
+        self.alignment_records: list[list[TrainRecord]] = []
+        self.consistency_records: list[TrainRecord] = []
+        self.self_check: SelfCheck | None = None
+        self.pair: PreparedPair | None = None
+
+    def _new_network(self, target_channels: int, guide_channels: int, seed: int) -> CMSRNet:
+        net = CMSRNet.from_config(self.config, target_channels, guide_channels, seed=seed)
+        return net.to(self.device)
+
+    def _stages(self, pair: PreparedPair) -> list[tuple[int, int]]:
+        """Output sizes of the training stages (one unless ``config.gradual``)."""
+        h, w = pair.target.shape[-2:]
+        final = tuple(pair.guide.shape[-2:])
+        if not self.config.gradual or max(pair.scale) <= 2.0:
+            return [final]
+        steps = gradual_scales(max(pair.scale))
+        sizes = [scaled_size((h, w), (s * pair.scale[0] / max(pair.scale),
+                                      s * pair.scale[1] / max(pair.scale))) for s in steps]
+        sizes[-1] = final
+        return sizes
+
+    def _new_warp(self) -> GuideWarp | None:
+        """The learnable alignment of the guide, at the identity; None for ``align="none"``."""
+        if self.config.align == "none":
+            return None
+        return checkpoint.build_warp(checkpoint.warp_structure(self.config)).to(self.device)
+
+    @staticmethod
+    def _stage_guide(guide: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+        """``guide (1, C, H, W)`` reduced to ``size`` (unchanged when already that size)."""
+        if size == tuple(guide.shape[-2:]):
+            return guide
+        return downsample(guide, size).clamp(0.0, 1.0)
+
+    @torch.no_grad()
+    def aligned_guide(self) -> torch.Tensor:
+        """The fitted pair's guide deformed by the learned warp, ``(1, C, H, W)`` in [0, 1]."""
+        if self.pair is None:
+            raise RuntimeError("call fit() first")
+        if self.warp is None:
+            return self.pair.guide
+        return self.warp(self.pair.guide).clamp(0.0, 1.0)
+
+    def fit(self, target_lr: np.ndarray, guide_hr: np.ndarray, *, scale: float | None = None,
+            mask: np.ndarray | None = None, invalid_value: float | None = None,
+            on_step: Callable[[StepInfo], None] | None = None,
+            target_name: str = "target", guide_name: str = "guide",
+            init: StateSource | None = None, warp_init: StateSource | None = None) -> CMSR:
+        """Train on the pair.
+
+        Parameters
+        ----------
+        target_lr:
+            ``(h, w)`` or ``(h, w, c)``, any real dtype, own units; NaN = invalid.
+        guide_hr:
+            ``(H, W)`` or ``(H, W, C)``, any real dtype.
+        scale:
+            Force this scale (the guide is resized to ``target size * scale``);
+            default: guide size / target size, per axis.
+        mask:
+            ``(h, w)`` bool, True for valid target pixels.
+        invalid_value:
+            A target value meaning "no measurement" (e.g. 0 in depth maps).
+        on_step:
+            Called after each training step with a :class:`cmsr.method.train.StepInfo`.
+        init:
+            Warm start from a previous fit: a :meth:`state` dict or a checkpoint file
+            (:meth:`save_checkpoint`) made with the same network shape, band counts
+            and number of gradual stages. Each stage's network starts from the saved
+            one and trains for at most ``config.warm_start_iters`` steps from
+            ``config.warm_learning_rate``; the saved warp (if any) is loaded as with
+            ``warp_init``.
+        warp_init:
+            Start the alignment from a learned warp: a warp file (:meth:`save_warp`), a
+            checkpoint (its warp) or a :meth:`warp_state` dict, learned with the same
+            ``align``, ``cpab_cells`` and ``tps_points`` on a guide of the same aspect
+            ratio. All its layers act from the first step; it keeps training unless
+            ``config.freeze_warp``. Overrides the warp of ``init``.
+
+        Raises
+        ------
+        InputError
+            Bad images, or an ``init`` / ``warp_init`` that is unreadable or does not fit.
+        """
+        start = checkpoint.as_model_state(init) if init is not None else None
+        warp_start = checkpoint.as_warp_state(warp_init) if warp_init is not None else None
+        if warp_start is None and start is not None and start["warp"] is not None:
+            warp_start = start["warp"]
+        pair = prepare_pair(target_lr, guide_hr, scale=scale, mask=mask,
+                            invalid_value=invalid_value, device=self.device,
+                            target_name=target_name, guide_name=guide_name)
+        stages = self._stages(pair)
+        if start is not None:
+            checkpoint.check_model_fits(start, self.config, pair.target.shape[1],
+                                        pair.guide.shape[1], len(stages), _name(init, "init"))
+        self.pair, self.networks, self.records = pair, [], []
+        self.warp = self._new_warp()
+        if warp_start is not None:
+            source = _name(warp_init, "warp_init") if warp_init is not None else _name(
+                init, "init")
+            checkpoint.check_warp_fits(warp_start, self.config, source)
+            assert self.warp is not None
+            checkpoint.apply_warp_state(self.warp, warp_start, self.config,
+                                        tuple(pair.guide.shape[-2:]), source)
+        if self.warp is not None and self.config.freeze_warp:
+            self.warp.freeze(self.warp.layers.keys())
+        stage_config = self.config
+        if start is not None:
+            stage_config = self.config.replace(
+                max_iters=min(self.config.warm_start_iters, self.config.max_iters),
+                min_iters=0, learning_rate=self.config.warm_learning_rate)
+        generator = torch.Generator().manual_seed(self.config.seed)
+        current, current_valid = pair.target, pair.valid
+        # a warp starting at the identity is first fitted on reduced copies of the pair
+        fresh_warp = (self.warp is not None and warp_start is None
+                      and not self.config.freeze_warp)
+        levels: list[list[TrainRecord]] = []
+        if fresh_warp and self.config.align_levels > 0:
+            assert self.warp is not None
+            size = stages[0]
+            levels = align_coarse_to_fine(
+                self.warp, current, self._stage_guide(pair.guide, size), current_valid,
+                scale=(size[0] / current.shape[-2], size[1] / current.shape[-1]),
+                config=self.config,
+                on_level=lambda index, count: _relabel(on_step, index, count, "align"))
+        self.alignment_records = levels
+        self.self_check = None
+        held_out = None
+        if self.config.self_check:
+            check_generator = torch.Generator().manual_seed(self.config.seed + 7919)
+            held_out = held_out_mask(tuple(current.shape[-2:]), self.config.self_check_fraction,
+                                     max(4, self.config.patch_size // 4),
+                                     check_generator).to(self.device) * current_valid
+        for index, size in enumerate(stages):
+            guide = self._stage_guide(pair.guide, size)
+            stage_scale = (size[0] / current.shape[-2], size[1] / current.shape[-1])
+            net = self._new_network(current.shape[1], guide.shape[1], self.config.seed + index)
+            if start is not None:
+                net.load_state_dict(start["networks"][index])
+            elif self.networks and self.config.gradual_warm_start:
+                net.load_state_dict(self.networks[-1].state_dict())
+            # coarse to fine only for a warp that starts at the identity, in the first
+            # training it takes part in
+            release = fresh_warp and index == 0 and not levels
+            train_valid = current_valid
+            if index == 0 and held_out is not None:
+                train_valid = current_valid * (1.0 - held_out)
+            self.records.append(train(net, current, guide, scale=stage_scale,
+                                      config=stage_config, generator=generator,
+                                      valid=train_valid, warp=self.warp,
+                                      release_warp=release,
+                                      on_step=_relabel(on_step, index, len(stages))))
+            self.networks.append(net)
+            checking = index == 0 and held_out is not None
+            if checking or index + 1 < len(stages):
+                aligned = self._stage_guide(self.aligned_guide(), size)
+            if checking:
+                errors = held_out_errors(net, current, aligned, held_out, stage_scale,
+                                         self.config)
+                self.self_check = decide(*errors, int(held_out.sum()),
+                                         self.config.self_check_margin)
+            if index + 1 < len(stages):
+                current = predict(net, current, aligned, config=self.config,
+                                  valid=current_valid, use_guide=self.uses_guide)
+                current_valid = torch.ones_like(current[:, :1])
+        self.consistency_records = []
+        if self.config.consistency_iters > 0:
+            aligned = self._stage_guide(self.aligned_guide(), stages[-1])
+            self.consistency_records = fine_tune_consistency(
+                self.networks[-1], current, aligned, pair.target, pair.valid,
+                config=self.config, generator=generator, use_guide=self.uses_guide,
+                on_step=_relabel(on_step, len(stages) - 1, len(stages), "consistency"))
+        return self
+
+    # ------------------------------------------------------------------ saved state
+    def _check_fitted(self) -> PreparedPair:
+        if self.pair is None or not self.networks:
+            raise RuntimeError("call fit() first")
+        return self.pair
+
+    def warp_state(self) -> dict[str, Any]:
+        """The learned warp as a plain dict (see :mod:`cmsr.method.checkpoint`), for
+        ``fit(warp_init=...)``; ``RuntimeError`` before :meth:`fit` or without a warp."""
+        pair = self._check_fitted()
+        if self.warp is None:
+            raise RuntimeError("no warp was learned (align='none')")
+        return checkpoint.warp_state(self.warp, self.config, tuple(pair.guide.shape[-2:]))
+
+    def save_warp(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write :meth:`warp_state` to ``path`` atomically (a few tens of kB).
+
+        Raises :class:`InputError` if ``path`` exists and not ``overwrite``, or cannot
+        be written.
+        """
+        return checkpoint.save_warp(path, self.warp_state(), overwrite=overwrite)
+
+    def state(self) -> dict[str, Any]:
+        """Everything needed to warm-start another fit: the network of every stage,
+        the warp and their shapes, as a plain dict of CPU tensors (see
+        :mod:`cmsr.method.checkpoint`); pass it as ``fit(init=...)``."""
+        pair = self._check_fitted()
+        warp = self.warp_state() if self.warp is not None else None
+        return checkpoint.model_state(self.networks, self._stages(pair), self.config, warp)
+
+    def save_checkpoint(self, path: str | os.PathLike[str], *, overwrite: bool = False
+                        ) -> Path:
+        """Write :meth:`state` to ``path`` atomically; read it with
+        :func:`cmsr.method.checkpoint.load_checkpoint` or pass the path as ``fit(init=...)``."""
+        return checkpoint.save_checkpoint(path, self.state(), overwrite=overwrite)
+
+    def predict_tensor(self) -> torch.Tensor:
+        """The result for the fitted pair, ``(1, c, H, W)`` float32 in unit range."""
+        if self.pair is None or not self.networks:
+            raise RuntimeError("call fit() before predict()")
+        pair = self.pair
+        if self.self_check is not None and self.self_check.choice == "bicubic":
+            return upsample_bicubic(pair.target, tuple(pair.guide.shape[-2:]))
+        current, current_valid = pair.target, pair.valid
+        aligned = self.aligned_guide()
+        for net, size in zip(self.networks, self._stages(pair), strict=True):
+            guide = self._stage_guide(aligned, size)
+            current = predict(net, current, guide, config=self.config, valid=current_valid,
+                              use_guide=self.uses_guide)
+            current_valid = torch.ones_like(current[:, :1])
+        if len(self.networks) > 1:
+            current = back_project(current, pair.target,
+                                   iterations=self.config.back_projection_iters,
+                                   kernel=self.config.degradation, valid=pair.valid)
+        if self.config.clamp_to_local_range:
+            current = clamp_to_local_range(current, pair.target)
+        return current
+
+    def predict(self) -> np.ndarray:
+        """The super-resolved target, ``(H, W)`` or ``(H, W, c)`` in its units and dtype."""
+        result = self.predict_tensor()
+        assert self.pair is not None
+        return self.pair.normalization.from_unit(result)
+
+    @property
+    def uses_guide(self) -> bool:
+        """Whether the result uses the guide (False when the self-check chose otherwise)."""
+        return self.self_check is None or self.self_check.choice == "guided"
+
+    @property
+    def history(self) -> list[TrainRecord]:
+        """All training records, stages one after another."""
+        return [record for stage in self.records for record in stage]
+
+
+def super_resolve(target_lr: np.ndarray, guide_hr: np.ndarray, scale: float | None = None,
+                  config: Config | None = None, *, mask: np.ndarray | None = None,
+                  invalid_value: float | None = None) -> np.ndarray:
+    """Super-resolve ``target_lr`` with ``guide_hr`` in one call.
+
+    Parameters
+    ----------
+    target_lr:
+        ``(h, w)`` or ``(h, w, c)`` in its own units and dtype; NaN marks invalid pixels.
+    guide_hr:
+        ``(H, W)`` or ``(H, W, C)`` high-resolution guide, any real dtype.
+    scale:
+        Output = target size x scale; default: the guide's size.
+    config:
+        Settings; default ``Config()``.
+
+    Returns
+    -------
+    ``(H, W)`` or ``(H, W, c)`` array with the target's dtype and units.
+
+    Examples
+    --------
+    >>> import numpy as np, cmsr
+    >>> rng = np.random.default_rng(0)
+    >>> guide = rng.random((32, 32, 3))
+    >>> target = guide[::4, ::4, 0].astype(np.float32)
+    >>> cmsr.super_resolve(target, guide, config=cmsr.Config.preset("quick")).shape
+    (32, 32)
+    """
+    model = CMSR(config).fit(target_lr, guide_hr, scale=scale, mask=mask,
+                             invalid_value=invalid_value)
+    return model.predict()

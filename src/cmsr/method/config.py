@@ -1,0 +1,283 @@
+"""One dataclass holds every knob of a cmsr run; presets set them per modality.
+
+Sizes are in pixels, learning rates per Adam step, angles in degrees.
+``Config.preset("depth", max_iters=300)`` gives a preset with overrides;
+``dataclasses.replace(config, seed=3)`` changes a copy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from cmsr.method.resample import DEGRADATION_NAMES, DegradationKernel
+
+Precision = Literal["bfloat16", "float32"]
+Alignment = Literal["none", "affine", "affine+cpab", "full"]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Everything that decides what a cmsr run computes.
+
+    Network (paper section 4.1)
+        ``fe1_layers`` / ``fe1_channels``: Feature-Extractor 1 on the upsampled target
+        (3x3 convolutions, ReLU after all but the last). ``fe2_layers`` /
+        ``fe2_channels``: Feature-Extractor 2 on the guide (3x3 with ReLU, last 1x1).
+
+    Training on the pair (section 3.2 and the supplementary)
+        ``patch_size``: side of the supervision patch, in low-resolution target pixels.
+        ``batch_size``: patches per step in the down-sampling scheme.
+        ``alternating_scales``: probability of an up-sampling-scheme step (paper: 0.3).
+        ``degradation``: how a patch is reduced to make training input: ``"cubic"``
+        (MATLAB's antialiased bicubic, as ZSSR and CMSR), ``"box"`` (area average: a
+        sensor pixel integrating its footprint), ``"cubic-aliased"`` /
+        ``"linear-aliased"`` (interpolation at the low-resolution pixel centres, no
+        antialiasing: ``cv2.resize``), or a ``(k, k)`` blur kernel in output pixels as
+        nested tuples (:func:`cmsr.method.resample.blur_and_sample`). Also used by
+        back-projection and the consistency fine-tuning.
+        ``guide_dropout``: share of training examples whose guide branch is switched
+        off, so that Feature-Extractor 1 alone is also a guide-free (ZSSR) network:
+        the self-check's reference.
+        ``flips``: random flips and 90-degree turns (exact, on every patch). With
+        probability ``augment_probability`` a patch is also rotated by up to
+        ``rotation``, sheared by up to ``shear`` and zoomed by a factor in ``zoom``.
+        ``learning_rate`` -> divided by ``lr_decay`` each time the reconstruction error
+        stops falling clearly (a line fitted to the last ``slope_window`` evaluations,
+        made every ``eval_every`` steps); training stops when the rate goes below
+        ``min_learning_rate`` or after ``max_iters`` steps; the rate is never lowered
+        before step ``min_iters``.
+        ``final_decay``: the last share of ``max_iters`` runs at most at
+        ``learning_rate / lr_decay`` even if the slope rule has not fired yet (it
+        seldom does before a cap of a few hundred steps).
+        ``precision``: ``"bfloat16"`` autocast halves CPU time at a small cost.
+
+    Alignment (section 3.1)
+        ``align``: which warp layers deform the guide before the patch sampler
+        (``"none"``, ``"affine"``, ``"affine+cpab"``, ``"full"``). ``warp_lr_*``:
+        each layer's learning rate as a multiple of the network's, counted in pixels
+        of the stage's low-resolution target (Adam then moves the guide by about
+        ``learning_rate * warp_lr`` target pixels per step; larger for badly
+        displaced pairs). ``warp_release``: fractions of ``max_iters`` after which
+        CPAB, then TPS start to train (coarse to fine; affine trains from the start).
+        ``warp_regularization``: weight of the smoothness penalty. ``cpab_cells``,
+        ``tps_points``: tessellation and control grid per side. ``freeze_warp``: apply
+        the warp but never train it (for a warp loaded from a previous fit; a warp
+        starting at the identity would stay the identity).
+        ``align_levels``: before the first stage, a warp starting at the identity is
+        fitted on that stage's pair reduced by 4, then by 2 (up to ``2**levels``),
+        ``align_level_iters`` steps each with a throw-away network whose feature
+        extractors are at most ``align_level_channels`` wide
+        (:mod:`cmsr.method.coarse_alignment`): displacements of several pixels are out of
+        reach at full size, where the network ignores a misaligned guide. 0: none.
+
+    Starting from a previous fit (``CMSR.fit(init=...)``, ``warp_init=...``)
+        A loaded warp has all its layers active from the first step (no coarse-to-fine
+        release) and keeps training at the ``warp_lr_*`` rates unless ``freeze_warp``.
+        Networks started from a previous model (``init``) train for at most
+        ``warm_start_iters`` steps per stage (and never more than ``max_iters``),
+        starting at ``warm_learning_rate`` (they are already close), with no
+        ``min_iters`` warm-up before the first decay. Measured on the demo scene moved
+        by 4 and 8 px between frames (depth preset, 400 cold steps): 200 warm steps at
+        3e-4 gave RMSE 5.17 and 5.21 against 5.67 and 5.21 cold, in 40% of the time
+        (1e-4: 5.25 and 5.33; 1e-3: 5.25 for 8 px).
+
+    Fine-tuning at the target scale (:mod:`cmsr.method.consistency`)
+        After the last stage, ``consistency_iters`` Adam steps at
+        ``consistency_learning_rate`` train the last network on the pair at its own
+        size: the output reduced by ``degradation`` must reproduce the measured target.
+        Each step takes ``consistency_batch`` crops of ``consistency_patch`` target
+        pixels. 0: off.
+
+    Self-check (:mod:`cmsr.method.self_check`)
+        ``self_check``: hold out ``self_check_fraction`` of the target's pixels from
+        the first stage's loss, then rebuild them with and without the guide; the
+        guide is used only if it wins by ``self_check_margin`` (relative), else the
+        guide-free network (needs ``guide_dropout`` > 0 to be trained as one), else
+        bicubic.
+
+    Inference (section 3.3)
+        ``self_ensemble``: the median over the 8 flips/rotations.
+        ``back_projection_iters``: iterative back-projection steps.
+        ``clamp_to_local_range``: clip each output pixel to the range of the measured
+        pixels around it (3x3), which stops overshoot and ringing beside structures
+        thinner than two measured pixels. ``gradual``: for scales above 2, enlarge in
+        steps of at most 2, training once per step (``gradual_warm_start``: each step
+        starts from the previous step's network). ``tile_size``: largest side, in
+        output pixels, run through the network at once (memory is about
+        ``tile_size**2 * fe_channels * 12`` bytes).
+    """
+
+    # network
+    fe1_layers: int = 8
+    fe1_channels: int = 64
+    fe2_layers: int = 6
+    fe2_channels: int = 64
+    # training
+    patch_size: int = 32
+    batch_size: int = 16
+    alternating_scales: float = 0.3
+    degradation: DegradationKernel = "cubic"
+    augment_probability: float = 0.5
+    rotation: float = 15.0
+    shear: float = 5.0
+    zoom: tuple[float, float] = (0.8, 1.0)
+    flips: bool = True
+    guide_dropout: float = 0.0
+    learning_rate: float = 1e-3
+    min_learning_rate: float = 9e-6
+    lr_decay: float = 10.0
+    final_decay: float = 0.0
+    eval_every: int = 10
+    slope_window: int = 12
+    max_iters: int = 500
+    min_iters: int = 200
+    precision: Precision = "bfloat16"
+    # learnable alignment of the guide (affine -> CPAB -> TPS), see cmsr.method.warp
+    align: Alignment = "full"
+    warp_lr_affine: float = 10.0
+    warp_lr_cpab: float = 5.0
+    warp_lr_tps: float = 5.0
+    warp_release: tuple[float, float] = (0.15, 0.3)
+    warp_regularization: float = 1e-3
+    cpab_cells: int = 4
+    tps_points: int = 6
+    freeze_warp: bool = False
+    align_levels: int = 2
+    align_level_iters: int = 150
+    align_level_channels: int = 32
+    # starting from a previous fit
+    warm_start_iters: int = 200
+    warm_learning_rate: float = 3e-4
+    # fine-tuning at the target scale (cmsr.method.consistency)
+    consistency_iters: int = 0
+    consistency_learning_rate: float = 1e-4
+    consistency_patch: int = 16
+    consistency_batch: int = 4
+    # does the guide help? (cmsr.method.self_check)
+    self_check: bool = False
+    self_check_fraction: float = 0.15
+    self_check_margin: float = 0.02
+    # inference
+    self_ensemble: bool = True
+    back_projection_iters: int = 10
+    clamp_to_local_range: bool = False
+    gradual: bool = True
+    gradual_warm_start: bool = False
+    tile_size: int = 512
+    # run
+    seed: int = 0
+    device: str = "auto"
+    threads: int | None = None
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name in ("fe1_layers", "fe2_layers"):
+            if getattr(self, name) < 2:
+                problems.append(f"{name} must be >= 2")
+        for name in ("fe1_channels", "fe2_channels", "batch_size", "max_iters",
+                     "eval_every", "tile_size", "warm_start_iters", "consistency_patch",
+                     "consistency_batch"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1")
+        if self.patch_size < 4:
+            problems.append("patch_size must be >= 4")
+        if self.slope_window < 3:
+            problems.append("slope_window must be >= 3")
+        if not 0.0 <= self.augment_probability <= 1.0:
+            problems.append("augment_probability must be in [0, 1]")
+        if not 0.0 <= self.final_decay < 1.0:
+            problems.append("final_decay must be in [0, 1)")
+        if not 0.0 <= self.guide_dropout < 1.0:
+            problems.append("guide_dropout must be in [0, 1)")
+        if not 0.0 <= self.alternating_scales <= 1.0:
+            problems.append("alternating_scales must be in [0, 1]")
+        problems += degradation_problems(self.degradation)
+        if self.precision not in ("bfloat16", "float32"):
+            problems.append("precision must be 'bfloat16' or 'float32'")
+        if not 0.0 < self.zoom[0] <= self.zoom[1]:
+            problems.append("zoom must be (low, high) with 0 < low <= high")
+        if (min(self.learning_rate, self.min_learning_rate, self.warm_learning_rate) <= 0
+                or self.lr_decay <= 1):
+            problems.append("learning rates must be > 0 and lr_decay > 1")
+        elif self.warm_learning_rate < self.min_learning_rate:
+            problems.append("warm_learning_rate must be >= min_learning_rate")
+        if self.align not in ("none", "affine", "affine+cpab", "full"):
+            problems.append("align must be none, affine, affine+cpab or full")
+        if min(self.warp_lr_affine, self.warp_lr_cpab, self.warp_lr_tps) < 0:
+            problems.append("warp learning-rate multipliers must be >= 0")
+        if not 0.0 <= self.warp_release[0] <= self.warp_release[1] <= 1.0:
+            problems.append("warp_release must be (cpab, tps) fractions with cpab <= tps")
+        if self.align_levels < 0 or min(self.align_level_iters, self.align_level_channels) < 1:
+            problems.append("align_levels must be >= 0, align_level_iters and "
+                            "align_level_channels >= 1")
+        if self.cpab_cells < 1 or self.tps_points < 2:
+            problems.append("cpab_cells must be >= 1 and tps_points >= 2")
+        if self.consistency_iters < 0 or self.consistency_learning_rate <= 0:
+            problems.append("consistency_iters must be >= 0, consistency_learning_rate > 0")
+        if not 0.0 < self.self_check_fraction < 0.5 or not 0.0 <= self.self_check_margin < 1:
+            problems.append("self_check_fraction must be in (0, 0.5), self_check_margin in "
+                            "[0, 1)")
+        if self.back_projection_iters < 0:
+            problems.append("back_projection_iters must be >= 0")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            problems.append("device must be auto, cpu or cuda")
+        if problems:
+            raise ValueError("invalid config: " + "; ".join(problems))
+
+    @classmethod
+    def preset(cls, name: str, **overrides: Any) -> Config:
+        """The named preset (see :data:`PRESETS`) with ``overrides`` applied."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
+        return dataclasses.replace(PRESETS[name], **overrides)
+
+    def replace(self, **changes: Any) -> Config:
+        """A copy with ``changes`` applied (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+
+def degradation_problems(degradation: object) -> list[str]:
+    """Why ``degradation`` is not a known name or a usable 2-D kernel (empty: fine)."""
+    if isinstance(degradation, str):
+        if degradation in DEGRADATION_NAMES:
+            return []
+        return [f"degradation must be {', '.join(DEGRADATION_NAMES)} or a kernel"]
+    try:
+        rows = [[float(v) for v in row] for row in degradation]  # type: ignore[attr-defined]
+    except (TypeError, ValueError):
+        return ["degradation kernel must be a 2-D array of numbers"]
+    sizes = {len(row) for row in rows}
+    values = [v for row in rows for v in row]
+    if not rows or len(sizes) != 1 or not all(math.isfinite(v) for v in values):
+        return ["degradation kernel must be a non-empty 2-D array of finite numbers"]
+    if sum(values) <= 0:
+        return ["degradation kernel must have a positive sum"]
+    return []
+
+
+PRESETS: dict[str, Config] = {
+    # All three real presets drop the guide from 30% of the training examples and check
+    # on held-out pixels whether it helps (cmsr.method.self_check). On Middlebury13 026, 03_9,
+    # 11_1, 235 (x4, --align none, one seed) that gave mean RMSE 2.967 against 3.180
+    # without; on EPFL train_0003 2.508 against 2.522.
+    # Thermal: smooth, low-contrast radiometry; the guide's texture is mostly foreign.
+    "thermal": Config(fe2_channels=32, guide_dropout=0.3, self_check=True),
+    # NIR: close to the RGB's structure; a wider guide branch pays off. Alternating
+    # scales off: on EPFL train_0003 x4 (300 steps per stage) RMSE 2.66 against 3.51.
+    "nir": Config(fe2_channels=64, alternating_scales=0.0, guide_dropout=0.3,
+                  self_check=True),
+    # Depth: piecewise-smooth with sharp edges; sensors integrate over a pixel footprint
+    # (box degradation). Alternating scales off: on Middlebury x4 its up-sampling
+    # scheme (bicubic-smooth supervision at the guide's scale) cost 7% RMSE. Results
+    # clipped to the local range of the measurement: demo RMSE 6.68 against 8.26
+    # (the ringing beside the pole), Middlebury13 026 2.175 against 2.221.
+    "depth": Config(degradation="box", fe2_channels=64, alternating_scales=0.0,
+                    guide_dropout=0.3, self_check=True, clamp_to_local_range=True),
+    # A few seconds on a CPU: for smoke tests and trying the tool out.
+    "quick": Config(fe1_channels=16, fe2_channels=16, fe1_layers=4, fe2_layers=3,
+                    batch_size=4, max_iters=40, min_iters=10, self_ensemble=False,
+                    back_projection_iters=2, gradual=False, align_level_iters=30),
+}

@@ -1,0 +1,123 @@
+"""Does the guide help on this pair? A check on held-out pixels, at run time.
+
+Before the first stage trains, a random share of the measured target's pixels is held
+out (in square blocks, so the patches that supervise training never see them): they
+are left out of the training loss. After that stage, the whole target is rebuilt from
+its own reduction three ways, and scored (L1) on the held-out pixels only:
+
+* ``guided``: the trained network with the guide;
+* ``guide_free``: the same network with its guide branch off (Feature-Extractor 1
+  alone; trained to stand alone by ``config.guide_dropout``);
+* ``bicubic``: the reduction enlarged again, the network's starting point.
+
+The result uses the guide only when it wins by ``config.self_check_margin`` (relative);
+otherwise the guide-free network, and bicubic enlargement (with back-projection) when
+even that loses to bicubic. The decision and its three errors are kept in
+:class:`SelfCheck`, printed by the command line and drawn by
+:func:`cmsr.pictures.display.self_check_figure`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+
+from cmsr.method.config import Config
+from cmsr.method.model import CMSRNet
+from cmsr.method.resample import downsample, upsample_bicubic
+from cmsr.method.train import autocast
+
+Choice = Literal["guided", "guide-free", "bicubic"]
+
+
+@dataclass(frozen=True)
+class SelfCheck:
+    """The held-out errors (L1 in unit range) and the choice made from them."""
+
+    guided: float
+    guide_free: float
+    bicubic: float
+    held_out_pixels: int
+    choice: Choice
+
+    def describe(self) -> str:
+        """One line for logs: the three errors and the decision."""
+        def rel(value: float) -> str:
+            return f"{100 * (value / self.bicubic - 1):+.1f}%" if self.bicubic > 0 else "n/a"
+
+        return (f"self-check on {self.held_out_pixels} held-out pixels: guided "
+                f"{rel(self.guided)}, guide-free {rel(self.guide_free)} against bicubic; "
+                f"using {self.choice}")
+
+
+def held_out_mask(size: tuple[int, int], fraction: float, block: int,
+                  generator: torch.Generator) -> torch.Tensor:
+    """``(1, 1, h, w)`` float32, 1 on about ``fraction`` of the pixels in ``block``-sized
+    squares drawn at random (at least one block), else 0.
+
+    Examples
+    --------
+    >>> mask = held_out_mask((64, 64), 0.25, 8, torch.Generator().manual_seed(0))
+    >>> mask.shape, 0.15 < float(mask.mean()) < 0.35
+    (torch.Size([1, 1, 64, 64]), True)
+    """
+    h, w = size
+    rows, cols = max(1, -(-h // block)), max(1, -(-w // block))
+    count = max(1, round(fraction * rows * cols))
+    chosen = torch.randperm(rows * cols, generator=generator)[:count]
+    blocks = torch.zeros(rows * cols)
+    blocks[chosen] = 1.0
+    mask = F.interpolate(blocks.view(1, 1, rows, cols), scale_factor=block, mode="nearest")
+    return mask[..., :h, :w].contiguous()
+
+
+@torch.no_grad()
+def held_out_errors(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor,
+                    held_out: torch.Tensor, scale: tuple[float, float], config: Config
+                    ) -> tuple[float, float, float]:
+    """L1 on ``held_out`` of rebuilding ``target`` from its reduction: guided,
+    guide-free, bicubic.
+
+    ``target (1, c, h, w)`` unit range; ``guide (1, C, H, W)`` the stage's (aligned)
+    guide, reduced here to the target's size; ``held_out (1, 1, h, w)`` in {0, 1}.
+    """
+    h, w = target.shape[-2:]
+    small = (max(2, round(h / scale[0])), max(2, round(w / scale[1])))
+    enlarged = upsample_bicubic(downsample(target, small, kernel=config.degradation), (h, w))
+    guide_small = downsample(guide, (h, w))
+    weight = held_out.expand_as(target)
+    total = weight.sum().clamp(min=1.0)
+
+    def error(prediction: torch.Tensor) -> float:
+        return float(((prediction.float() - target).abs() * weight).sum() / total)
+
+    with autocast(target.device, config.precision):
+        guided = net(enlarged, guide_small)
+        free = net(enlarged, None)
+    return error(guided), error(free), error(enlarged)
+
+
+def decide(guided: float, guide_free: float, bicubic: float, held_out_pixels: int,
+           margin: float) -> SelfCheck:
+    """The guide if it beats the guide-free network by ``margin`` (relative); else the
+    guide-free network if it beats bicubic; else bicubic.
+
+    Examples
+    --------
+    >>> decide(0.010, 0.012, 0.02, 100, 0.02).choice
+    'guided'
+    >>> decide(0.0119, 0.012, 0.02, 100, 0.02).choice
+    'guide-free'
+    >>> decide(0.03, 0.025, 0.02, 100, 0.02).choice
+    'bicubic'
+    """
+    if guided < guide_free * (1.0 - margin) and guided < bicubic:
+        choice: Choice = "guided"
+    elif guide_free < bicubic:
+        choice = "guide-free"
+    else:
+        choice = "bicubic"
+    return SelfCheck(guided, guide_free, bicubic, held_out_pixels, choice)
