@@ -16,7 +16,9 @@ from cmsr.batches.backends import (
     make_backend,
     plan_workers,
 )
-from cmsr.batches.run import BatchSettings, JobResult, plan_jobs, run_batch
+from cmsr.batches.plan import BatchSettings, plan_jobs
+from cmsr.batches.results import JobResult
+from cmsr.batches.run import run_batch
 from cmsr.errors import InputError
 from cmsr.evaluation.datasets import find_scenes
 

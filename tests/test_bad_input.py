@@ -230,10 +230,10 @@ def test_the_guards_let_good_files_through(tmp_path: Path, monkeypatch: pytest.M
     image = np.zeros((20, 30, 2), np.float64)
     for name in ("x.tif", "x.npy"):
         write_image(tmp_path / name, image)
-    monkeypatch.setattr("cmsr.files.readers.MAX_BYTES", 20 * 30 * 2 * 8)
+    monkeypatch.setattr("cmsr.files.checks.MAX_BYTES", 20 * 30 * 2 * 8)
     for name in ("x.tif", "x.npy"):
         assert read_image(tmp_path / name).shape == (20, 30, 2)
-    monkeypatch.setattr("cmsr.files.readers.MAX_BYTES", 20 * 30 * 2 * 8 - 1)
+    monkeypatch.setattr("cmsr.files.checks.MAX_BYTES", 20 * 30 * 2 * 8 - 1)
     for name in ("x.tif", "x.npy"):
         with pytest.raises(InputError, match=f"{name}: image is too large"):
             read_image(tmp_path / name)

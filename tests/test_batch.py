@@ -12,18 +12,9 @@ import pytest
 
 import cmsr.batches.run as batch
 from cmsr.batches.backends import InProcessBackend
-from cmsr.batches.run import (
-    MANIFEST_NAME,
-    SUMMARY_NAME,
-    BatchSettings,
-    Job,
-    JobResult,
-    Manifest,
-    plan_jobs,
-    run_batch,
-    run_job,
-    schedule,
-)
+from cmsr.batches.plan import MANIFEST_NAME, SUMMARY_NAME, BatchSettings, Job, plan_jobs
+from cmsr.batches.results import JobResult, Manifest, input_hashes, sha256_file
+from cmsr.batches.run import run_batch, run_job, schedule
 from cmsr.errors import InputError
 from cmsr.evaluation.datasets import find_scenes
 from cmsr.files import read_image, write_image
@@ -117,7 +108,7 @@ def test_run_job_writes_scores_and_measures(tmp_path):
         assert image.shape == (64, 64) and image.dtype == np.uint8
         assert result.steps == 2 and result.peak_rss_mb > 10 and result.seconds > 0
         assert math.isfinite(result.final_loss)
-        assert result.output_sha256 == batch.sha256_file(Path(result.output))
+        assert result.output_sha256 == sha256_file(Path(result.output))
         assert set(result.inputs) == {"target", "guide"}
     assert all(math.isfinite(getattr(scored, m)) for m in ("rmse", "mae", "psnr", "ssim"))
     assert math.isnan(plain.rmse)
@@ -239,10 +230,10 @@ def _finished(manifest: Manifest, job: Job, state: Path | None) -> None:
     if state is not None:
         state.parent.mkdir(parents=True, exist_ok=True)
         state.write_bytes(job.name.encode())
-        state_file, state_hash = str(state), batch.sha256_file(state)
+        state_file, state_hash = str(state), sha256_file(state)
     manifest.add(JobResult(job.name, "ok", output=str(job.output), key=job.key(),
-                           inputs=batch.input_hashes(job),
-                           output_sha256=batch.sha256_file(job.output),
+                           inputs=input_hashes(job),
+                           output_sha256=sha256_file(job.output),
                            state=state_file, state_sha256=state_hash))
 
 
@@ -275,7 +266,7 @@ def test_warm_start_chain_passes_state_and_resumes_from_the_saved_one(tmp_path, 
     assert statuses(whole) == {"a": "ok", "b": "ok", "c": "ok"}
     for result in whole:
         assert Path(result.state).is_file()
-        assert result.state_sha256 == batch.sha256_file(Path(result.state))
+        assert result.state_sha256 == sha256_file(Path(result.state))
     cold = run(data, tmp_path / "cold")
     assert whole[0].output_sha256 == cold[0].output_sha256  # a starts from scratch
     assert whole[1].output_sha256 != cold[1].output_sha256  # b starts from a

@@ -17,9 +17,17 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
-import cmsr.files.readers as cio
 from cmsr.errors import InputError
-from cmsr.files import SUPPORTED_READ, SUPPORTED_WRITE, describe, read_image, write_image
+from cmsr.files import (
+    SUPPORTED_READ,
+    SUPPORTED_WRITE,
+    atomic,
+    checks,
+    describe,
+    read_image,
+    write_image,
+    writers,
+)
 
 RNG = np.random.default_rng(20210619)
 
@@ -358,7 +366,7 @@ def test_pixel_limit_applies_to_every_format(tmp_path: Path, monkeypatch) -> Non
     image = np.zeros((20, 30), np.uint8)
     paths = [write_image(tmp_path / f"x{ext}", image) for ext in (".png", ".tif", ".npy")]
     Image.fromarray(image).save(tmp_path / "x.bmp")
-    monkeypatch.setattr(cio, "MAX_PIXELS", 599)
+    monkeypatch.setattr(checks, "MAX_PIXELS", 599)
     for path in [*paths, tmp_path / "x.bmp"]:
         expect_error(path, "too large")
 
@@ -440,7 +448,7 @@ def test_failed_write_removes_temporary_file(tmp_path: Path, monkeypatch) -> Non
         fh.write(b"II*\x00 partial")
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(cio.tifffile, "imwrite", disk_full)
+    monkeypatch.setattr(writers.tifffile, "imwrite", disk_full)
     expect_error(tmp_path / "t.tif", "no space", call=write_image, image=np.zeros((3, 3)))
     assert list(tmp_path.iterdir()) == []
 
@@ -448,7 +456,7 @@ def test_failed_write_removes_temporary_file(tmp_path: Path, monkeypatch) -> Non
         fh.write(b"partial")
         raise RuntimeError("encoder bug")
 
-    monkeypatch.setattr(cio.tifffile, "imwrite", crash)
+    monkeypatch.setattr(writers.tifffile, "imwrite", crash)
     with pytest.raises(RuntimeError):
         write_image(tmp_path / "t.tif", np.zeros((3, 3)))
     assert list(tmp_path.iterdir()) == []
@@ -456,13 +464,13 @@ def test_failed_write_removes_temporary_file(tmp_path: Path, monkeypatch) -> Non
 
 def test_file_created_during_write_is_not_clobbered(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "race.npy"
-    real_write = cio._write_npy
+    real_write = writers._write_npy
 
     def racing_write(fh, image) -> None:
         real_write(fh, image)
         path.write_bytes(b"someone else's")  # appears after the existence check
 
-    monkeypatch.setattr(cio, "_write_npy", racing_write)
+    monkeypatch.setattr(writers, "_write_npy", racing_write)
     expect_error(path, "already exists", call=write_image, image=np.zeros((3, 3)))
     assert path.read_bytes() == b"someone else's"
     assert leftovers(tmp_path) == []
@@ -472,7 +480,7 @@ def test_write_without_hard_links_falls_back(tmp_path: Path, monkeypatch) -> Non
     def no_links(src, dst) -> None:
         raise OSError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(cio.os, "link", no_links)
+    monkeypatch.setattr(atomic.os, "link", no_links)
     path = write_image(tmp_path / "x.npy", np.arange(6.0).reshape(2, 3))
     np.testing.assert_array_equal(read_image(path), np.arange(6.0).reshape(2, 3))
     expect_error(path, "already exists", call=write_image, image=np.zeros((2, 2)))

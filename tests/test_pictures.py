@@ -1,4 +1,4 @@
-"""Tests for cmsr.pictures.display: shapes, dtypes, colour scales and that drawings draw."""
+"""Tests for cmsr.pictures: shapes, dtypes, colour scales and that drawings draw."""
 
 from __future__ import annotations
 
@@ -6,18 +6,15 @@ import numpy as np
 import pytest
 
 from cmsr.errors import InputError
+from cmsr.pictures.curves import CURVE_COLOUR, LR_MARK_COLOUR, loss_curve
 from cmsr.pictures.display import (
     COLORMAPS,
-    CURVE_COLOUR,
-    LR_MARK_COLOUR,
     apply_colormap,
-    colorbar,
     error_map,
-    loss_curve,
-    panel_grid,
     red_green_overlay,
     to_display,
 )
+from cmsr.pictures.panels import colorbar, panel_grid
 
 
 def _is_rgb8(image: np.ndarray, shape: tuple[int, int] | None = None) -> bool:

@@ -9,13 +9,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from cmsr.errors import InputError
+from cmsr.evaluation.displacement import displace, displacement_field
 from cmsr.evaluation.protocols import (
     EvaluationPair,
     Protocol,
     apply_protocol,
     data_range,
-    displace,
-    displacement_field,
     modcrop,
 )
 from cmsr.method.resample import downsample

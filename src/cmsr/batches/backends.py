@@ -39,7 +39,9 @@ from typing import Any
 
 import torch
 
-from cmsr.batches.run import Chain, Job, JobResult, error_line, input_hashes, run_chain, run_job
+from cmsr.batches.plan import Chain, Job
+from cmsr.batches.results import JobResult, input_hashes
+from cmsr.batches.run import error_line, run_chain, run_job
 from cmsr.errors import InputError
 from cmsr.method.train import StepInfo
 

@@ -17,15 +17,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from cmsr.batches.backends import LOCAL_DASK, make_backend
-from cmsr.batches.run import (
-    MANIFEST_NAME,
-    SUMMARY_NAME,
-    BatchSettings,
-    JobResult,
-    Schedule,
-    plan_jobs,
-    run_batch,
-)
+from cmsr.batches.plan import MANIFEST_NAME, SUMMARY_NAME, BatchSettings, plan_jobs
+from cmsr.batches.results import JobResult
+from cmsr.batches.run import Schedule, run_batch
 from cmsr.cli.options import (
     add_state_options,
     add_training_options,

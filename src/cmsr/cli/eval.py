@@ -31,7 +31,7 @@ from cmsr.evaluation.evaluate import (
 from cmsr.evaluation.protocols import EvaluationPair, Protocol
 from cmsr.evaluation.report import comparison_grid, csv_report, markdown_report
 from cmsr.files import write_image, write_text
-from cmsr.pictures.display import alignment_figure
+from cmsr.pictures.panels import alignment_figure
 
 EVAL_EXAMPLES = f"""examples:
   cmsr eval data/middlebury13 --methods bicubic,cmsr --protocol avgpool --scale 4 \\

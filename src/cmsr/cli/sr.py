@@ -30,7 +30,9 @@ from cmsr.method.checkpoint import StateSource
 from cmsr.method.config import PRESETS, Config
 from cmsr.method.normalize import array_to_tensor, tensor_to_array
 from cmsr.method.resample import upsample_bicubic
-from cmsr.pictures.display import alignment_figure, error_map, loss_curve, panel_grid
+from cmsr.pictures.curves import loss_curve
+from cmsr.pictures.display import error_map
+from cmsr.pictures.panels import alignment_figure, panel_grid
 from cmsr.pictures.progress import TrainingProgress
 
 #: At most this many training steps per stage in ``cmsr demo`` unless --iters is given.

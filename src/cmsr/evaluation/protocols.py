@@ -14,8 +14,8 @@ On top of that, optionally: Gaussian noise on the input and on the guide (its
 standard deviation a fraction of the data range), and a displacement of the guide
 -- a global shift and rotation and a smooth random local warp -- to test how a
 method copes with misalignment. :func:`apply_protocol` does it all and returns an
-:class:`EvaluationPair`; :func:`displace` and :func:`displacement_field` are the
-displacement alone.
+:class:`EvaluationPair`; the displacement alone is in
+:mod:`cmsr.evaluation.displacement`.
 
 Randomness is reproducible: everything is drawn from ``seed``, with separate
 streams for the input noise, the guide noise, the shift direction and the local
@@ -30,33 +30,21 @@ from dataclasses import dataclass, fields
 from numbers import Integral, Real
 
 import numpy as np
-import torch
 
 from cmsr.errors import InputError
-from cmsr.method.resample import downsample, resize
-from cmsr.method.warp.grid import sample
-
-__all__ = [
-    "KINDS",
-    "WARP_CONTROL_POINTS",
-    "EvaluationPair",
-    "Protocol",
-    "apply_protocol",
-    "data_range",
-    "displace",
-    "displacement_field",
-    "modcrop",
-]
+from cmsr.evaluation.displacement import (
+    GUIDE_NOISE,
+    INPUT_NOISE,
+    check_image,
+    displace,
+    from_tensor,
+    random_stream,
+    to_tensor64,
+)
+from cmsr.method.resample import downsample
 
 KINDS: dict[str, str | None] = {"avgpool": "box", "bicubic": "cubic", "real": None}
 """Protocol kinds and the :mod:`cmsr.method.resample` kernel each reduces the target with."""
-
-WARP_CONTROL_POINTS: int = 4
-"""The local warp is a ``4 x 4`` grid of random control displacements, upsampled."""
-
-# Stream numbers under SeedSequence(seed).spawn: one per kind of randomness.
-_INPUT_NOISE, _GUIDE_NOISE, _SHIFT, _WARP = range(4)
-_STREAMS = 4
 
 # name parts after "<kind>-x<scale>", in the order Protocol.name writes them
 _PARTS: dict[str, str] = {
@@ -337,189 +325,11 @@ def _clip_to(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
     return array
 
 
-def _rng(seed: int, stream: int) -> np.random.Generator:
-    return np.random.default_rng(np.random.SeedSequence(seed).spawn(_STREAMS)[stream])
-
-
 def _add_noise(image: np.ndarray, sigma: float, seed: int, stream: int) -> np.ndarray:
-    noise = _rng(seed, stream).standard_normal(image.shape)
+    noise = random_stream(seed, stream).standard_normal(image.shape)
     return (image.astype(np.float64) + sigma * noise).astype(np.float32)
 
 
-def _to_tensor(image: np.ndarray) -> torch.Tensor:
-    """``(H, W)`` or ``(H, W, c)`` -> ``(1, c, H, W)`` float64."""
-    array = np.asarray(image, dtype=np.float64)
-    if array.ndim == 2:
-        array = array[:, :, None]
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
-
-
-def _from_tensor(tensor: torch.Tensor, ndim: int) -> np.ndarray:
-    """``(1, c, H, W)`` -> ``(H, W)`` (when ``ndim == 2``) or ``(H, W, c)`` float32."""
-    array = tensor[0].numpy().transpose(1, 2, 0)
-    if ndim == 2:
-        array = array[:, :, 0]
-    return np.ascontiguousarray(array, dtype=np.float32)
-
-
-def _check_image(image: np.ndarray, what: str) -> np.ndarray:
-    array = np.asarray(image)
-    if array.ndim not in (2, 3) or array.shape[0] < 1 or array.shape[1] < 1:
-        raise InputError(f"expected an (H, W) or (H, W, C) image, got shape {array.shape}",
-                         what)
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise InputError(f"expected numbers, got {array.dtype} data", what)
-    return array
-
-
-# --------------------------------------------------------------------------- displacement
-
-
-def displacement_field(
-    height: int,
-    width: int,
-    *,
-    shift: float,
-    rotation: float,
-    local_warp: float,
-    seed: int,
-    direction: float | None = None,
-) -> np.ndarray:
-    """Where each output pixel of a displaced image samples the input.
-
-    The displaced image is ``out[y, x] = image[y + dy, x + dx]`` with ``(dx, dy) =
-    field[y, x]`` (bilinear interpolation). The content is first rotated
-    counter-clockwise by ``rotation`` degrees about the image centre and moved by
-    ``shift`` pixels in a direction drawn from ``seed`` (one rigid motion), then
-    warped locally. So a pure shift gives a constant field of length
-    ``shift`` (the content moves by ``-field``), and a pure local warp a field whose
-    largest length is exactly ``local_warp``.
-
-    Parameters
-    ----------
-    height, width:
-        Image size in pixels.
-    shift:
-        Length of the global displacement, pixels.
-    rotation:
-        Degrees, counter-clockwise as displayed.
-    local_warp:
-        Largest length of the local warp, pixels: a ``4 x 4`` grid of random
-        control displacements, upsampled with MATLAB-style bicubic interpolation and
-        scaled to that length.
-    seed:
-        Seed of the shift direction and of the local warp (independent streams).
-    direction:
-        Direction the content moves in, degrees from the +x axis towards +y (down
-        as displayed); drawn uniformly from ``seed`` when None.
-
-    Returns
-    -------
-    numpy.ndarray
-        ``(height, width, 2)`` float32 offsets ``(dx, dy)`` in pixels.
-
-    Examples
-    --------
-    >>> field = displacement_field(4, 6, shift=3.0, rotation=0.0, local_warp=0.0,
-    ...                            seed=0, direction=0.0)
-    >>> field[0, 0].tolist()  # content moves 3 px right: pixels sample 3 px left
-    [-3.0, 0.0]
-    >>> field = displacement_field(32, 32, shift=0.0, rotation=0.0, local_warp=2.0, seed=1)
-    >>> round(float(np.hypot(field[..., 0], field[..., 1]).max()), 5)
-    2.0
-    """
-    return _field(height, width, shift=shift, rotation=rotation, local_warp=local_warp,
-                  seed=seed, direction=direction).astype(np.float32)
-
-
-def _field(height: int, width: int, *, shift: float, rotation: float, local_warp: float,
-           seed: int, direction: float | None) -> np.ndarray:
-    """:func:`displacement_field` in float64."""
-    if height < 1 or width < 1:
-        raise InputError(f"the image size must be positive, got {height} x {width}", "image")
-    ys, xs = np.meshgrid(np.arange(height, dtype=np.float64),
-                         np.arange(width, dtype=np.float64), indexing="ij")
-    # local warp first: the point each output pixel takes from the rigidly moved image
-    warp_x = np.zeros((height, width))
-    warp_y = np.zeros((height, width))
-    if local_warp:
-        points = WARP_CONTROL_POINTS
-        coarse = _rng(seed, _WARP).standard_normal((1, 2, points, points))
-        fine = resize(torch.from_numpy(coarse), (height, width), kernel="cubic")[0].numpy()
-        length = np.hypot(fine[0], fine[1])
-        largest = float(length.max())
-        if largest > 0:
-            warp_x, warp_y = fine[0] * (local_warp / largest), fine[1] * (local_warp / largest)
-    px, py = xs + warp_x, ys + warp_y
-
-    # then the rigid motion, inverted: content q goes to c + R (q - c) + t
-    if shift or rotation:
-        if direction is None:
-            angle = _rng(seed, _SHIFT).uniform(0.0, 2.0 * math.pi)
-        else:
-            angle = math.radians(direction)
-        tx, ty = shift * math.cos(angle), shift * math.sin(angle)
-        theta = math.radians(rotation)
-        cos, sin = math.cos(theta), math.sin(theta)
-        cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
-        vx, vy = px - tx - cx, py - ty - cy
-        # R maps (x, y) to (x cos + y sin, -x sin + y cos): counter-clockwise with y down
-        px, py = cx + vx * cos - vy * sin, cy + vx * sin + vy * cos
-    return np.stack((px - xs, py - ys), axis=-1)
-
-
-def displace(
-    image: np.ndarray,
-    *,
-    shift: float = 0.0,
-    rotation: float = 0.0,
-    local_warp: float = 0.0,
-    seed: int = 0,
-    direction: float | None = None,
-) -> np.ndarray:
-    """Move an image by a global shift and rotation and a smooth local warp.
-
-    See :func:`displacement_field` for the parameters. The image is resampled once
-    with bicubic interpolation (a camera elsewhere sees the scene as sharply, so the
-    move should not blur it the way bilinear interpolation at half-pixel offsets
-    would), clipped to the image's own range; points outside it take the nearest
-    border pixel, so there are no black borders. The size is unchanged.
-
-    Parameters
-    ----------
-    image:
-        ``(H, W)`` or ``(H, W, C)``, any real dtype.
-
-    Returns
-    -------
-    numpy.ndarray
-        Same shape, float32, within the input's range. With no displacement, the
-        image itself as float32.
-
-    Examples
-    --------
-    >>> image = np.arange(20, dtype=np.uint8).reshape(4, 5)
-    >>> displace(image, shift=1.0, direction=0.0)[0].tolist()
-    [0.0, 0.0, 1.0, 2.0, 3.0]
-    >>> displace(image, rotation=180.0)[0].tolist()
-    [19.0, 18.0, 17.0, 16.0, 15.0]
-    """
-    array = _check_image(image, "image")
-    if not (shift or rotation or local_warp):
-        return np.array(array, dtype=np.float32)
-    height, width = array.shape[:2]
-    field = _field(height, width, shift=shift, rotation=rotation, local_warp=local_warp,
-                   seed=seed, direction=direction)
-    xs = np.arange(width, dtype=np.float64)[None, :] + field[..., 0]
-    ys = np.arange(height, dtype=np.float64)[:, None] + field[..., 1]
-    grid = np.stack(((2.0 * xs + 1.0) / width - 1.0, (2.0 * ys + 1.0) / height - 1.0), axis=-1)
-    moved = sample(_to_tensor(array), torch.from_numpy(grid)[None],
-                   mode="bicubic", padding_mode="border")
-    moved = moved.clamp(float(np.nanmin(array)), float(np.nanmax(array)))
-    return _from_tensor(moved, array.ndim)
-
-
-# --------------------------------------------------------------------------- protocol
 
 
 def _check_real_sizes(low: np.ndarray, truth: np.ndarray) -> None:
@@ -602,8 +412,8 @@ def apply_protocol(
     if not isinstance(protocol, Protocol):
         raise InputError(f"expected a Protocol, got {type(protocol).__name__}", _SOURCE)
     protocol.validate()
-    truth = _check_image(truth, "truth")
-    guide = _check_image(guide, "guide")
+    truth = check_image(truth, "truth")
+    guide = check_image(guide, "guide")
     height, width = truth.shape[:2]
     valid = None
     if mask is not None:
@@ -619,7 +429,7 @@ def apply_protocol(
     if protocol.kind == "real":
         if low is None:
             raise InputError("protocol real needs a target_*_lr* capture", "low")
-        low_in = _check_image(low, "low")
+        low_in = check_image(low, "low")
         _check_real_sizes(low_in, truth)
         source_dtype = low_in.dtype
         low_out = np.array(low_in, dtype=np.float32)
@@ -642,13 +452,13 @@ def apply_protocol(
         valid = None if valid is None else modcrop(valid, scale).copy()
         size = (truth_out.shape[0] // scale, truth_out.shape[1] // scale)
         kernel = KINDS[protocol.kind]
-        reduced = downsample(_to_tensor(truth_out), size, kernel=kernel)  # type: ignore[arg-type]
-        low_out = _from_tensor(reduced, truth_out.ndim)
+        reduced = downsample(to_tensor64(truth_out), size, kernel=kernel)  # type: ignore[arg-type]
+        low_out = from_tensor(reduced, truth_out.ndim)
         source_dtype = truth.dtype
 
     if protocol.input_noise:
         sigma = protocol.input_noise * data_range(truth)
-        low_out = _add_noise(low_out, sigma, protocol.seed, _INPUT_NOISE)
+        low_out = _add_noise(low_out, sigma, protocol.seed, INPUT_NOISE)
     low_out = _clip_to(low_out, source_dtype)
 
     if protocol.displaced or protocol.guide_noise:
@@ -656,8 +466,9 @@ def apply_protocol(
                          local_warp=protocol.local_warp, seed=protocol.seed)
         if protocol.guide_noise:
             sigma = protocol.guide_noise * data_range(guide_out)
-            moved = _add_noise(moved, sigma, protocol.seed, _GUIDE_NOISE)
+            moved = _add_noise(moved, sigma, protocol.seed, GUIDE_NOISE)
         guide_out = _clip_to(moved, guide_out.dtype)
 
     return EvaluationPair(low=low_out, guide=guide_out, truth=truth_out, mask=valid,
                           protocol=protocol)
+

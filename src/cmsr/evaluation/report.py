@@ -18,7 +18,8 @@ import numpy as np
 
 from cmsr.evaluation.evaluate import RunResult
 from cmsr.evaluation.protocols import EvaluationPair
-from cmsr.pictures.display import colorbar, error_map, panel_grid, to_display
+from cmsr.pictures.display import error_map, to_display
+from cmsr.pictures.panels import colorbar, panel_grid
 
 #: Metrics in table order; True where larger is better.
 METRICS = {"rmse": False, "mae": False, "psnr": True, "ssim": True}

@@ -1,20 +1,25 @@
-"""Files in and out: image readers and writers, atomic writes."""
+"""Files in and out: image readers and writers, atomic writes.
+
+==================  =================================================================
+module              job
+==================  =================================================================
+:mod:`.readers`     :func:`read_image`: PNG 8/16, TIFF (any real type), NPY, JPEG, BMP
+:mod:`.writers`     :func:`write_image`: PNG 8/16, TIFF, NPY
+:mod:`.png16`       the 16-bit PNG codec Pillow lacks
+:mod:`.checks`      size limits, shape and dtype checks shared by readers and writers
+:mod:`.atomic`      atomic writes (:func:`write_text`, :func:`write_bytes`), :func:`same_file`
+==================  =================================================================
+
+Images are NumPy arrays ``(H, W)`` or ``(H, W, C)`` in the file's own dtype and units.
+Every problem with a file raises :class:`~cmsr.errors.InputError` naming the file.
+"""
 
 from __future__ import annotations
 
-from cmsr.files.readers import (
-    MAX_BYTES,
-    MAX_CHANNELS,
-    MAX_PIXELS,
-    SUPPORTED_READ,
-    SUPPORTED_WRITE,
-    describe,
-    read_image,
-    same_file,
-    write_bytes,
-    write_image,
-    write_text,
-)
+from cmsr.files.atomic import same_file, write_bytes, write_text
+from cmsr.files.checks import MAX_BYTES, MAX_CHANNELS, MAX_PIXELS, describe
+from cmsr.files.readers import SUPPORTED_READ, read_image
+from cmsr.files.writers import SUPPORTED_WRITE, write_image
 
 __all__ = [
     "MAX_BYTES",

@@ -3,7 +3,9 @@
 =========================  ==========================================================
 module                     job
 =========================  ==========================================================
-:mod:`.display`            pictures: display images, error maps, overlays, grids, curves
+:mod:`.display`            any array as a picture: colormaps, error maps, overlays
+:mod:`.panels`             labelled panel grids, colour bars, the alignment figure
+:mod:`.curves`             the loss curve of a training run
 :mod:`.progress`           the terminal progress bar of a training run
 =========================  ==========================================================
 """
