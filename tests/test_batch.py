@@ -13,11 +13,12 @@ import pytest
 import cmsr.batches.run as batch
 from cmsr.batches.backends import InProcessBackend
 from cmsr.batches.plan import MANIFEST_NAME, SUMMARY_NAME, BatchSettings, Job, plan_jobs
-from cmsr.batches.results import JobResult, Manifest, input_hashes, sha256_file
+from cmsr.batches.results import JobResult, input_hashes
 from cmsr.batches.run import run_batch, run_job, schedule
 from cmsr.errors import InputError
 from cmsr.evaluation.datasets import find_scenes
 from cmsr.files import read_image, write_image
+from cmsr.files.runs import RunStore, sha256_file
 from cmsr.method.config import Config
 
 QUICK = Config.preset("quick", max_iters=2, min_iters=2)
@@ -140,16 +141,17 @@ def test_corrupt_input_fails_with_one_line_naming_the_file(tmp_path):
 
 
 def test_manifest_skips_torn_lines_and_keeps_the_last_result(tmp_path):
-    manifest = Manifest(tmp_path)
-    manifest.add(JobResult("a", "failed", error="boom"))
-    manifest.add(JobResult("a", "ok", rmse=1.5))
-    with open(manifest.path, "a") as fh:
-        fh.write('{"kind": "result", "scene": "b", "sta')  # a crash mid-line
-    manifest.add(JobResult("c", "ok"))
-    loaded = Manifest(tmp_path).load()
-    assert sorted(loaded.results) == ["a", "c"]
-    assert loaded.results["a"].status == "ok" and loaded.results["a"].rmse == 1.5
-    lines = manifest.path.read_text().splitlines()
+    store = RunStore(tmp_path)
+    store.add("a", JobResult("a", "failed", error="boom").record())
+    store.add("a", JobResult("a", "ok", rmse=1.5).record())
+    with open(store.path, "a") as fh:
+        fh.write('{"kind": "result", "run": "b", "sta')  # a crash mid-line
+    store.add("c", JobResult("c", "ok").record())
+    loaded = RunStore(tmp_path)
+    assert store.path.name == MANIFEST_NAME and sorted(loaded.records) == ["a", "c"]
+    result = JobResult.from_record(loaded.get("a"))
+    assert result.status == "ok" and result.rmse == 1.5
+    lines = store.path.read_text().splitlines()
     assert json.loads(lines[-1])["scene"] == "c"
     assert math.isnan(JobResult.from_record(JobResult("x", "ok").record()).rmse)
 
@@ -223,7 +225,7 @@ def test_foreign_file_at_the_output_is_kept_unless_overwrite(tmp_path):
 # --------------------------------------------------------------------------- warm start
 
 
-def _finished(manifest: Manifest, job: Job, state: Path | None) -> None:
+def _finished(store: RunStore, job: Job, state: Path | None) -> None:
     """Record ``job`` as finished (with its output and, optionally, a saved state)."""
     write_image(job.output, np.zeros((64, 64), np.uint8), overwrite=True)
     state_file, state_hash = "", ""
@@ -231,10 +233,10 @@ def _finished(manifest: Manifest, job: Job, state: Path | None) -> None:
         state.parent.mkdir(parents=True, exist_ok=True)
         state.write_bytes(job.name.encode())
         state_file, state_hash = str(state), sha256_file(state)
-    manifest.add(JobResult(job.name, "ok", output=str(job.output), key=job.key(),
-                           inputs=input_hashes(job),
-                           output_sha256=sha256_file(job.output),
-                           state=state_file, state_sha256=state_hash))
+    store.add(job.name, JobResult(job.name, "ok", output=str(job.output), key=job.key(),
+                                  inputs=input_hashes(job),
+                                  output_sha256=sha256_file(job.output),
+                                  state=state_file, state_sha256=state_hash).record())
 
 
 def test_warm_start_resumes_after_the_last_job_with_an_intact_state(tmp_path):
@@ -242,21 +244,21 @@ def test_warm_start_resumes_after_the_last_job_with_an_intact_state(tmp_path):
     chosen = settings(warm_start=True)
     jobs = plan_jobs(find_scenes(write_scenes(tmp_path / "data", ("a", "b", "c", "d"))),
                      out, chosen)
-    manifest = Manifest(out)
+    store = RunStore(out)
     for job in jobs[:3]:
-        _finished(manifest, job, job.state_path)
-    plan = schedule(jobs, Manifest(out).load(), chosen)
+        _finished(store, job, job.state_path)
+    plan = schedule(jobs, RunStore(out), chosen)
     assert [r.scene for r in plan.skipped] == ["a", "b", "c"]
     (chain,) = plan.chains
     assert [job.name for job in chain.jobs] == ["d"] and chain.init == jobs[2].state_path
 
     jobs[2].state_path.write_bytes(b"damaged")  # c must run again, from b's state
-    plan = schedule(jobs, Manifest(out).load(), chosen)
+    plan = schedule(jobs, RunStore(out), chosen)
     assert [job.name for job in plan.chains[0].jobs] == ["c", "d"]
     assert plan.chains[0].init == jobs[1].state_path
 
     write_image(jobs[0].scene.guide, np.zeros((64, 64, 3), np.uint8), overwrite=True)
-    plan = schedule(jobs, Manifest(out).load(), chosen)  # a changed: the whole chain
+    plan = schedule(jobs, RunStore(out), chosen)  # a changed: the whole chain
     assert not plan.skipped and len(plan.chains[0].jobs) == 4 and plan.chains[0].init is None
 
 

@@ -13,7 +13,6 @@ import pytest
 from cmsr.errors import InputError
 from cmsr.evaluation.datasets import Scene
 from cmsr.evaluation.evaluate import (
-    RunStore,
     evaluate,
     load_pair,
     make_method,
@@ -24,6 +23,7 @@ from cmsr.evaluation.evaluate import (
 from cmsr.evaluation.protocols import Protocol
 from cmsr.evaluation.usage import current_rss_bytes, track_usage
 from cmsr.files import write_image
+from cmsr.files.runs import RunStore
 from cmsr.method.config import Config
 
 TINY = Config.preset("quick", max_iters=2, min_iters=2, self_ensemble=False,
@@ -127,10 +127,25 @@ def test_changed_input_or_damaged_output_is_recomputed(tmp_path: Path) -> None:
     np.save(output, damaged)
     assert not evaluate([scene], ["bicubic"], protocol, store, config=TINY)[0].cached
     assert evaluate([scene], ["bicubic"], protocol, store, config=TINY)[0].cached
-    record = json.loads(output.with_suffix(".json").read_text())
+    record = RunStore(tmp_path / "runs").get("bicubic-x2/a/bicubic")
     assert record["method"] == "bicubic" and len(record["output_sha256"]) == 64
     write_image(scene.target, np.zeros((32, 32), np.uint8) + 9, overwrite=True)
     assert not evaluate([scene], ["bicubic"], protocol, store, config=TINY)[0].cached
+
+
+def test_a_run_kept_beside_its_output_by_an_earlier_cmsr_is_used(tmp_path: Path) -> None:
+    scene = make_scene(tmp_path / "a")
+    store = RunStore(tmp_path / "runs")
+    evaluate([scene], ["bicubic"], Protocol("bicubic", 2), store, config=TINY)
+    record = store.get("bicubic-x2/a/bicubic")
+    output = Path(record["output"])
+    output.with_suffix(".json").write_text(json.dumps(
+        {"key": record["key"], "output_sha256": record["output_sha256"], "seconds": 2.0,
+         "peak_rss_mb": 50.0}))
+    store.path.unlink()  # as before the shared store: the .npy and its .json only
+    again = evaluate([scene], ["bicubic"], Protocol("bicubic", 2), RunStore(tmp_path / "runs"),
+                     config=TINY)
+    assert again[0].cached and again[0].seconds == 2.0
 
 
 def test_failures_are_recorded_and_the_rest_goes_on(tmp_path: Path) -> None:

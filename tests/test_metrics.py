@@ -260,6 +260,8 @@ def test_data_range_for() -> None:
     assert data_range_for(np.array([270.0, 310.0, np.inf])) == 40.0
     assert data_range_for(np.array([-2.0, 0.5])) == 2.5
     assert data_range_for(np.full((3, 3), 7.0)) == 1.0
+    assert data_range_for(np.zeros(3, bool)) == 1.0
+    assert data_range_for(np.array([-300, 1200], np.int16)) == 1500.0  # wider ints: the data
     with pytest.raises(InputError):
         data_range_for(np.float32)
     with pytest.raises(InputError):

@@ -8,10 +8,13 @@ import torch
 
 from cmsr.method.normalize import (
     array_to_tensor,
+    clip_to_dtype,
     fill_invalid,
     fit_normalization,
     normalize_guide,
+    result_dtype,
     tensor_to_array,
+    to_dtype,
     valid_mask,
 )
 
@@ -224,3 +227,26 @@ def test_normalize_guide_grey():
     out = normalize_guide(guide)
     assert out.shape == (1, 1, 2, 2)
     torch.testing.assert_close(out[0, 0], torch.tensor([[0.0, 1.0], [128 / 255, 64 / 255]]))
+
+
+def test_one_rule_for_dtypes_results_come_back_in() -> None:
+    values = np.array([-1.6, 0.4, 0.5, 70000.2])
+    assert to_dtype(values, np.uint16).tolist() == [0, 0, 0, 65535]
+    assert to_dtype(values, np.int16).tolist() == [-2, 0, 0, 32767]
+    assert to_dtype(values, np.bool_).dtype == np.uint8
+    assert to_dtype(values, np.float64).dtype == np.float64
+    assert to_dtype(values, np.float16).dtype == np.float32
+    assert result_dtype(np.int32) == np.int32
+    clipped = clip_to_dtype(values.astype(np.float32), np.uint8)
+    assert clipped.dtype == np.float32 and clipped.tolist() == [0.0, 0.4000000059604645, 0.5,
+                                                                 255.0]
+    assert clip_to_dtype(values, np.float32) is values
+
+
+def test_array_tensor_round_trip_keeps_a_band_axis_when_asked() -> None:
+    image = RNG.random((5, 6, 1))
+    tensor = array_to_tensor(image, np.float64)
+    assert tensor.dtype == torch.float64 and tensor.shape == (1, 1, 5, 6)
+    assert tensor_to_array(tensor).shape == (5, 6)
+    back = tensor_to_array(tensor, band_axis=True)
+    assert back.shape == (5, 6, 1) and back.dtype == np.float32

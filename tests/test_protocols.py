@@ -14,7 +14,6 @@ from cmsr.evaluation.protocols import (
     EvaluationPair,
     Protocol,
     apply_protocol,
-    data_range,
     modcrop,
 )
 from cmsr.method.resample import downsample
@@ -262,15 +261,6 @@ def test_real_input_noise_clips_to_the_capture_dtype():
 
 
 # --------------------------------------------------------------------------- noise
-
-
-def test_data_range():
-    assert data_range(np.zeros(3, np.uint8)) == 255
-    assert data_range(np.zeros(3, np.uint16)) == 65535
-    assert data_range(np.zeros(3, np.int16)) == 65535
-    assert data_range(np.zeros(3, bool)) == 1
-    assert data_range(np.array([2.0, np.nan, 5.5, -np.inf])) == 3.5
-    assert data_range(np.full(3, 7.0)) == 1.0
 
 
 def test_input_noise_statistics_and_reproducibility():

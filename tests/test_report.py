@@ -13,11 +13,11 @@ from cmsr.evaluation.protocols import EvaluationPair, Protocol
 from cmsr.evaluation.report import (
     comparison_grid,
     csv_report,
-    enlarge_nearest,
     markdown_report,
     mean_of,
     per_scene_table,
 )
+from cmsr.pictures.display import enlarge_nearest
 
 
 def results() -> list[RunResult]:

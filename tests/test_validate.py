@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from cmsr.errors import InputError
-from cmsr.method.validate import check_image, check_pair, check_scale, infer_scale
+from cmsr.method.validate import (
+    check_array,
+    check_image,
+    check_mask,
+    check_pair,
+    check_scale,
+    infer_scale,
+)
 
 RNG = np.random.default_rng(3)
 
@@ -188,3 +195,28 @@ def test_forced_scale_rejects_a_guide_much_smaller_than_the_output():
 
 def test_forced_scale_accepts_guide_a_pixel_off():
     assert check_pair(_img(12, 12), _img(47, 49, 3), scale=4) == (4.0, 4.0)
+
+
+def test_check_array_is_the_one_image_rule() -> None:
+    assert check_array([[1.0, 2.0]], "truth").shape == (1, 2)
+    for bad, words in ((np.zeros(4), r"shape \(4,\)"), (np.zeros((0, 3)), "empty"),
+                       (np.zeros((2, 2), complex), "complex"), (np.zeros((2, 2, 20)), None)):
+        if words is None:
+            check_array(bad, "truth")  # bands and sides are limited only when asked
+            with pytest.raises(InputError, match="20 bands"):
+                check_array(bad, "truth", max_bands=16)
+            continue
+        with pytest.raises(InputError, match=words) as info:
+            check_array(bad, "truth")
+        assert str(info.value).startswith("truth: ")
+
+
+def test_check_mask_takes_bands_and_states_sizes_width_first() -> None:
+    mask = np.zeros((4, 6, 2), np.uint8)
+    mask[1, 2, 1] = 7
+    valid = check_mask(mask, (4, 6, 3))
+    assert valid.dtype == bool and valid.shape == (4, 6) and valid.sum() == 1 and valid[1, 2]
+    with pytest.raises(InputError) as info:
+        check_mask(np.ones((4, 6)), (4, 5), of="truth")
+    assert str(info.value) == ("mask: the mask is 6x4 but the truth is 5x4; they must have "
+                               "the same size")

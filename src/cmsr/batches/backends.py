@@ -41,8 +41,9 @@ import torch
 
 from cmsr.batches.plan import Chain, Job
 from cmsr.batches.results import JobResult, input_hashes
-from cmsr.batches.run import error_line, run_chain, run_job
-from cmsr.errors import InputError
+from cmsr.batches.run import run_chain, run_job
+from cmsr.errors import InputError, one_line
+from cmsr.method.threads import torch_threads
 from cmsr.method.train import StepInfo
 
 __all__ = [
@@ -115,20 +116,6 @@ def plan_workers(*, cores: int, workers: int | None = None, threads: int | None 
     if threads is None:
         threads = max(1, cores // workers)
     return workers, threads
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int | None) -> Iterator[None]:
-    """Use ``threads`` torch threads inside the block (unchanged when None)."""
-    if threads is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # --------------------------------------------------------------------------- in process
@@ -381,7 +368,7 @@ class DaskBackend:
                     try:
                         result = future.result()[0]
                     except Exception as error:  # a lost worker, a failed dependency
-                        result = JobResult(job.name, "failed", error=error_line(error),
+                        result = JobResult(job.name, "failed", error=one_line(error),
                                            key=job.key(), inputs=input_hashes(job))
                     on_result(result)
             finally:

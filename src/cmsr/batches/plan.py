@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import hashlib
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,10 +18,12 @@ from cmsr import __version__
 from cmsr.errors import InputError
 from cmsr.evaluation.datasets import Scene
 from cmsr.evaluation.protocols import Protocol
+from cmsr.files.runs import JOURNAL_NAME, settings_key
 from cmsr.method.config import Config
 
-MANIFEST_NAME = "manifest.jsonl"
-"""The results manifest in OUT_DIR: one JSON line per claim and per finished job."""
+MANIFEST_NAME = JOURNAL_NAME
+"""The batch's store of finished runs in OUT_DIR (:mod:`cmsr.files.runs`): one JSON line
+per claim and per finished job."""
 
 SUMMARY_NAME = "summary.csv"
 """The per-scene summary in OUT_DIR, rewritten at the end of every run."""
@@ -136,8 +136,7 @@ class Job:
             "protocol": self.settings.protocol.name, "invalid": self.settings.invalid,
             "warm_start": self.settings.warm_start, "after": self.after,
         }
-        text = json.dumps(settings, sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()
+        return settings_key(settings)
 
 
 @dataclass(frozen=True)

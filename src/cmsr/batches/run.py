@@ -13,11 +13,12 @@ Results where a ground truth exists are scored (RMSE, MAE, PSNR, SSIM) and writt
 the truth's dtype; others keep the input's dtype (:meth:`cmsr.CMSR.predict`).
 
 Nothing is lost when a batch stops: every finished job (success or failure) is
-appended to ``OUT_DIR/manifest.jsonl`` as one JSON line (one ``write`` of the whole
-line, then ``fsync``). The record holds the sha256 of every input file, a key of the
+appended to ``OUT_DIR/manifest.jsonl``, the batch's store of finished runs
+(:mod:`cmsr.files.runs`), as one JSON line (one ``write`` of the whole line, then
+``fsync``). The record holds the sha256 of every input file, a key of the
 settings (config, protocol, warm-start chain) and the sha256 of the written output;
 on a rerun a job is skipped only when all of them still match the files on disk
-(:meth:`Manifest.finished`). Outputs are written atomically
+(:func:`~cmsr.batches.results.finished_result`). Outputs are written atomically
 (:func:`cmsr.files.write_image`), so a partial file never carries a finished name.
 Before a job runs, its output path is *claimed* in the manifest; a claimed path
 belongs to the batch and is replaced on a rerun without ``--overwrite``, while a
@@ -36,7 +37,6 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-import traceback
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,15 +46,23 @@ from typing import Protocol as TypingProtocol
 import numpy as np
 
 from cmsr.batches.plan import SUMMARY_NAME, BatchSettings, Chain, Job, make_chains
-from cmsr.batches.results import JobResult, Manifest, input_hashes, sha256_file, summary_csv
-from cmsr.errors import InputError
+from cmsr.batches.results import (
+    JobResult,
+    finished_result,
+    input_hashes,
+    saved_state,
+    summary_csv,
+)
+from cmsr.errors import InputError, one_line
 from cmsr.evaluation.evaluate import load_pair
 from cmsr.evaluation.metrics import data_range_for, score
 from cmsr.evaluation.protocols import Protocol
 from cmsr.evaluation.usage import track_usage
 from cmsr.files import read_image, same_file, write_image, write_text
+from cmsr.files.runs import RunStore, sha256_file
 from cmsr.method.api import CMSR
 from cmsr.method.checkpoint import save_checkpoint
+from cmsr.method.normalize import to_dtype
 from cmsr.method.train import StepInfo
 
 # --------------------------------------------------------------------------- one job
@@ -67,7 +75,7 @@ class JobInput:
     low: np.ndarray
     guide: np.ndarray
     truth: np.ndarray | None = None
-    mask: np.ndarray | None = None
+    mask: np.ndarray | None = None  # as read (checked by the fit), or (H, W) bool with truth
     scale: float | None = None
 
 
@@ -80,24 +88,11 @@ def load_input(job: Job) -> JobInput:
     target = read_image(scene.target)
     guide = read_image(scene.guide)
     if target.shape[0] < guide.shape[0] or target.shape[1] < guide.shape[1]:
-        mask = None
-        if scene.mask is not None:
-            mask = read_image(scene.mask) != 0
-            mask = mask.any(axis=2) if mask.ndim == 3 else mask
+        mask = read_image(scene.mask) if scene.mask is not None else None
         return JobInput(target, guide, mask=mask)
     pair = load_pair(scene, job.settings.protocol)
     return JobInput(pair.low, pair.guide, pair.truth, pair.mask,
                     scale=float(job.settings.protocol.scale))
-
-
-def _as_dtype(result: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """``result`` in ``dtype``: integers rounded and clipped to their range."""
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return np.clip(np.rint(result), info.min, info.max).astype(dtype)
-    if dtype == np.bool_:
-        return (result >= 0.5).astype(np.uint8)
-    return result.astype(dtype if dtype == np.float64 else np.float32)
 
 
 def _output_path(job: Job, result: np.ndarray) -> Path:
@@ -108,17 +103,6 @@ def _output_path(job: Job, result: np.ndarray) -> Path:
     if result.dtype in (np.uint8, np.uint16) and channels in (1, 3, 4):
         return job.output
     return job.output.with_suffix(".tif")
-
-
-def error_line(error: BaseException) -> str:
-    """A one-line description of a job's failure."""
-    if isinstance(error, InputError):
-        text = str(error)
-    else:
-        frames = traceback.extract_tb(error.__traceback__)
-        where = f" ({frames[-1].name})" if frames else ""
-        text = f"{type(error).__name__}: {error}{where}"
-    return " ".join(text.split())
 
 
 def _steps(model: CMSR) -> int:
@@ -160,7 +144,7 @@ def run_job(job: Job, *, init: Any = None,
                 guide_name=str(job.scene.guide))
             result = model.predict()
             if data.truth is not None:
-                result = _as_dtype(result, data.truth.dtype)
+                result = to_dtype(result, data.truth.dtype)
             output = _output_path(job, result)
             if any(same_file(output, path) for path in job.inputs().values()):
                 raise InputError("is also an input; refusing to overwrite it", str(output))
@@ -176,7 +160,7 @@ def run_job(job: Job, *, init: Any = None,
                 state_file, state_hash = str(job.state_path), sha256_file(job.state_path)
     except Exception as error:  # recorded; the batch goes on
         return JobResult(job.name, "failed", seconds=time.perf_counter() - start,
-                         error=error_line(error), key=key, inputs=hashes), None
+                         error=one_line(error), key=key, inputs=hashes), None
     history = model.history
     return JobResult(
         job.name, "ok", seconds=usage.seconds, steps=_steps(model),
@@ -219,7 +203,7 @@ class Schedule:
     chains: tuple[Chain, ...]
 
 
-def schedule(jobs: Sequence[Job], manifest: Manifest, settings: BatchSettings) -> Schedule:
+def schedule(jobs: Sequence[Job], store: RunStore, settings: BatchSettings) -> Schedule:
     """Split ``jobs`` into the valid finished ones and the work left, and claim outputs.
 
     Warm start: the longest run of finished jobs at the head of the chain is skipped
@@ -227,15 +211,15 @@ def schedule(jobs: Sequence[Job], manifest: Manifest, settings: BatchSettings) -
     again, since each job depends on the one before it.
     """
     hashes = {job.name: input_hashes(job) for job in jobs}
-    finished = {job.name: manifest.finished(job, hashes[job.name]) for job in jobs}
+    finished = {job.name: finished_result(store, job, hashes[job.name]) for job in jobs}
     if settings.warm_start:
         head = 0
         while head < len(jobs) and finished[jobs[head].name] is not None:
             head += 1
-        while head > 0 and manifest.state_of(jobs[head - 1]) is None:
+        while head > 0 and saved_state(store, jobs[head - 1]) is None:
             head -= 1
         done, todo = list(jobs[:head]), list(jobs[head:])
-        init = manifest.state_of(jobs[head - 1]) if head else settings.init
+        init = saved_state(store, jobs[head - 1]) if head else settings.init
     else:
         done = [job for job in jobs if finished[job.name] is not None]
         todo = [job for job in jobs if finished[job.name] is None]
@@ -244,14 +228,14 @@ def schedule(jobs: Sequence[Job], manifest: Manifest, settings: BatchSettings) -
                     for job in done)
     refused, runnable = [], []
     for job in todo:
-        replace = settings.overwrite or any(manifest.owns(path) for path in job.candidates)
+        replace = settings.overwrite or any(store.owns(path) for path in job.candidates)
         foreign = [path for path in job.candidates if path.exists() and not replace]
         if foreign:
             refused.append(JobResult(job.name, "failed", error=str(InputError(
                 "already exists; pass --overwrite to replace it", source=str(foreign[0]))),
                 key=job.key(), inputs=hashes[job.name]))
             continue
-        manifest.claim(job)
+        store.claim(job.name, job.candidates)
         runnable.append(dataclasses.replace(job, replace=True))
     return Schedule(skipped, tuple(refused),
                     tuple(make_chains(runnable, init, warm_start=settings.warm_start)))
@@ -282,18 +266,18 @@ def run_batch(jobs: Sequence[Job], out_dir: Path, backend: Backend, *,
     list[JobResult]
         One per job, in the order of ``jobs``.
     """
-    manifest = Manifest(out_dir).load()
-    plan = schedule(jobs, manifest, settings)
+    store = RunStore(out_dir)
+    plan = schedule(jobs, store, settings)
     if on_schedule is not None:
         on_schedule(plan)
     results: dict[str, JobResult] = {r.scene: r for r in (*plan.skipped, *plan.refused)}
     for result in plan.refused:
-        manifest.add(result)
+        store.add(result.scene, result.record())
         if on_result is not None:
             on_result(result)
 
     def finished(result: JobResult) -> None:
-        manifest.add(result)
+        store.add(result.scene, result.record())
         results[result.scene] = result
         if on_result is not None:
             on_result(result)

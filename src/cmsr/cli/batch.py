@@ -28,7 +28,7 @@ from cmsr.cli.options import (
 )
 from cmsr.errors import InputError
 from cmsr.evaluation.datasets import find_scenes, select_scenes
-from cmsr.evaluation.protocols import Protocol
+from cmsr.evaluation.protocols import KINDS, USUAL_SCALES, Protocol
 from cmsr.method.train import StepInfo
 
 BATCH_EXAMPLES = f"""examples:
@@ -72,10 +72,11 @@ def add_batch_parser(commands: argparse._SubParsersAction) -> None:
                         help="folder for results, manifest.jsonl and summary.csv "
                              "(created; reused to resume)")
     add_training_options(parser, default_preset="thermal")
-    parser.add_argument("--protocol", choices=["avgpool", "bicubic"], default="bicubic",
+    parser.add_argument("--protocol", choices=[kind for kind, kernel in KINDS.items() if kernel],
+                        default="bicubic",
                         help="how the input is made from a full-size target: average "
                              "pooling (MMSR) or MATLAB bicubic (CMSR) (default: bicubic)")
-    parser.add_argument("--scale", type=int, choices=[2, 4, 8, 16], default=4,
+    parser.add_argument("--scale", type=int, choices=USUAL_SCALES, default=4,
                         help="reduction factor of --protocol (default: 4)")
     parser.add_argument("--scenes", default=None, metavar="NAMES",
                         help="comma-separated scene names or glob patterns (default: all)")

@@ -23,14 +23,14 @@ from cmsr.evaluation.datasets import Scene, find_scenes, select_scenes
 from cmsr.evaluation.evaluate import (
     METHODS,
     Event,
-    RunStore,
     evaluate,
     parse_method_options,
     parse_methods,
 )
-from cmsr.evaluation.protocols import EvaluationPair, Protocol
+from cmsr.evaluation.protocols import KINDS, USUAL_SCALES, EvaluationPair, Protocol
 from cmsr.evaluation.report import comparison_grid, csv_report, markdown_report
 from cmsr.files import write_image, write_text
+from cmsr.files.runs import RunStore
 from cmsr.pictures.panels import alignment_figure
 
 EVAL_EXAMPLES = f"""examples:
@@ -63,11 +63,11 @@ def add_eval_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--methods", default="bicubic,cmsr",
                         help=f"comma-separated, from {','.join(METHODS)} "
                              "(default: bicubic,cmsr)")
-    parser.add_argument("--protocol", choices=["avgpool", "bicubic", "real"],
+    parser.add_argument("--protocol", choices=list(KINDS),
                         default="bicubic",
                         help="how the input is made: average pooling (MMSR), MATLAB "
                              "bicubic (CMSR, ZSSR) or the real capture (default: bicubic)")
-    parser.add_argument("--scale", type=int, choices=[2, 4, 8, 16], default=4,
+    parser.add_argument("--scale", type=int, choices=USUAL_SCALES, default=4,
                         help="reduction factor for avgpool/bicubic (default: 4)")
     parser.add_argument("--scenes", default=None, metavar="NAMES",
                         help="comma-separated scene names or glob patterns (default: all)")

@@ -23,7 +23,14 @@ import torch
 from cmsr.errors import InputError
 from cmsr.files import same_file
 from cmsr.method import checkpoint
-from cmsr.method.config import PRESETS, Config, degradation_problems
+from cmsr.method.config import (
+    ALIGNMENTS,
+    DEVICES,
+    PRECISIONS,
+    PRESETS,
+    Config,
+    degradation_problems,
+)
 from cmsr.method.resample import DEGRADATION_NAMES
 
 
@@ -35,12 +42,12 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
     parser.add_argument("--iters", type=int, default=None,
                         help="maximum training steps per stage (default: the preset's)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    parser.add_argument("--device", choices=DEVICES, default="auto")
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch (default: torch's choice)")
-    parser.add_argument("--precision", choices=["bfloat16", "float32"], default=None,
+    parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="training precision (default: the preset's)")
-    parser.add_argument("--align", choices=["none", "affine", "affine+cpab", "full"],
+    parser.add_argument("--align", choices=ALIGNMENTS,
                         default=None, help="learnable alignment of the guide (default: "
                                            "the preset's)")
     parser.add_argument("--warp-lr", type=_three_multipliers, default=None,

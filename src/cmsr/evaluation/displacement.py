@@ -14,7 +14,9 @@ import numpy as np
 import torch
 
 from cmsr.errors import InputError
+from cmsr.method.normalize import array_to_tensor, tensor_to_array
 from cmsr.method.resample import resize
+from cmsr.method.validate import check_array
 from cmsr.method.warp.grid import sample
 
 WARP_CONTROL_POINTS: int = 4
@@ -28,32 +30,6 @@ _STREAMS = 4
 def random_stream(seed: int, stream: int) -> np.random.Generator:
     """The generator of one kind of randomness (:data:`INPUT_NOISE`, ...) under ``seed``."""
     return np.random.default_rng(np.random.SeedSequence(seed).spawn(_STREAMS)[stream])
-
-
-def to_tensor64(image: np.ndarray) -> torch.Tensor:
-    """``(H, W)`` or ``(H, W, c)`` -> ``(1, c, H, W)`` float64."""
-    array = np.asarray(image, dtype=np.float64)
-    if array.ndim == 2:
-        array = array[:, :, None]
-    return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
-
-
-def from_tensor(tensor: torch.Tensor, ndim: int) -> np.ndarray:
-    """``(1, c, H, W)`` -> ``(H, W)`` (when ``ndim == 2``) or ``(H, W, c)`` float32."""
-    array = tensor[0].numpy().transpose(1, 2, 0)
-    if ndim == 2:
-        array = array[:, :, 0]
-    return np.ascontiguousarray(array, dtype=np.float32)
-
-
-def check_image(image: np.ndarray, what: str) -> np.ndarray:
-    array = np.asarray(image)
-    if array.ndim not in (2, 3) or array.shape[0] < 1 or array.shape[1] < 1:
-        raise InputError(f"expected an (H, W) or (H, W, C) image, got shape {array.shape}",
-                         what)
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
-        raise InputError(f"expected numbers, got {array.dtype} data", what)
-    return array
 
 
 # --------------------------------------------------------------------------- displacement
@@ -120,7 +96,7 @@ def _field(height: int, width: int, *, shift: float, rotation: float, local_warp
            seed: int, direction: float | None) -> np.ndarray:
     """:func:`displacement_field` in float64."""
     if height < 1 or width < 1:
-        raise InputError(f"the image size must be positive, got {height} x {width}", "image")
+        raise InputError(f"the image size must be positive, got {width}x{height}", "image")
     ys, xs = np.meshgrid(np.arange(height, dtype=np.float64),
                          np.arange(width, dtype=np.float64), indexing="ij")
     # local warp first: the point each output pixel takes from the rigidly moved image
@@ -188,7 +164,7 @@ def displace(
     >>> displace(image, rotation=180.0)[0].tolist()
     [19.0, 18.0, 17.0, 16.0, 15.0]
     """
-    array = check_image(image, "image")
+    array = check_array(image, "image")
     if not (shift or rotation or local_warp):
         return np.array(array, dtype=np.float32)
     height, width = array.shape[:2]
@@ -197,10 +173,10 @@ def displace(
     xs = np.arange(width, dtype=np.float64)[None, :] + field[..., 0]
     ys = np.arange(height, dtype=np.float64)[:, None] + field[..., 1]
     grid = np.stack(((2.0 * xs + 1.0) / width - 1.0, (2.0 * ys + 1.0) / height - 1.0), axis=-1)
-    moved = sample(to_tensor64(array), torch.from_numpy(grid)[None],
+    moved = sample(array_to_tensor(array, np.float64), torch.from_numpy(grid)[None],
                    mode="bicubic", padding_mode="border")
     moved = moved.clamp(float(np.nanmin(array)), float(np.nanmax(array)))
-    return from_tensor(moved, array.ndim)
+    return np.ascontiguousarray(tensor_to_array(moved, band_axis=array.ndim == 3))
 
 
 # --------------------------------------------------------------------------- protocol

@@ -1,11 +1,13 @@
 """Evaluation: run methods on scenes under a protocol and score them against the truth.
 
 One *run* is one (scene, method) under one :class:`cmsr.evaluation.protocols.Protocol`. Each
-finished run is kept in a :class:`RunStore` (its output as ``.npy`` and its time and
-memory as ``.json``, both written atomically), keyed by a hash of the exact inputs
-and the method's settings, so a stopped evaluation resumes where it stopped and a
-changed input or setting is recomputed. Metrics are computed from the stored
-output every time (cheap), so changing ``crop`` never retrains anything.
+finished run is kept in a store of finished runs (:class:`cmsr.files.runs.RunStore`,
+``REPORT_DIR/runs/manifest.jsonl``, the same as a batch's) with its time and memory,
+and its output beside it as ``.npy`` (written atomically), keyed by a hash of the
+exact inputs and the method's settings (:func:`run_key`), so a stopped evaluation
+resumes where it stopped and a changed input or setting is recomputed. Metrics are
+computed from the stored output every time (cheap), so changing ``crop`` never
+retrains anything.
 
 Methods (:data:`METHODS`): ``cmsr`` and ``zssr`` train with the given
 :class:`cmsr.Config`; ``p2p`` and ``mmsr`` use their published defaults with the
@@ -20,7 +22,6 @@ import dataclasses
 import hashlib
 import json
 import math
-import traceback
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,21 +31,22 @@ from typing import Protocol as TypingProtocol
 import numpy as np
 
 from cmsr import __version__
-from cmsr.errors import InputError
+from cmsr.errors import InputError, one_line
 from cmsr.evaluation.baselines import BASELINES, ZSSR, make_baseline
 from cmsr.evaluation.datasets import Scene
 from cmsr.evaluation.metrics import data_range_for, score
 from cmsr.evaluation.protocols import EvaluationPair, Protocol, apply_protocol
 from cmsr.evaluation.usage import track_usage
-from cmsr.files import read_image, write_image, write_text
+from cmsr.files import read_image, write_image
+from cmsr.files.runs import RunStore, settings_key, sha256_file
 from cmsr.method.api import CMSR
 from cmsr.method.config import Config
 from cmsr.method.normalize import array_to_tensor, tensor_to_array
 from cmsr.method.resample import resize
 from cmsr.method.train import StepInfo
 
-#: Every method ``cmsr eval`` knows, in the order tables show them.
-METHODS = ("bicubic", "guided-filter", "jbu", "zssr", "p2p", "mmsr", "cmsr")
+#: Every method ``cmsr eval`` knows, in the order tables show them: the baselines, then cmsr.
+METHODS: tuple[str, ...] = (*BASELINES, "cmsr")
 #: Methods whose result depends on the training :class:`Config`.
 CONFIGURED = ("cmsr", "zssr")
 #: Config fields that only matter to the learned warp (left out of a key without one).
@@ -159,9 +161,7 @@ def load_pair(scene: Scene, protocol: Protocol) -> EvaluationPair:
     truth = read_image(scene.target)
     guide = read_image(scene.guide)
     low = read_image(scene.target_lr) if scene.target_lr is not None else None
-    mask = read_image(scene.mask) != 0 if scene.mask is not None else None
-    if mask is not None and mask.ndim == 3:
-        mask = mask.any(axis=2)
+    mask = read_image(scene.mask) if scene.mask is not None else None
     if protocol.kind == "real" and guide.shape[:2] != truth.shape[:2]:
         tensor = array_to_tensor(guide.astype(np.float32))
         guide = tensor_to_array(resize(tensor, truth.shape[:2], kernel="cubic"))
@@ -208,52 +208,58 @@ class RunResult:
         return [getattr(self, name) for name in self.FIELDS]
 
 
-class RunStore:
-    """Finished runs under ``folder/<protocol>/<scene>/<method>.{npy,json}``.
+def run_key(digest: str, settings: Mapping[str, Any]) -> str:
+    """The key of a run in the store: sha256 of the input digest (:func:`input_digest`),
+    the method's settings (:func:`method_settings`), the store format and cmsr's version."""
+    return settings_key({"inputs": digest, "settings": settings, "store": STORE_VERSION,
+                         "cmsr": __version__})
 
-    A stored run is used only if its key (input digest, method settings, store format
-    and cmsr version) matches and its output still has the recorded sha256.
-    """
 
-    def __init__(self, folder: Path | str) -> None:
-        self.folder = Path(folder)
+def output_path(store: RunStore, protocol: str, scene: str, method: str) -> Path:
+    """Where a run's output is kept: ``<store>/<protocol>/<scene>/<method>.npy``."""
+    return store.folder / protocol / scene.replace("/", "__") / f"{method}.npy"
 
-    def _paths(self, protocol: str, scene: str, method: str) -> tuple[Path, Path]:
-        base = self.folder / protocol / scene.replace("/", "__") / method
-        return base.with_suffix(".npy"), base.with_suffix(".json")
 
-    @staticmethod
-    def key(digest: str, settings: Mapping[str, Any]) -> str:
-        """The store key of a run: sha256 of the input digest and the settings."""
-        text = json.dumps({"inputs": digest, "settings": settings, "store": STORE_VERSION,
-                           "cmsr": __version__},
-                          sort_keys=True, default=str)
-        return hashlib.sha256(text.encode()).hexdigest()
+def _run_name(protocol: str, scene: str, method: str) -> str:
+    return f"{protocol}/{scene}/{method}"
 
-    def get(self, protocol: str, scene: str, method: str, key: str
-            ) -> tuple[np.ndarray, dict[str, Any]] | None:
-        """The stored output and its record, or None when absent, stale or damaged."""
-        output_path, record_path = self._paths(protocol, scene, method)
-        try:
-            record = json.loads(record_path.read_text())
-            if record.get("key") != key:
-                return None
-            data = output_path.read_bytes()
-            if hashlib.sha256(data).hexdigest() != record.get("output_sha256"):
-                return None
-            return read_image(output_path), record
-        except (OSError, ValueError, InputError):
-            return None
 
-    def put(self, protocol: str, scene: str, method: str, key: str, output: np.ndarray,
-            *, seconds: float, peak_rss_mb: float) -> None:
-        """Keep a finished run (output first, then the record that vouches for it)."""
-        output_path, record_path = self._paths(protocol, scene, method)
-        write_image(output_path, output, overwrite=True)
-        record = {"key": key, "scene": scene, "method": method, "protocol": protocol,
-                  "seconds": seconds, "peak_rss_mb": peak_rss_mb,
-                  "output_sha256": hashlib.sha256(output_path.read_bytes()).hexdigest()}
-        write_text(record_path, json.dumps(record, indent=1) + "\n", overwrite=True)
+def _record_beside(output: Path, key: str) -> dict[str, Any] | None:
+    """A run kept by cmsr before the shared store: a ``.json`` record beside its output,
+    used while its key and the output's sha256 still match."""
+    try:
+        record = json.loads(output.with_suffix(".json").read_text())
+        if record.get("key") == key and sha256_file(output) == record.get("output_sha256"):
+            return record
+    except (OSError, ValueError, AttributeError):
+        pass
+    return None
+
+
+def stored_output(store: RunStore, protocol: str, scene: str, method: str, key: str
+                  ) -> tuple[np.ndarray, dict[str, Any]] | None:
+    """A finished run's output and its record, or None when absent, stale or damaged."""
+    output = output_path(store, protocol, scene, method)
+    record = (store.finished(_run_name(protocol, scene, method), key, outputs=[output])
+              or _record_beside(output, key))
+    if record is None:
+        return None
+    try:
+        return read_image(output), record
+    except InputError:
+        return None
+
+
+def keep_output(store: RunStore, protocol: str, scene: str, method: str, key: str,
+                output: np.ndarray, *, seconds: float, peak_rss_mb: float) -> None:
+    """Keep a finished run: its output (``.npy``, atomically), then the record that
+    vouches for it."""
+    path = output_path(store, protocol, scene, method)
+    write_image(path, output, overwrite=True)
+    store.add(_run_name(protocol, scene, method),
+              {"status": "ok", "key": key, "output": str(path),
+               "output_sha256": sha256_file(path), "scene": scene, "method": method,
+               "protocol": protocol, "seconds": seconds, "peak_rss_mb": peak_rss_mb})
 
 
 @dataclass(frozen=True)
@@ -349,8 +355,9 @@ def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: Protocol
         outputs: dict[str, np.ndarray] = {}
         for method in methods:
             notify(Event("start", scene.name, method))
-            key = store.key(digest, method_settings(method, config, options))
-            found = None if recompute else store.get(protocol.name, scene.name, method, key)
+            key = run_key(digest, method_settings(method, config, options))
+            found = None if recompute else stored_output(store, protocol.name, scene.name,
+                                                         method, key)
             if found is not None:
                 output, record = found
                 seconds, peak, cached = record["seconds"], record["peak_rss_mb"], True
@@ -366,17 +373,14 @@ def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: Protocol
                         output = run_method(method, pair, config, options, on_step=step,
                                             keep_aligned=aligned)
                 except Exception as error:  # recorded; the evaluation goes on
-                    message = str(error) if isinstance(error, InputError) else (
-                        f"{type(error).__name__}: {error} "
-                        f"({traceback.extract_tb(error.__traceback__)[-1].name})")
                     result = RunResult(scene.name, method, protocol.name, "failed",
-                                       error=message.splitlines()[0] if message else "")
+                                       error=one_line(error))
                     results.append(result)
                     notify(Event("done", scene.name, method, result=result))
                     continue
                 seconds, peak, cached = usage.seconds, usage.peak_rss_mb, False
-                store.put(protocol.name, scene.name, method, key, output, seconds=seconds,
-                          peak_rss_mb=peak)
+                keep_output(store, protocol.name, scene.name, method, key, output,
+                            seconds=seconds, peak_rss_mb=peak)
             outputs[method] = output
             result = RunResult(scene.name, method, protocol.name, "ok",
                                **score_run(output, pair, crop), seconds=seconds,

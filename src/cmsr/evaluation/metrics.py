@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from cmsr.errors import InputError
-from cmsr.method.validate import describe_shape
+from cmsr.errors import InputError, describe_shape
+from cmsr.method.validate import check_array, check_mask
 
 __all__ = ["data_range_for", "mae", "psnr", "rmse", "score", "ssim"]
 
@@ -63,17 +63,8 @@ def _prepare(
     ``(H, W)`` validity mask (user mask AND finite truth), all cropped. Raises
     :class:`InputError` when shapes disagree or nothing is left to score.
     """
-    pred = np.asarray(prediction)
-    true = np.asarray(truth)
-    for name, arr in (("prediction", pred), ("truth", true)):
-        if arr.ndim not in (2, 3):
-            raise InputError(
-                f"{name} must be (H, W) or (H, W, C), got shape {arr.shape}", source=_SOURCE
-            )
-        if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_) or np.iscomplexobj(
-            arr
-        ):
-            raise InputError(f"{name} must hold real numbers, got {arr.dtype}", source=_SOURCE)
+    pred = check_array(prediction, "prediction")
+    true = check_array(truth, "truth")
     if pred.shape != true.shape:
         raise InputError(
             f"prediction is {describe_shape(pred.shape)} but truth is {describe_shape(true.shape)}",
@@ -85,13 +76,7 @@ def _prepare(
     if mask is None:
         valid = np.ones((height, width), dtype=bool)
     else:
-        valid = np.asarray(mask)
-        if valid.shape != (height, width):
-            raise InputError(
-                f"mask is {describe_shape(valid.shape)} but the images are {width}x{height}",
-                source=_SOURCE,
-            )
-        valid = valid.astype(bool)
+        valid = check_mask(mask, (height, width), of="truth")
     if 2 * crop >= min(height, width):
         raise InputError(
             f"crop={crop} removes the whole {width}x{height} image", source=_SOURCE

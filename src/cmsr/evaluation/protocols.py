@@ -31,20 +31,18 @@ from numbers import Integral, Real
 
 import numpy as np
 
-from cmsr.errors import InputError
-from cmsr.evaluation.displacement import (
-    GUIDE_NOISE,
-    INPUT_NOISE,
-    check_image,
-    displace,
-    from_tensor,
-    random_stream,
-    to_tensor64,
-)
+from cmsr.errors import InputError, describe_shape
+from cmsr.evaluation.displacement import GUIDE_NOISE, INPUT_NOISE, displace, random_stream
+from cmsr.evaluation.metrics import data_range_for
+from cmsr.method.normalize import array_to_tensor, clip_to_dtype, tensor_to_array
 from cmsr.method.resample import downsample
+from cmsr.method.validate import check_array, check_mask
 
 KINDS: dict[str, str | None] = {"avgpool": "box", "bicubic": "cubic", "real": None}
 """Protocol kinds and the :mod:`cmsr.method.resample` kernel each reduces the target with."""
+
+USUAL_SCALES: tuple[int, ...] = (2, 4, 8, 16)
+"""The scales the command line offers (in Python any integer >= 2 works)."""
 
 # name parts after "<kind>-x<scale>", in the order Protocol.name writes them
 _PARTS: dict[str, str] = {
@@ -79,7 +77,8 @@ class Protocol:
         ``"real"``, whose scale follows from the sizes.
     input_noise:
         Standard deviation of Gaussian noise added to the low-resolution input, as a
-        fraction of the target's data range (see :func:`data_range`).
+        fraction of the target's data range (see
+        :func:`cmsr.evaluation.metrics.data_range_for`).
     guide_noise:
         The same for the guide (independent noise in every band).
     shift:
@@ -287,44 +286,6 @@ def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
     return image[: height - height % scale, : width - width % scale]
 
 
-def data_range(image: np.ndarray) -> float:
-    """The span noise levels are fractions of.
-
-    The dtype's range for integer types (255 for uint8, 65535 for uint16 and
-    int16), 1 for bool, and for floating point the maximum minus the minimum of the
-    finite values (1 when they are all equal or there are none).
-
-    Examples
-    --------
-    >>> data_range(np.zeros((2, 2), np.uint16))
-    65535.0
-    >>> data_range(np.array([[280.0, 310.0], [np.nan, 300.0]]))
-    30.0
-    """
-    dtype = image.dtype
-    if dtype == np.bool_:
-        return 1.0
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return float(info.max) - float(info.min)
-    values = np.asarray(image, dtype=np.float64)
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return 1.0
-    span = float(values.max() - values.min())
-    return span if span > 0 else 1.0
-
-
-def _clip_to(array: np.ndarray, dtype: np.dtype) -> np.ndarray:
-    """float32 ``array`` clipped to the range of ``dtype`` when that is an integer type."""
-    if dtype == np.bool_:
-        return np.clip(array, 0, 1, out=array)
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return np.clip(array, info.min, info.max, out=array)
-    return array
-
-
 def _add_noise(image: np.ndarray, sigma: float, seed: int, stream: int) -> np.ndarray:
     noise = random_stream(seed, stream).standard_normal(image.shape)
     return (image.astype(np.float64) + sigma * noise).astype(np.float32)
@@ -336,14 +297,14 @@ def _check_real_sizes(low: np.ndarray, truth: np.ndarray) -> None:
     (h, w), (big_h, big_w) = low.shape[:2], truth.shape[:2]
     if h > big_h or w > big_w:
         raise InputError(
-            f"the low-resolution capture ({h} x {w}) is larger than the target "
-            f"({big_h} x {big_w})", "low"
+            f"the low-resolution capture ({describe_shape(low.shape[:2])}) is larger than the "
+            f"target ({describe_shape(truth.shape[:2])})", "low"
         )
     # the same aspect, to within one low-resolution pixel
     if abs(big_h * w / big_w - h) > 1.0 or abs(big_w * h / big_h - w) > 1.0:
         raise InputError(
-            f"the low-resolution capture ({h} x {w}) does not have the target's "
-            f"aspect ({big_h} x {big_w})", "low"
+            f"the low-resolution capture ({describe_shape(low.shape[:2])}) does not have the "
+            f"target's aspect ({describe_shape(truth.shape[:2])})", "low"
         )
     bands_low = 1 if low.ndim == 2 else low.shape[2]
     bands_truth = 1 if truth.ndim == 2 else truth.shape[2]
@@ -412,24 +373,15 @@ def apply_protocol(
     if not isinstance(protocol, Protocol):
         raise InputError(f"expected a Protocol, got {type(protocol).__name__}", _SOURCE)
     protocol.validate()
-    truth = check_image(truth, "truth")
-    guide = check_image(guide, "guide")
+    truth = check_array(truth, "truth")
+    guide = check_array(guide, "guide")
     height, width = truth.shape[:2]
-    valid = None
-    if mask is not None:
-        valid = np.asarray(mask)
-        if valid.ndim == 3:
-            valid = (valid != 0).any(axis=-1)
-        if valid.shape != (height, width):
-            raise InputError(
-                f"the mask is {valid.shape[:2]} but the target is ({height}, {width})", "mask"
-            )
-        valid = valid != 0
+    valid = None if mask is None else check_mask(mask, truth.shape)
 
     if protocol.kind == "real":
         if low is None:
             raise InputError("protocol real needs a target_*_lr* capture", "low")
-        low_in = check_image(low, "low")
+        low_in = check_array(low, "low")
         _check_real_sizes(low_in, truth)
         source_dtype = low_in.dtype
         low_out = np.array(low_in, dtype=np.float32)
@@ -437,7 +389,8 @@ def apply_protocol(
     else:
         if guide.shape[:2] != truth.shape[:2]:
             raise InputError(
-                f"the guide is {guide.shape[:2]} but the target is {truth.shape[:2]}; "
+                f"the guide is {describe_shape(guide.shape[:2])} but the target is "
+                f"{describe_shape(truth.shape[:2])}; "
                 f"protocol {protocol.kind} needs a guide of the target's size "
                 "(only 'real' accepts others)",
                 "guide",
@@ -445,29 +398,29 @@ def apply_protocol(
         scale = int(protocol.scale)
         if height < scale or width < scale:
             raise InputError(
-                f"the target ({height} x {width}) is smaller than the scale {scale}", "truth"
+                f"the target ({width}x{height}) is smaller than the scale {scale}", "truth"
             )
         truth_out = modcrop(truth, scale).copy()
         guide_out = modcrop(guide, scale).copy()
         valid = None if valid is None else modcrop(valid, scale).copy()
         size = (truth_out.shape[0] // scale, truth_out.shape[1] // scale)
         kernel = KINDS[protocol.kind]
-        reduced = downsample(to_tensor64(truth_out), size, kernel=kernel)  # type: ignore[arg-type]
-        low_out = from_tensor(reduced, truth_out.ndim)
+        reduced = downsample(array_to_tensor(truth_out, np.float64), size, kernel=kernel)  # type: ignore[arg-type]
+        low_out = np.ascontiguousarray(tensor_to_array(reduced, band_axis=truth_out.ndim == 3))
         source_dtype = truth.dtype
 
     if protocol.input_noise:
-        sigma = protocol.input_noise * data_range(truth)
+        sigma = protocol.input_noise * data_range_for(truth)
         low_out = _add_noise(low_out, sigma, protocol.seed, INPUT_NOISE)
-    low_out = _clip_to(low_out, source_dtype)
+    low_out = clip_to_dtype(low_out, source_dtype)
 
     if protocol.displaced or protocol.guide_noise:
         moved = displace(guide_out, shift=protocol.shift, rotation=protocol.rotation,
                          local_warp=protocol.local_warp, seed=protocol.seed)
         if protocol.guide_noise:
-            sigma = protocol.guide_noise * data_range(guide_out)
+            sigma = protocol.guide_noise * data_range_for(guide_out)
             moved = _add_noise(moved, sigma, protocol.seed, GUIDE_NOISE)
-        guide_out = _clip_to(moved, guide_out.dtype)
+        guide_out = clip_to_dtype(moved, guide_out.dtype)
 
     return EvaluationPair(low=low_out, guide=guide_out, truth=truth_out, mask=valid,
                           protocol=protocol)

@@ -18,7 +18,7 @@ import numpy as np
 
 from cmsr.evaluation.evaluate import RunResult
 from cmsr.evaluation.protocols import EvaluationPair
-from cmsr.pictures.display import error_map, to_display
+from cmsr.pictures.display import enlarge_nearest, error_map, to_display
 from cmsr.pictures.panels import colorbar, panel_grid
 
 #: Metrics in table order; True where larger is better.
@@ -123,15 +123,6 @@ def csv_report(results: Sequence[RunResult]) -> str:
     writer.writerow(RunResult.FIELDS)
     writer.writerows(result.row() for result in results)
     return buffer.getvalue()
-
-
-def enlarge_nearest(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
-    """``(h, w[, c])`` -> ``(H, W[, c])`` by nearest neighbour (pixels stay visible)."""
-    rows = np.minimum((np.arange(size[0]) + 0.5) * image.shape[0] / size[0],
-                      image.shape[0] - 1).astype(int)
-    cols = np.minimum((np.arange(size[1]) + 0.5) * image.shape[1] / size[1],
-                      image.shape[1] - 1).astype(int)
-    return image[rows][:, cols]
 
 
 def comparison_grid(pair: EvaluationPair, outputs: Mapping[str, np.ndarray],

@@ -1,4 +1,4 @@
-"""Files in and out: image readers and writers, atomic writes.
+"""Files in and out: image readers and writers, atomic writes, the store of finished runs.
 
 ==================  =================================================================
 module              job
@@ -8,6 +8,7 @@ module              job
 :mod:`.png16`       the 16-bit PNG codec Pillow lacks
 :mod:`.checks`      size limits, shape and dtype checks shared by readers and writers
 :mod:`.atomic`      atomic writes (:func:`write_text`, :func:`write_bytes`), :func:`same_file`
+:mod:`.runs`        the store of finished runs shared by ``cmsr eval`` and ``cmsr batch``
 ==================  =================================================================
 
 Images are NumPy arrays ``(H, W)`` or ``(H, W, C)`` in the file's own dtype and units.

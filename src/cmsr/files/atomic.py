@@ -2,7 +2,8 @@
 
 The data goes to a hidden temporary file next to the target, is flushed to disk and
 only then takes the final name. Without ``overwrite`` an existing file is never
-replaced, not even one created meanwhile (the final move is a hard link).
+replaced, not even one created meanwhile (the final move is a hard link). A line
+appended to a log (:func:`append_line`) is one ``write``, flushed to disk.
 """
 
 from __future__ import annotations
@@ -67,6 +68,28 @@ def write_atomically(final: Path, write: Callable[[BinaryIO], object], *,
             os.unlink(temp)  # gone already after a successful rename; a link leaves it
     _fsync_folder(folder)
     return final
+
+
+def append_line(path: Path, line: str) -> None:
+    """Append one line to ``path`` (created if missing) with a single ``write``, and
+    ``fsync`` it.
+
+    A line torn by a crash is at most the file's last (readers skip it), and the next
+    append starts on a fresh line.
+    """
+    data = line.rstrip("\n").encode() + b"\n"
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        size = os.fstat(fd).st_size
+        if size:
+            with open(path, "rb") as fh:
+                fh.seek(size - 1)
+                if fh.read(1) != b"\n":
+                    data = b"\n" + data
+        os.write(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:

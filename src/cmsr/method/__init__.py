@@ -18,5 +18,6 @@ module                     job
 :mod:`.infer`              tiles, self-ensemble, back-projection, local-range clipping
 :mod:`.checkpoint`         saved warps and checkpoints for warm starts
 :mod:`.api`                :class:`~cmsr.method.api.CMSR` (fit / predict), super_resolve
+:mod:`.threads`            the torch thread count for one block of work
 =========================  ==========================================================
 """

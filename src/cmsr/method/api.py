@@ -18,7 +18,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from cmsr.errors import InputError
 from cmsr.method import checkpoint
 from cmsr.method.checkpoint import StateSource
 from cmsr.method.coarse_alignment import align_coarse_to_fine
@@ -36,7 +35,7 @@ from cmsr.method.normalize import (
 from cmsr.method.resample import downsample, resize, scaled_size, upsample_bicubic
 from cmsr.method.self_check import SelfCheck, decide, held_out_errors, held_out_mask
 from cmsr.method.train import StepInfo, TrainRecord, train
-from cmsr.method.validate import check_image, check_pair, describe_shape
+from cmsr.method.validate import check_image, check_mask, check_pair
 from cmsr.method.warp import GuideWarp
 
 
@@ -85,12 +84,7 @@ def prepare_pair(target_lr: np.ndarray, guide_hr: np.ndarray, *, scale: float | 
     check_image(guide_hr, guide_name, allow_nan=False)
     valid = valid_mask(target_lr, invalid_value)
     if mask is not None:
-        mask = np.asarray(mask)
-        if mask.shape != valid.shape:
-            raise InputError(f"the mask is {describe_shape(mask.shape)} but the target is "
-                             f"{describe_shape(valid.shape)}; they must have the same size",
-                             "mask")
-        valid &= mask.astype(bool)
+        valid &= check_mask(mask, valid.shape)
     masked = np.where(valid[..., None] if target_lr.ndim == 3 else valid,
                       np.asarray(target_lr, dtype=np.float64), np.nan)
     check_pair(masked, guide_hr, scale=scale, target_name=target_name, guide_name=guide_name)

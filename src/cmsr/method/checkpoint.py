@@ -37,7 +37,7 @@ import torch
 
 from cmsr.errors import InputError
 from cmsr.files import write_bytes
-from cmsr.method.config import Config
+from cmsr.method.config import ALIGNMENTS, Config
 from cmsr.method.model import CMSRNet
 from cmsr.method.warp import GuideWarp
 
@@ -109,7 +109,7 @@ def check_warp_state(state: Any, source: str = "warp") -> dict[str, Any]:
     for key in ("align", "cpab_cells", "tps_points", "guide_size", "state_dict"):
         if key not in state:
             raise InputError(f"is not a complete cmsr warp (no {key!r})", source)
-    if state["align"] not in ("affine", "affine+cpab", "full"):
+    if state["align"] == "none" or state["align"] not in ALIGNMENTS:
         raise InputError(f"is a cmsr warp with an unknown align {state['align']!r}", source)
     for key, low in (("cpab_cells", 1), ("tps_points", 2)):
         value = state[key]

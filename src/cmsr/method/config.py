@@ -10,12 +10,17 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from cmsr.method.resample import DEGRADATION_NAMES, DegradationKernel
 
 Precision = Literal["bfloat16", "float32"]
 Alignment = Literal["none", "affine", "affine+cpab", "full"]
+Device = Literal["auto", "cpu", "cuda"]
+"""Device names; ``"cuda:N"`` picks one of several GPUs."""
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+ALIGNMENTS: tuple[str, ...] = get_args(Alignment)
+DEVICES: tuple[str, ...] = get_args(Device)
 
 
 @dataclass(frozen=True)
@@ -195,8 +200,8 @@ class Config:
         if not 0.0 <= self.alternating_scales <= 1.0:
             problems.append("alternating_scales must be in [0, 1]")
         problems += degradation_problems(self.degradation)
-        if self.precision not in ("bfloat16", "float32"):
-            problems.append("precision must be 'bfloat16' or 'float32'")
+        if self.precision not in PRECISIONS:
+            problems.append(f"precision must be {' or '.join(map(repr, PRECISIONS))}")
         if not 0.0 < self.zoom[0] <= self.zoom[1]:
             problems.append("zoom must be (low, high) with 0 < low <= high")
         if (min(self.learning_rate, self.min_learning_rate, self.warm_learning_rate) <= 0
@@ -204,8 +209,8 @@ class Config:
             problems.append("learning rates must be > 0 and lr_decay > 1")
         elif self.warm_learning_rate < self.min_learning_rate:
             problems.append("warm_learning_rate must be >= min_learning_rate")
-        if self.align not in ("none", "affine", "affine+cpab", "full"):
-            problems.append("align must be none, affine, affine+cpab or full")
+        if self.align not in ALIGNMENTS:
+            problems.append(f"align must be {', '.join(ALIGNMENTS[:-1])} or {ALIGNMENTS[-1]}")
         if min(self.warp_lr_affine, self.warp_lr_cpab, self.warp_lr_tps) < 0:
             problems.append("warp learning-rate multipliers must be >= 0")
         if not 0.0 <= self.warp_release[0] <= self.warp_release[1] <= 1.0:
@@ -222,7 +227,7 @@ class Config:
                             "[0, 1)")
         if self.back_projection_iters < 0:
             problems.append("back_projection_iters must be >= 0")
-        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
             problems.append("device must be auto, cpu or cuda")
         if problems:
             raise ValueError("invalid config: " + "; ".join(problems))

@@ -39,15 +39,8 @@ class Normalization:
         Integer dtypes are rounded and clipped to their range; floats keep their
         precision (float64 stays float64, anything else becomes float32).
         """
-        array = tensor_to_array(tensor).astype(np.float64) * self.span + self.offset
-        if self.band_axis and array.ndim == 2:
-            array = array[:, :, None]
-        if np.issubdtype(self.dtype, np.integer):
-            info = np.iinfo(self.dtype)
-            return np.clip(np.rint(array), info.min, info.max).astype(self.dtype)
-        if self.dtype == np.float64:
-            return array
-        return array.astype(np.float32)
+        array = tensor_to_array(tensor, band_axis=self.band_axis).astype(np.float64)
+        return to_dtype(array * self.span + self.offset, self.dtype)
 
 
 def fit_normalization(image: np.ndarray, valid: np.ndarray | None = None) -> Normalization:
@@ -67,22 +60,68 @@ def fit_normalization(image: np.ndarray, valid: np.ndarray | None = None) -> Nor
     chosen = values[keep]
     low, high = float(chosen.min()), float(chosen.max())
     span = high - low if high > low else 1.0
-    dtype = np.dtype(np.uint8) if image.dtype == np.bool_ else image.dtype
-    return Normalization(offset=low, span=span, dtype=dtype, band_axis=values.ndim == 3)
+    return Normalization(offset=low, span=span, dtype=result_dtype(image.dtype),
+                         band_axis=values.ndim == 3)
 
 
-def array_to_tensor(image: np.ndarray) -> torch.Tensor:
-    """``(H, W)`` or ``(H, W, c)`` array -> ``(1, c, H, W)`` float32 tensor (no scaling)."""
-    array = np.asarray(image, dtype=np.float32)
+def result_dtype(dtype: np.dtype | type) -> np.dtype:
+    """The dtype of a result for a target of ``dtype``: integers keep theirs (bool becomes
+    ``uint8``), float64 stays float64, any other float becomes float32.
+
+    Examples
+    --------
+    >>> result_dtype(np.uint16), result_dtype(np.bool_), result_dtype(np.float16)
+    (dtype('uint16'), dtype('uint8'), dtype('float32'))
+    """
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return np.dtype(np.uint8)
+    if np.issubdtype(dtype, np.integer) or dtype == np.float64:
+        return dtype
+    return np.dtype(np.float32)
+
+
+def clip_to_dtype(values: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
+    """``values`` clipped to the range ``dtype`` can hold when it is an integer type (bool:
+    [0, 1]); unchanged for floating types. The values keep their own dtype."""
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return np.clip(values, 0, 1)
+    if np.issubdtype(dtype, np.integer):
+        info = np.iinfo(dtype)
+        return np.clip(values, info.min, info.max)
+    return values
+
+
+def to_dtype(values: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
+    """``values`` (real numbers) cast to :func:`result_dtype` of ``dtype``: integers rounded
+    and clipped to their range; float64 kept, other floats float32.
+
+    Examples
+    --------
+    >>> to_dtype(np.array([-3.0, 2.5, 2.6, 300.0]), np.uint8).tolist()
+    [0, 2, 3, 255]
+    """
+    target = result_dtype(dtype)
+    if np.issubdtype(target, np.integer):
+        return clip_to_dtype(np.rint(values), target).astype(target)
+    return np.asarray(values).astype(target)
+
+
+def array_to_tensor(image: np.ndarray, dtype: type = np.float32) -> torch.Tensor:
+    """``(H, W)`` or ``(H, W, c)`` array -> ``(1, c, H, W)`` tensor of ``dtype`` (float32 by
+    default; no scaling)."""
+    array = np.asarray(image, dtype=dtype)
     if array.ndim == 2:
         array = array[:, :, None]
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
 
 
-def tensor_to_array(tensor: torch.Tensor) -> np.ndarray:
-    """``(1, c, H, W)`` tensor -> ``(H, W)`` when c == 1, else ``(H, W, c)`` float32."""
+def tensor_to_array(tensor: torch.Tensor, *, band_axis: bool = False) -> np.ndarray:
+    """``(1, c, H, W)`` tensor -> ``(H, W, c)`` float32; ``(H, W)`` when c == 1, unless
+    ``band_axis`` (then ``(H, W, 1)``)."""
     array = tensor.detach().float().cpu().numpy()[0].transpose(1, 2, 0)
-    return array[:, :, 0] if array.shape[2] == 1 else array
+    return array[:, :, 0] if array.shape[2] == 1 and not band_axis else array
 
 
 def valid_mask(image: np.ndarray, invalid_value: float | None = None) -> np.ndarray:

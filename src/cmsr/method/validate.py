@@ -1,4 +1,6 @@
-"""Checks on a (target, guide) pair before any work starts, with one-line errors.
+"""Checks on arrays before any work starts, with one-line errors: one rule for images
+(:func:`check_array`, and for a pair :func:`check_image` and :func:`check_pair`) and one
+for masks (:func:`check_mask`).
 
 Each problem raises :class:`cmsr.errors.InputError` naming the file (or ``"target"`` /
 ``"guide"`` for arrays) and what is wrong with it.
@@ -6,9 +8,11 @@ Each problem raises :class:`cmsr.errors.InputError` naming the file (or ``"targe
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from cmsr.errors import InputError
+from cmsr.errors import InputError, describe_shape
 
 MAX_BANDS = 16
 MIN_SIDE = 4
@@ -16,28 +20,68 @@ MAX_SCALE = 16.0
 MAX_ANISOTROPY = 2.0
 
 
-def describe_shape(shape: tuple[int, ...]) -> str:
-    """An image shape as users read sizes: ``(480, 640, 3)`` -> ``"640x480x3"``."""
-    return "x".join(str(s) for s in shape[:2][::-1]) + (f"x{shape[2]}" if len(shape) == 3 else "")
+def check_array(image: Any, name: str, *, max_bands: int | None = None,
+                min_side: int | None = None) -> np.ndarray:
+    """``image`` as an array, checked to be an image: ``(H, W)`` or ``(H, W, C)``, not empty,
+    at most ``max_bands`` bands and ``min_side`` pixels a side (when given), real numbers
+    (integer, float or bool). Values are not looked at.
+
+    Examples
+    --------
+    >>> check_array([[1, 2], [3, 4]], "image").shape
+    (2, 2)
+    >>> check_array(np.zeros(3), "truth")
+    Traceback (most recent call last):
+    ...
+    cmsr.errors.InputError: truth: expected (H, W) or (H, W, C), got shape (3,)
+    """
+    array = np.asarray(image)
+    if array.ndim not in (2, 3):
+        raise InputError(f"expected (H, W) or (H, W, C), got shape {array.shape}", source=name)
+    if array.size == 0:
+        raise InputError(f"is empty (shape {array.shape})", source=name)
+    if max_bands is not None and array.ndim == 3 and array.shape[2] > max_bands:
+        raise InputError(f"has {array.shape[2]} bands; at most {max_bands} are supported",
+                         source=name)
+    if min_side is not None and min(array.shape[:2]) < min_side:
+        raise InputError(f"is {describe_shape(array.shape)}: too small (each side needs at least "
+                         f"{min_side} pixels)", source=name)
+    if array.dtype.kind not in "biuf":  # not timedelta64 either, though NumPy counts it a number
+        raise InputError(f"has unsupported dtype {array.dtype}; only real numbers (integer, "
+                         "float or bool) are supported", source=name)
+    return array
+
+
+def check_mask(mask: Any, size: tuple[int, ...], *, of: str = "target",
+               name: str = "mask") -> np.ndarray:
+    """A mask as ``(H, W)`` bool, True at valid pixels: nonzero in ``(H, W)``, or in any band of
+    ``(H, W, k)``; its size must be ``size[:2]``, the size of the image it belongs to (``of``).
+
+    Examples
+    --------
+    >>> check_mask(np.array([[0, 2], [1, 0]]), (2, 2)).tolist()
+    [[False, True], [True, False]]
+    >>> check_mask(np.ones((4, 6)), (4, 5))
+    Traceback (most recent call last):
+    ...
+    cmsr.errors.InputError: mask: the mask is 6x4 but the target is 5x4; they must ... size
+    """
+    valid = check_array(mask, name) != 0
+    if valid.ndim == 3:
+        valid = valid.any(axis=2)
+    if valid.shape != tuple(size[:2]):
+        raise InputError(f"the mask is {describe_shape(valid.shape)} but the {of} is "
+                         f"{describe_shape(tuple(size[:2]))}; they must have the same size",
+                         source=name)
+    return valid
 
 
 def check_image(image: np.ndarray, name: str, *, allow_nan: bool) -> None:
-    """Shape, dtype and value checks for one image ``(H, W)`` or ``(H, W, C)``."""
+    """Shape, dtype and value checks for one image of a pair, ``(H, W)`` or ``(H, W, C)``:
+    :func:`check_array`, a plausible size and band count, finite and not constant."""
     if not isinstance(image, np.ndarray):
         raise InputError(f"expected a numpy array, got {type(image).__name__}", source=name)
-    if image.ndim not in (2, 3):
-        raise InputError(f"expected (H, W) or (H, W, C), got shape {image.shape}", source=name)
-    if image.size == 0:
-        raise InputError(f"is empty (shape {image.shape})", source=name)
-    if image.ndim == 3 and not 1 <= image.shape[2] <= MAX_BANDS:
-        raise InputError(f"has {image.shape[2]} bands; at most {MAX_BANDS} are supported",
-                         source=name)
-    if min(image.shape[:2]) < MIN_SIDE:
-        raise InputError(f"is {describe_shape(image.shape)}: too small (each side needs at least "
-                         f"{MIN_SIDE} pixels)", source=name)
-    if image.dtype.kind not in "biuf":  # not timedelta64 either, though NumPy counts it a number
-        raise InputError(f"has unsupported dtype {image.dtype}; only real numbers (integer, "
-                         "float or bool) are supported", source=name)
+    check_array(image, name, max_bands=MAX_BANDS, min_side=MIN_SIDE)
     values = np.asarray(image, dtype=np.float64)
     if np.isinf(values).any():
         raise InputError("contains infinite values", source=name)

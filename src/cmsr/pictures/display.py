@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from cmsr.errors import InputError
+from cmsr.method.validate import check_array
 
 _SOURCE = "figures"
 
@@ -41,18 +42,6 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _as_real(image: np.ndarray, name: str) -> np.ndarray:
-    arr = np.asarray(image)
-    if arr.ndim not in (2, 3) or arr.size == 0:
-        raise InputError(f"{name} must be a non-empty (H, W) or (H, W, C) array, got shape "
-                         f"{arr.shape}", source=_SOURCE)
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_) or np.iscomplexobj(
-        arr
-    ):
-        raise InputError(f"{name} must hold real numbers, got {arr.dtype}", source=_SOURCE)
-    return arr
 
 
 def _grey(arr: np.ndarray) -> np.ndarray:
@@ -90,9 +79,17 @@ def _stretch(
     return out
 
 
-def resize_nearest(image: np.ndarray, height: int, width: int) -> np.ndarray:
-    rows = np.minimum((np.arange(height) + 0.5) * image.shape[0] / height, image.shape[0] - 1)
-    cols = np.minimum((np.arange(width) + 0.5) * image.shape[1] / width, image.shape[1] - 1)
+def enlarge_nearest(image: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """``(h, w[, c])`` -> ``size + ([c])`` by nearest neighbour, so pixels stay visible
+    (also shrinks, picking the pixel under each output pixel's centre).
+
+    Examples
+    --------
+    >>> enlarge_nearest(np.array([[1, 2], [3, 4]]), (2, 4)).tolist()
+    [[1, 1, 2, 2], [3, 3, 4, 4]]
+    """
+    rows = np.minimum((np.arange(size[0]) + 0.5) * image.shape[0] / size[0], image.shape[0] - 1)
+    cols = np.minimum((np.arange(size[1]) + 0.5) * image.shape[1] / size[1], image.shape[1] - 1)
     return image[rows.astype(np.intp)[:, None], cols.astype(np.intp)[None, :]]
 
 
@@ -167,7 +164,7 @@ def to_display(
     >>> out.shape, out.dtype, out[0, :, 0].tolist()
     ((1, 3, 3), dtype('uint8'), [0, 128, 255])
     """
-    arr = _as_real(image, "image")
+    arr = check_array(image, "image")
     if arr.dtype == np.bool_:
         arr = arr.astype(np.float64)
         vmin = 0.0 if vmin is None else vmin
@@ -220,8 +217,8 @@ def error_map(prediction: np.ndarray, truth: np.ndarray, *, vmax: float) -> np.n
     >>> error_map(a, a, vmax=1.0)[0, 0].tolist()
     [0, 0, 4]
     """
-    pred = _as_real(prediction, "prediction").astype(np.float64)
-    true = _as_real(truth, "truth").astype(np.float64)
+    pred = check_array(prediction, "prediction").astype(np.float64)
+    true = check_array(truth, "truth").astype(np.float64)
     if pred.shape != true.shape:
         raise InputError(f"prediction has shape {pred.shape} but truth has shape {true.shape}",
                          source=_SOURCE)
@@ -257,8 +254,8 @@ def red_green_overlay(guide: np.ndarray, target: np.ndarray) -> np.ndarray:
     >>> out[0].tolist()
     [[0, 255, 0], [255, 0, 0]]
     """
-    red = _grey(_as_real(guide, "guide"))
-    green = _grey(_as_real(target, "target"))
+    red = _grey(check_array(guide, "guide"))
+    green = _grey(check_array(target, "target"))
     if red.shape != green.shape:
         raise InputError(
             f"guide is {red.shape[1]}x{red.shape[0]} but target is "

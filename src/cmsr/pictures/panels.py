@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from cmsr.errors import InputError
-from cmsr.pictures.display import apply_colormap, red_green_overlay, resize_nearest, to_display
+from cmsr.pictures.display import apply_colormap, enlarge_nearest, red_green_overlay, to_display
 
 #: Colours of the pictures' background, text and axes.
 BACKGROUND = (255, 255, 255)
@@ -157,7 +157,7 @@ def panel_grid(
         scale = min(cell_w / arr.shape[1], cell_h / arr.shape[0])
         new_w = max(1, min(cell_w, round(arr.shape[1] * scale)))
         new_h = max(1, min(cell_h, round(arr.shape[0] * scale)))
-        resized = resize_nearest(arr, new_h, new_w)
+        resized = enlarge_nearest(arr, (new_h, new_w))
         dy, dx = 0, (cell_w - new_w) // 2
         canvas[y0 + dy : y0 + dy + new_h, x0 + dx : x0 + dx + new_w] = resized
     picture = Image.fromarray(canvas)
@@ -205,7 +205,7 @@ def colorbar(
     (100, 80, 3)
     """
     if height < 32 or width < 30:
-        raise InputError(f"colorbar needs height >= 32 and width >= 30, got {height}x{width}",
+        raise InputError(f"colorbar needs height >= 32 and width >= 30, got {width}x{height}",
                          source=_SOURCE)
     margin, bar_w = 6, 16
     bar_h = height - 2 * margin

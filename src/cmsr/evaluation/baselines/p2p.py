@@ -47,9 +47,6 @@ waiting for each other: pass ``threads=1`` there.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -57,6 +54,7 @@ from torch import nn
 from cmsr.evaluation.baselines.base import Baseline
 from cmsr.method.api import PreparedPair, resolve_device
 from cmsr.method.resample import area_matrix
+from cmsr.method.threads import torch_threads
 
 BRANCH_WIDTH = 32
 MERGE_WIDTH = 2048
@@ -223,21 +221,6 @@ def footprint_means(net: nn.Module, features: torch.Tensor, rows: torch.Tensor,
     return weighted_means(net, patch, weight)
 
 
-@contextmanager
-def _intra_op_threads(count: int | None) -> Iterator[None]:
-    """PyTorch's intra-op thread count set to ``count`` inside, restored after (no change
-    for None)."""
-    if count is None:
-        yield
-        return
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def _fast_adam(device: torch.device) -> dict[str, bool]:
     """Adam's fused implementation (one kernel for all parameters instead of a dozen small
     operations per tensor: the same update) where PyTorch has it."""
@@ -300,7 +283,7 @@ class P2P(Baseline):
         self._features: torch.Tensor | None = None
 
     def _fit(self, pair: PreparedPair) -> None:
-        with _intra_op_threads(self.threads):
+        with torch_threads(self.threads):
             self._train(pair)
 
     def _train(self, pair: PreparedPair) -> None:
@@ -354,7 +337,7 @@ class P2P(Baseline):
 
     @torch.no_grad()
     def _predict(self, pair: PreparedPair) -> torch.Tensor:
-        with _intra_op_threads(self.threads):
+        with torch_threads(self.threads):
             return self._evaluate()
 
     def _evaluate(self) -> torch.Tensor:
