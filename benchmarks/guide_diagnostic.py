@@ -36,7 +36,7 @@ from common import RESULTS, data_root, machine_line, markdown_table
 
 from cmsr.evaluation.baselines.zssr import ZSSR
 from cmsr.evaluation.datasets import find_scenes, select_scenes
-from cmsr.evaluation.protocols import Protocol, apply_protocol
+from cmsr.evaluation.protocols import EvalProtocol, apply_protocol
 from cmsr.files import read_image
 from cmsr.method.api import CMSR
 from cmsr.method.config import Config
@@ -126,7 +126,7 @@ def share_rows(set_name: str, scenes: str | None, iters: int | None, seed: int,
     rows = []
     for scene in chosen:
         truth = read_image(scene.target)
-        pair = apply_protocol(truth, read_image(scene.guide), Protocol(protocol, 4))
+        pair = apply_protocol(truth, read_image(scene.guide), EvalProtocol(protocol, 4))
         config = Config.preset(preset, seed=seed, **overrides)
         if iters:
             config = config.replace(max_iters=iters, min_iters=min(config.min_iters, iters))

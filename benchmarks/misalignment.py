@@ -38,7 +38,7 @@ import torch
 from common import RESULTS, data_root, machine_line, markdown_table
 
 from cmsr.cli import main as cmsr_main
-from cmsr.evaluation.protocols import Protocol
+from cmsr.evaluation.protocols import EvalProtocol
 
 OUT = RESULTS / "misalignment"
 SETS = {  # name: (folder, protocol, preset, scenes, seeds of the synthetic table)
@@ -59,7 +59,7 @@ def run(report: Path, data: Path, methods: str, protocol: str, preset: str, scen
         align: str, seed: int, iters: int, displacement: dict[str, float], threads: int,
         scale: int = 4) -> list[dict[str, str]]:
     """One ``cmsr eval`` call with the guide moved by ``displacement`` (a
-    :class:`cmsr.evaluation.protocols.Protocol`'s fields); the CSV rows of its report."""
+    :class:`cmsr.evaluation.protocols.EvalProtocol`'s fields); the CSV rows of its report."""
     flags = [arg for key, value in displacement.items()
              for arg in (f"--{key.replace('_', '-')}", f"{value:g}")]
     argv = ["eval", str(data), "--methods", methods, "--protocol", protocol,
@@ -68,7 +68,7 @@ def run(report: Path, data: Path, methods: str, protocol: str, preset: str, scen
             "--iters", str(iters), "--threads", str(threads), *flags]
     print(f"== cmsr {' '.join(argv)}", flush=True)
     code = cmsr_main(argv)
-    name = Protocol(protocol, scale, seed=seed, **displacement).name
+    name = EvalProtocol(protocol, scale, seed=seed, **displacement).name
     rows = list(csv.DictReader((report / f"{name}.csv").open()))
     if code != 0:
         print(f"== exit {code}: some runs failed", flush=True)

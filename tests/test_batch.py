@@ -14,7 +14,7 @@ import cmsr.batches.run as batch
 from cmsr.batches.backends import InProcessBackend
 from cmsr.batches.plan import MANIFEST_NAME, SUMMARY_NAME, BatchSettings, Job, plan_jobs
 from cmsr.batches.results import JobResult, input_hashes
-from cmsr.batches.run import run_batch, run_job, schedule
+from cmsr.batches.run import run_batch, run_job, triage
 from cmsr.errors import InputError
 from cmsr.evaluation.datasets import find_scenes
 from cmsr.files import read_image, write_image
@@ -247,18 +247,18 @@ def test_warm_start_resumes_after_the_last_job_with_an_intact_state(tmp_path):
     store = RunStore(out)
     for job in jobs[:3]:
         _finished(store, job, job.state_path)
-    plan = schedule(jobs, RunStore(out), chosen)
+    plan = triage(jobs, RunStore(out), chosen)
     assert [r.scene for r in plan.skipped] == ["a", "b", "c"]
     (chain,) = plan.chains
     assert [job.name for job in chain.jobs] == ["d"] and chain.init == jobs[2].state_path
 
     jobs[2].state_path.write_bytes(b"damaged")  # c must run again, from b's state
-    plan = schedule(jobs, RunStore(out), chosen)
+    plan = triage(jobs, RunStore(out), chosen)
     assert [job.name for job in plan.chains[0].jobs] == ["c", "d"]
     assert plan.chains[0].init == jobs[1].state_path
 
     write_image(jobs[0].scene.guide, np.zeros((64, 64, 3), np.uint8), overwrite=True)
-    plan = schedule(jobs, RunStore(out), chosen)  # a changed: the whole chain
+    plan = triage(jobs, RunStore(out), chosen)  # a changed: the whole chain
     assert not plan.skipped and len(plan.chains[0].jobs) == 4 and plan.chains[0].init is None
 
 

@@ -20,7 +20,7 @@ from cmsr.evaluation.evaluate import (
     parse_method_options,
     parse_methods,
 )
-from cmsr.evaluation.protocols import Protocol
+from cmsr.evaluation.protocols import EvalProtocol
 from cmsr.evaluation.usage import current_rss_bytes, track_usage
 from cmsr.files import write_image
 from cmsr.files.runs import RunStore
@@ -81,7 +81,7 @@ def test_warp_knobs_key_only_runs_that_learn_a_warp() -> None:
 
 def test_load_pair_makes_the_input_by_protocol(tmp_path: Path) -> None:
     scene = make_scene(tmp_path / "a", size=34)
-    pair = load_pair(scene, Protocol("avgpool", 4))
+    pair = load_pair(scene, EvalProtocol("avgpool", 4))
     assert pair.truth.shape == (32, 32) and pair.low.shape == (8, 8)
     assert np.isclose(pair.low[0, 0], pair.truth[:4, :4].mean())
 
@@ -89,7 +89,7 @@ def test_load_pair_makes_the_input_by_protocol(tmp_path: Path) -> None:
 def test_evaluate_scores_and_resumes(tmp_path: Path) -> None:
     scenes = [make_scene(tmp_path / "data" / name, seed=i) for i, name in enumerate("ab")]
     store = RunStore(tmp_path / "runs")
-    protocol = Protocol("bicubic", 2)
+    protocol = EvalProtocol("bicubic", 2)
     first = evaluate(scenes, ["bicubic", "jbu", "cmsr"], protocol, store, config=TINY)
     assert [(r.scene, r.method) for r in first] == [
         ("a", "bicubic"), ("a", "jbu"), ("a", "cmsr"),
@@ -119,7 +119,7 @@ def test_evaluate_scores_and_resumes(tmp_path: Path) -> None:
 def test_changed_input_or_damaged_output_is_recomputed(tmp_path: Path) -> None:
     scene = make_scene(tmp_path / "a")
     store = RunStore(tmp_path / "runs")
-    protocol = Protocol("bicubic", 2)
+    protocol = EvalProtocol("bicubic", 2)
     evaluate([scene], ["bicubic"], protocol, store, config=TINY)
     output = next((tmp_path / "runs").rglob("bicubic.npy"))
     damaged = np.load(output)
@@ -136,14 +136,14 @@ def test_changed_input_or_damaged_output_is_recomputed(tmp_path: Path) -> None:
 def test_a_run_kept_beside_its_output_by_an_earlier_cmsr_is_used(tmp_path: Path) -> None:
     scene = make_scene(tmp_path / "a")
     store = RunStore(tmp_path / "runs")
-    evaluate([scene], ["bicubic"], Protocol("bicubic", 2), store, config=TINY)
+    evaluate([scene], ["bicubic"], EvalProtocol("bicubic", 2), store, config=TINY)
     record = store.get("bicubic-x2/a/bicubic")
     output = Path(record["output"])
     output.with_suffix(".json").write_text(json.dumps(
         {"key": record["key"], "output_sha256": record["output_sha256"], "seconds": 2.0,
          "peak_rss_mb": 50.0}))
     store.path.unlink()  # as before the shared store: the .npy and its .json only
-    again = evaluate([scene], ["bicubic"], Protocol("bicubic", 2), RunStore(tmp_path / "runs"),
+    again = evaluate([scene], ["bicubic"], EvalProtocol("bicubic", 2), RunStore(tmp_path / "runs"),
                      config=TINY)
     assert again[0].cached and again[0].seconds == 2.0
 
@@ -152,7 +152,7 @@ def test_failures_are_recorded_and_the_rest_goes_on(tmp_path: Path) -> None:
     good = make_scene(tmp_path / "good")
     broken = make_scene(tmp_path / "broken")
     broken.target.write_bytes(b"not a png")
-    results = evaluate([broken, good], ["bicubic", "p2p"], Protocol("bicubic", 2),
+    results = evaluate([broken, good], ["bicubic", "p2p"], EvalProtocol("bicubic", 2),
                        RunStore(tmp_path / "runs"), config=TINY,
                        options={"p2p": {"iterations": 0}})
     assert [r.status for r in results[:2]] == ["failed", "failed"]
@@ -179,9 +179,9 @@ def test_a_stopped_evaluation_keeps_what_finished(tmp_path: Path,
     calls: list[str] = []
     monkeypatch.setattr(module, "run_method", stop_at_second_run)
     with pytest.raises(KeyboardInterrupt):
-        evaluate(scenes, ["bicubic", "jbu"], Protocol("bicubic", 2), store, config=TINY)
+        evaluate(scenes, ["bicubic", "jbu"], EvalProtocol("bicubic", 2), store, config=TINY)
     monkeypatch.setattr(module, "run_method", real)
-    resumed = evaluate(scenes, ["bicubic", "jbu"], Protocol("bicubic", 2), store,
+    resumed = evaluate(scenes, ["bicubic", "jbu"], EvalProtocol("bicubic", 2), store,
                        config=TINY)
     assert [r.cached for r in resumed] == [True, False, False, False]
 

@@ -81,8 +81,8 @@ def test_patch_filling_whole_image_is_the_whole_image():
 @pytest.mark.parametrize(("patch", "image"), [((8, 8), (16, 16)), ((6, 10), (20, 14)),
                                               ((5, 5), (9, 30))])
 def test_augmented_patches_stay_inside_the_image(patch, image):
-    config = Config.preset("quick", augment_probability=1.0, rotation=30.0, shear=10.0,
-                           zoom=(0.7, 1.2))
+    config = Config.preset("quick", augment_probability=1.0, augment_rotation=30.0,
+                           augment_shear=10.0, augment_zoom=(0.7, 1.2))
     generator = torch.Generator().manual_seed(1)
     theta = random_patch_affines(80, patch, image, config, generator)
     corners = _grid_corners(theta, patch)
@@ -341,7 +341,7 @@ def test_valid_mask_excludes_invalid_pixels_in_warped_crops():
 def test_valid_mask_zero_outside_the_image():
     target, guide, valid = _pair(12, 12, 2)
     config = Config.preset("quick", patch_size=12, batch_size=8, augment_probability=1.0,
-                           rotation=45.0, zoom=(1.0, 1.0), flips=False)
+                           augment_rotation=45.0, augment_zoom=(1.0, 1.0), flips=False)
     batch = downscaling_batch(target, guide, valid, (2.0, 2.0), config,
                               torch.Generator().manual_seed(0))
     theta = random_patch_affines(8, (12, 12), (12, 12), config, torch.Generator().manual_seed(0))

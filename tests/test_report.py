@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from cmsr.evaluation.evaluate import RunResult
-from cmsr.evaluation.protocols import EvaluationPair, Protocol
+from cmsr.evaluation.protocols import EvalProtocol, EvaluationPair
 from cmsr.evaluation.report import (
     comparison_grid,
     csv_report,
@@ -70,7 +70,7 @@ def test_comparison_grid_has_three_rows_of_panels() -> None:
     truth = np.tile(np.arange(32, dtype=np.uint8) * 8, (32, 1))
     pair = EvaluationPair(low=truth[::4, ::4].astype(np.float32),
                           guide=np.stack([truth] * 3, axis=2), truth=truth, mask=None,
-                          protocol=Protocol("avgpool", 4))
+                          protocol=EvalProtocol("avgpool", 4))
     outputs = {"bicubic": truth + 3.0, "cmsr": truth + 1.0}
     grid = comparison_grid(pair, outputs, {"bicubic": 3.0, "cmsr": 1.0}, cell_size=64)
     small = comparison_grid(pair, {"cmsr": truth + 1.0}, cell_size=64)

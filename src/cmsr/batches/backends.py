@@ -41,7 +41,7 @@ import torch
 
 from cmsr.batches.plan import Chain, Job
 from cmsr.batches.results import JobResult, input_hashes
-from cmsr.batches.run import run_chain, run_job
+from cmsr.batches.run import Backend, run_chain, run_job
 from cmsr.errors import InputError, one_line
 from cmsr.method.threads import torch_threads
 from cmsr.method.train import StepInfo
@@ -379,7 +379,7 @@ class DaskBackend:
 
 
 def make_backend(scheduler: str | None, *, workers: int | None, threads: int | None,
-                 chains: int) -> tuple[Any, str]:
+                 chains: int) -> tuple[Backend, str]:
     """The backend the options ask for, and a one-line description of it.
 
     ``scheduler`` None: local processes (``workers == 0``: in this process);

@@ -17,7 +17,7 @@ from pathlib import Path
 from cmsr import __version__
 from cmsr.errors import InputError
 from cmsr.evaluation.datasets import Scene
-from cmsr.evaluation.protocols import Protocol
+from cmsr.evaluation.protocols import EvalProtocol
 from cmsr.files.runs import JOURNAL_NAME, settings_key
 from cmsr.method.config import Config
 
@@ -64,7 +64,7 @@ class BatchSettings:
     """
 
     config: Config
-    protocol: Protocol = field(default_factory=Protocol)
+    protocol: EvalProtocol = field(default_factory=EvalProtocol)
     invalid: float | None = None
     warm_start: bool = False
     init: Path | None = None

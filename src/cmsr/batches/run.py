@@ -7,7 +7,7 @@ A *job* super-resolves one :class:`~cmsr.evaluation.datasets.Scene`. Its input i
   (:func:`cmsr.evaluation.evaluate.load_pair` with the ``real`` protocol);
 * the target itself, when it is smaller than the guide (no ground truth);
 * otherwise the target is the ground truth, and the batch's
-  :class:`~cmsr.evaluation.protocols.Protocol` makes the input from it (as ``cmsr eval`` does).
+  :class:`~cmsr.evaluation.protocols.EvalProtocol` makes the input from it (as ``cmsr eval`` does).
 
 Results where a ground truth exists are scored (RMSE, MAE, PSNR, SSIM) and written in
 the truth's dtype; others keep the input's dtype (:meth:`cmsr.CMSR.predict`).
@@ -40,8 +40,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from typing import Protocol as TypingProtocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -56,7 +55,7 @@ from cmsr.batches.results import (
 from cmsr.errors import InputError, one_line
 from cmsr.evaluation.evaluate import load_pair
 from cmsr.evaluation.metrics import data_range_for, score
-from cmsr.evaluation.protocols import Protocol
+from cmsr.evaluation.protocols import EvalProtocol
 from cmsr.evaluation.usage import track_usage
 from cmsr.files import read_image, same_file, write_image, write_text
 from cmsr.files.runs import RunStore, sha256_file
@@ -83,7 +82,7 @@ def load_input(job: Job) -> JobInput:
     """Read the job's files and make its input (see the module docstring)."""
     scene = job.scene
     if scene.target_lr is not None:
-        pair = load_pair(scene, Protocol("real"))
+        pair = load_pair(scene, EvalProtocol("real"))
         return JobInput(pair.low, pair.guide, pair.truth, pair.mask)
     target = read_image(scene.target)
     guide = read_image(scene.guide)
@@ -190,8 +189,8 @@ def run_chain(chain: Chain, *, on_step: Callable[[str, StepInfo], None] | None =
 
 
 @dataclass(frozen=True)
-class Schedule:
-    """What a run of the batch has to do.
+class Triage:
+    """What a run of the batch has to do (:func:`triage`).
 
     ``skipped``: jobs finished earlier and still valid (status ``"skipped"``);
     ``refused``: jobs failed before running (a foreign file sits at the output);
@@ -203,8 +202,9 @@ class Schedule:
     chains: tuple[Chain, ...]
 
 
-def schedule(jobs: Sequence[Job], store: RunStore, settings: BatchSettings) -> Schedule:
-    """Split ``jobs`` into the valid finished ones and the work left, and claim outputs.
+def triage(jobs: Sequence[Job], store: RunStore, settings: BatchSettings) -> Triage:
+    """Sort ``jobs`` into the valid finished ones, the refused ones and the work left, and
+    claim the outputs of the work left.
 
     Warm start: the longest run of finished jobs at the head of the chain is skipped
     (back to the last one whose saved state is intact); everything after it runs
@@ -237,11 +237,11 @@ def schedule(jobs: Sequence[Job], store: RunStore, settings: BatchSettings) -> S
             continue
         store.claim(job.name, job.candidates)
         runnable.append(dataclasses.replace(job, replace=True))
-    return Schedule(skipped, tuple(refused),
+    return Triage(skipped, tuple(refused),
                     tuple(make_chains(runnable, init, warm_start=settings.warm_start)))
 
 
-class Backend(TypingProtocol):
+class Backend(Protocol):
     """Runs chains of jobs somewhere and reports each finished job (see cmsr.batches.backends)."""
 
     def run(self, chains: Sequence[Chain], on_result: Callable[[JobResult], None],
@@ -253,7 +253,7 @@ def run_batch(jobs: Sequence[Job], out_dir: Path, backend: Backend, *,
               settings: BatchSettings,
               on_result: Callable[[JobResult], None] | None = None,
               on_step: Callable[[str, StepInfo], None] | None = None,
-              on_schedule: Callable[[Schedule], None] | None = None) -> list[JobResult]:
+              on_triage: Callable[[Triage], None] | None = None) -> list[JobResult]:
     """Run the jobs not finished before, record each as it ends, write the summary.
 
     Every result is appended to the manifest the moment it arrives; the summary
@@ -267,9 +267,9 @@ def run_batch(jobs: Sequence[Job], out_dir: Path, backend: Backend, *,
         One per job, in the order of ``jobs``.
     """
     store = RunStore(out_dir)
-    plan = schedule(jobs, store, settings)
-    if on_schedule is not None:
-        on_schedule(plan)
+    plan = triage(jobs, store, settings)
+    if on_triage is not None:
+        on_triage(plan)
     results: dict[str, JobResult] = {r.scene: r for r in (*plan.skipped, *plan.refused)}
     for result in plan.refused:
         store.add(result.scene, result.record())

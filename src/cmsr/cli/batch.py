@@ -19,7 +19,7 @@ from tqdm import tqdm
 from cmsr.batches.backends import LOCAL_DASK, make_backend
 from cmsr.batches.plan import MANIFEST_NAME, SUMMARY_NAME, BatchSettings, plan_jobs
 from cmsr.batches.results import JobResult
-from cmsr.batches.run import Schedule, run_batch
+from cmsr.batches.run import Triage, run_batch
 from cmsr.cli.options import (
     add_state_options,
     add_training_options,
@@ -28,7 +28,7 @@ from cmsr.cli.options import (
 )
 from cmsr.errors import InputError
 from cmsr.evaluation.datasets import find_scenes, select_scenes
-from cmsr.evaluation.protocols import KINDS, USUAL_SCALES, Protocol
+from cmsr.evaluation.protocols import KINDS, USUAL_SCALES, EvalProtocol
 from cmsr.method.train import StepInfo
 
 BATCH_EXAMPLES = f"""examples:
@@ -150,7 +150,7 @@ def settings_from_args(args: argparse.Namespace) -> BatchSettings:
             raise InputError("cmsr batch keeps each pair's networks and warp as "
                              "OUT_DIR/states/<scene>.pt with --warm-start", source=option)
     config, _, _ = load_start_states(args, config_from_args(args))  # fail now, not per pair
-    protocol = Protocol(kind=args.protocol, scale=args.scale, seed=args.seed)
+    protocol = EvalProtocol(kind=args.protocol, scale=args.scale, seed=args.seed)
     protocol.validate()
     return BatchSettings(config=config, protocol=protocol, invalid=args.invalid,
                          warm_start=args.warm_start, init=args.init,
@@ -172,7 +172,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
                                   chains=chains)
     progress = BatchProgress(enabled=not args.quiet)
 
-    def on_schedule(plan: Schedule) -> None:
+    def on_triage(plan: Triage) -> None:
         todo = sum(len(chain.jobs) for chain in plan.chains)
         if not args.quiet:
             chain = "; warm start: one chain, run in order" if settings.warm_start else ""
@@ -183,7 +183,7 @@ def run_batch_command(args: argparse.Namespace) -> int:
     try:
         results = run_batch(jobs, out_dir, backend, settings=settings,
                             on_result=progress.result, on_step=progress.step,
-                            on_schedule=on_schedule)
+                            on_triage=on_triage)
     except KeyboardInterrupt:
         progress.close()
         print(f"cmsr batch: interrupted; finished pairs are kept (see "

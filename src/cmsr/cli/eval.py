@@ -27,7 +27,7 @@ from cmsr.evaluation.evaluate import (
     parse_method_options,
     parse_methods,
 )
-from cmsr.evaluation.protocols import KINDS, USUAL_SCALES, EvaluationPair, Protocol
+from cmsr.evaluation.protocols import KINDS, USUAL_SCALES, EvalProtocol, EvaluationPair
 from cmsr.evaluation.report import comparison_grid, csv_report, markdown_report
 from cmsr.files import write_image, write_text
 from cmsr.files.runs import RunStore
@@ -91,9 +91,9 @@ def add_eval_parser(commands: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_eval)
 
 
-def protocol_from_args(args: argparse.Namespace) -> Protocol:
-    """The :class:`Protocol` the options describe."""
-    protocol = Protocol(kind=args.protocol, scale=args.scale, input_noise=args.input_noise,
+def protocol_from_args(args: argparse.Namespace) -> EvalProtocol:
+    """The :class:`EvalProtocol` the options describe."""
+    protocol = EvalProtocol(kind=args.protocol, scale=args.scale, input_noise=args.input_noise,
                         guide_noise=args.guide_noise, shift=args.shift,
                         rotation=args.rotation, local_warp=args.local_warp, seed=args.seed)
     protocol.validate()

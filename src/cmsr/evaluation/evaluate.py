@@ -1,6 +1,6 @@
 """Evaluation: run methods on scenes under a protocol and score them against the truth.
 
-One *run* is one (scene, method) under one :class:`cmsr.evaluation.protocols.Protocol`. Each
+One *run* is one (scene, method) under one :class:`cmsr.evaluation.protocols.EvalProtocol`. Each
 finished run is kept in a store of finished runs (:class:`cmsr.files.runs.RunStore`,
 ``REPORT_DIR/runs/manifest.jsonl``, the same as a batch's) with its time and memory,
 and its output beside it as ``.npy`` (written atomically), keyed by a hash of the
@@ -25,8 +25,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
-from typing import Protocol as TypingProtocol
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 
@@ -35,7 +34,7 @@ from cmsr.errors import InputError, one_line
 from cmsr.evaluation.baselines import BASELINES, ZSSR, make_baseline
 from cmsr.evaluation.datasets import Scene
 from cmsr.evaluation.metrics import data_range_for, score
-from cmsr.evaluation.protocols import EvaluationPair, Protocol, apply_protocol
+from cmsr.evaluation.protocols import EvalProtocol, EvaluationPair, apply_protocol
 from cmsr.evaluation.usage import track_usage
 from cmsr.files import read_image, write_image
 from cmsr.files.runs import RunStore, settings_key, sha256_file
@@ -59,7 +58,7 @@ SEEDED = ("p2p", "mmsr")
 STORE_VERSION = 1
 
 
-class Method(TypingProtocol):
+class Method(Protocol):
     """Anything with cmsr's interface: ``fit(target_lr, guide_hr) -> self``, ``predict()``."""
 
     def fit(self, target_lr: np.ndarray, guide_hr: np.ndarray) -> Method: ...
@@ -152,7 +151,7 @@ def method_settings(name: str, config: Config, options: Mapping[str, Mapping[str
     return settings
 
 
-def load_pair(scene: Scene, protocol: Protocol) -> EvaluationPair:
+def load_pair(scene: Scene, protocol: EvalProtocol) -> EvaluationPair:
     """Read a scene's files and make its low-resolution input as ``protocol`` says.
 
     With the ``real`` protocol a guide of another size than the truth is resized to
@@ -298,7 +297,7 @@ def score_run(output: np.ndarray, pair: EvaluationPair, crop: int) -> dict[str, 
                  crop=crop)
 
 
-def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: Protocol,
+def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: EvalProtocol,
              store: RunStore, *, config: Config,
              options: Mapping[str, Mapping[str, Any]] | None = None, crop: int = 0,
              recompute: bool = False, on_event: Callable[[Event], None] | None = None,

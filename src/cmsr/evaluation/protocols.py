@@ -1,7 +1,7 @@
 """How the low-resolution input (and the guide) is made for an evaluation.
 
 A benchmark starts from an aligned pair at full resolution -- the target (the ground
-truth) and the guide -- and a :class:`Protocol` says how to make the run's input:
+truth) and the guide -- and a :class:`EvalProtocol` says how to make the run's input:
 
 * ``"avgpool"`` -- the MMSR protocol: the target average-pooled by the scale
   (exact block means, :func:`cmsr.method.resample.downsample` with ``kernel="box"``);
@@ -25,7 +25,6 @@ warp, so switching one of them on or off leaves the others unchanged.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, fields
 from numbers import Integral, Real
 
@@ -44,7 +43,7 @@ KINDS: dict[str, str | None] = {"avgpool": "box", "bicubic": "cubic", "real": No
 USUAL_SCALES: tuple[int, ...] = (2, 4, 8, 16)
 """The scales the command line offers (in Python any integer >= 2 works)."""
 
-# name parts after "<kind>-x<scale>", in the order Protocol.name writes them
+# name parts after "<kind>-x<scale>", in the order EvalProtocol.name writes them
 _PARTS: dict[str, str] = {
     "noise": "input_noise",
     "gnoise": "guide_noise",
@@ -53,7 +52,6 @@ _PARTS: dict[str, str] = {
     "warp": "local_warp",
     "seed": "seed",
 }
-_PART = re.compile(r"([a-z]+)(\d+(?:\.\d*)?|\.\d+)")
 _SOURCE = "protocol"
 
 
@@ -63,7 +61,7 @@ def _number(value: float) -> str:
 
 
 @dataclass(frozen=True)
-class Protocol:
+class EvalProtocol:
     """How to make the low-resolution input and the guide of an evaluation.
 
     Attributes
@@ -95,11 +93,8 @@ class Protocol:
 
     Examples
     --------
-    >>> Protocol("bicubic", 4, shift=6, rotation=2).name
+    >>> EvalProtocol("bicubic", 4, shift=6, rotation=2).name
     'bicubic-x4-shift6-rot2-seed0'
-    >>> Protocol.parse("avgpool-x8-noise0.01")
-    Protocol(kind='avgpool', scale=8, input_noise=0.01, guide_noise=0.0, shift=0.0, \
-rotation=0.0, local_warp=0.0, seed=0)
     """
 
     kind: str = "bicubic"
@@ -124,16 +119,16 @@ rotation=0.0, local_warp=0.0, seed=0)
         settings among ``noise``, ``gnoise`` (guide noise), ``shift``, ``rot`` and
         ``warp`` in that order, then ``seed<seed>`` when the guide is displaced or
         the seed is not 0. Numbers are written in the shortest form that reads back
-        exactly, so ``Protocol.parse(p.name) == p`` for every valid protocol (for
-        ``"real"``, whose name has no scale, with the default scale).
+        exactly, so two valid protocols have the same name only when they are the same
+        (``"real"``, whose name has no scale, ignores the scale).
 
         Examples
         --------
-        >>> Protocol("avgpool", 4).name
+        >>> EvalProtocol("avgpool", 4).name
         'avgpool-x4'
-        >>> Protocol("bicubic", 4, input_noise=0.05).name
+        >>> EvalProtocol("bicubic", 4, input_noise=0.05).name
         'bicubic-x4-noise0.05'
-        >>> Protocol("real", local_warp=2.5, seed=3).name
+        >>> EvalProtocol("real", local_warp=2.5, seed=3).name
         'real-warp2.5-seed3'
         """
         parts = [self.kind if self.kind == "real" else f"{self.kind}-x{self.scale}"]
@@ -145,68 +140,6 @@ rotation=0.0, local_warp=0.0, seed=0)
             elif value:
                 parts.append(f"{label}{_number(value)}")
         return "-".join(parts)
-
-    @classmethod
-    def parse(cls, name: str) -> Protocol:
-        """The protocol a :attr:`name` describes.
-
-        Settings may come in any order; each at most once. A missing ``seed`` means
-        0. Anything else -- unknown kind or setting, a missing ``x<scale>`` (or one
-        after ``real``), signs, exponents, repeated settings -- raises.
-
-        Raises
-        ------
-        InputError
-            ``name`` is malformed or describes an invalid protocol.
-
-        Examples
-        --------
-        >>> Protocol.parse("bicubic-x4-shift6-rot2-seed0").rotation
-        2.0
-        >>> Protocol.parse("real").kind
-        'real'
-        """
-        if not isinstance(name, str):
-            raise InputError(f"a protocol name must be text, got {name!r}", _SOURCE)
-        text = name.strip()
-        tokens = text.split("-")
-        kind = tokens[0]
-        if kind not in KINDS:
-            raise InputError(
-                f"unknown protocol kind {kind!r} in {name!r}; choose from {', '.join(KINDS)}",
-                _SOURCE,
-            )
-        rest = tokens[1:]
-        values: dict[str, object] = {"kind": kind}
-        if kind != "real":
-            if not rest or not re.fullmatch(r"x\d+", rest[0]):
-                raise InputError(
-                    f"{name!r}: expected the scale after the kind, e.g. '{kind}-x4'", _SOURCE
-                )
-            values["scale"] = int(rest[0][1:])
-            rest = rest[1:]
-        for token in rest:
-            match = _PART.fullmatch(token)
-            if match is None or match.group(1) not in _PARTS:
-                hint = " (real takes its scale from the capture)" if token[:1] == "x" else ""
-                raise InputError(
-                    f"{name!r}: cannot read {token!r}{hint}; settings are "
-                    f"{', '.join(label + '<number>' for label in _PARTS)}",
-                    _SOURCE,
-                )
-            label, number = match.groups()
-            field_name = _PARTS[label]
-            if field_name in values:
-                raise InputError(f"{name!r}: {label} given twice", _SOURCE)
-            if field_name == "seed":
-                if not number.isdigit():
-                    raise InputError(f"{name!r}: the seed must be a whole number", _SOURCE)
-                values[field_name] = int(number)
-            else:
-                values[field_name] = float(number)
-        protocol = cls(**values)  # type: ignore[arg-type]
-        protocol.validate()
-        return protocol
 
     def validate(self) -> None:
         """Check the settings.
@@ -268,7 +201,7 @@ class EvaluationPair:
     guide: np.ndarray
     truth: np.ndarray
     mask: np.ndarray | None
-    protocol: Protocol
+    protocol: EvalProtocol
 
 
 # --------------------------------------------------------------------------- helpers
@@ -318,7 +251,7 @@ def _check_real_sizes(low: np.ndarray, truth: np.ndarray) -> None:
 def apply_protocol(
     truth: np.ndarray,
     guide: np.ndarray,
-    protocol: Protocol,
+    protocol: EvalProtocol,
     *,
     low: np.ndarray | None = None,
     mask: np.ndarray | None = None,
@@ -364,14 +297,14 @@ def apply_protocol(
     --------
     >>> truth = np.arange(64, dtype=np.uint8).reshape(8, 8)
     >>> guide = np.zeros((8, 8, 3), np.uint8)
-    >>> pair = apply_protocol(truth, guide, Protocol("avgpool", 4))
+    >>> pair = apply_protocol(truth, guide, EvalProtocol("avgpool", 4))
     >>> pair.low.tolist()
     [[13.5, 17.5], [45.5, 49.5]]
     >>> pair.guide.dtype, pair.truth.shape
     (dtype('uint8'), (8, 8))
     """
-    if not isinstance(protocol, Protocol):
-        raise InputError(f"expected a Protocol, got {type(protocol).__name__}", _SOURCE)
+    if not isinstance(protocol, EvalProtocol):
+        raise InputError(f"expected an EvalProtocol, got {type(protocol).__name__}", _SOURCE)
     protocol.validate()
     truth = check_array(truth, "truth")
     guide = check_array(guide, "guide")

@@ -284,8 +284,6 @@ class CMSR:
             net = self._new_network(current.shape[1], guide.shape[1], self.config.seed + index)
             if start is not None:
                 net.load_state_dict(start["networks"][index])
-            elif self.networks and self.config.gradual_warm_start:
-                net.load_state_dict(self.networks[-1].state_dict())
             # coarse to fine only for a warp that starts at the identity, in the first
             # training it takes part in
             release = fresh_warp and index == 0 and not levels

@@ -48,7 +48,8 @@ class Config:
         the self-check's reference.
         ``flips``: random flips and 90-degree turns (exact, on every patch). With
         probability ``augment_probability`` a patch is also rotated by up to
-        ``rotation``, sheared by up to ``shear`` and zoomed by a factor in ``zoom``.
+        ``augment_rotation`` degrees, sheared by up to ``augment_shear`` degrees and zoomed
+        by a factor in ``augment_zoom``.
         ``learning_rate`` -> divided by ``lr_decay`` each time the reconstruction error
         stops falling clearly (a line fitted to the last ``slope_window`` evaluations,
         made every ``eval_every`` steps); training stops when the rate goes below
@@ -109,10 +110,9 @@ class Config:
         ``clamp_to_local_range``: clip each output pixel to the range of the measured
         pixels around it (3x3), which stops overshoot and ringing beside structures
         thinner than two measured pixels. ``gradual``: for scales above 2, enlarge in
-        steps of at most 2, training once per step (``gradual_warm_start``: each step
-        starts from the previous step's network). ``tile_size``: largest side, in
-        output pixels, run through the network at once (memory is about
-        ``tile_size**2 * fe_channels * 12`` bytes).
+        steps of at most 2, training once per step, each on the previous step's output.
+        ``tile_size``: largest side, in output pixels, run through the network at once
+        (memory is about ``tile_size**2 * fe_channels * 12`` bytes).
     """
 
     # network
@@ -126,9 +126,9 @@ class Config:
     alternating_scales: float = 0.3
     degradation: DegradationKernel = "cubic"
     augment_probability: float = 0.5
-    rotation: float = 15.0
-    shear: float = 5.0
-    zoom: tuple[float, float] = (0.8, 1.0)
+    augment_rotation: float = 15.0
+    augment_shear: float = 5.0
+    augment_zoom: tuple[float, float] = (0.8, 1.0)
     flips: bool = True
     guide_dropout: float = 0.0
     learning_rate: float = 1e-3
@@ -170,7 +170,6 @@ class Config:
     back_projection_iters: int = 10
     clamp_to_local_range: bool = False
     gradual: bool = True
-    gradual_warm_start: bool = False
     tile_size: int = 512
     # run
     seed: int = 0
@@ -202,8 +201,8 @@ class Config:
         problems += degradation_problems(self.degradation)
         if self.precision not in PRECISIONS:
             problems.append(f"precision must be {' or '.join(map(repr, PRECISIONS))}")
-        if not 0.0 < self.zoom[0] <= self.zoom[1]:
-            problems.append("zoom must be (low, high) with 0 < low <= high")
+        if not 0.0 < self.augment_zoom[0] <= self.augment_zoom[1]:
+            problems.append("augment_zoom must be (low, high) with 0 < low <= high")
         if (min(self.learning_rate, self.min_learning_rate, self.warm_learning_rate) <= 0
                 or self.lr_decay <= 1):
             problems.append("learning rates must be > 0 and lr_decay > 1")

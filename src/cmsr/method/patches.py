@@ -80,9 +80,11 @@ def random_patch_affines(batch: int, patch_size: tuple[int, int], image_size: tu
         flip = torch.zeros(batch, dtype=torch.bool)
         turns = torch.zeros(batch, dtype=torch.long)
     warped = torch.rand(batch, generator=generator) < config.augment_probability
-    angle = torch.deg2rad(_uniform(generator, batch, -config.rotation, config.rotation))
-    shear = torch.deg2rad(_uniform(generator, batch, -config.shear, config.shear))
-    zoom = _uniform(generator, batch, *config.zoom)
+    angle = torch.deg2rad(_uniform(generator, batch, -config.augment_rotation,
+                                   config.augment_rotation))
+    shear = torch.deg2rad(_uniform(generator, batch, -config.augment_shear,
+                                   config.augment_shear))
+    zoom = _uniform(generator, batch, *config.augment_zoom)
     place = torch.rand(batch, 2, generator=generator, dtype=f64)
 
     quarter = turns.to(f64) * (math.pi / 2)
@@ -192,11 +194,19 @@ def upscaling_batch(target: torch.Tensor, guide: torch.Tensor, valid: torch.Tens
                       supervision=supervision, valid=mask)
 
 
+def upscaling_step(config: Config, generator: torch.Generator) -> bool:
+    """Whether a step uses the up-sampling scheme: drawn with probability
+    ``config.alternating_scales``."""
+    return float(torch.rand(1, generator=generator)) < config.alternating_scales
+
+
 def training_batch(target: torch.Tensor, guide: torch.Tensor, valid: torch.Tensor,
                    scale: tuple[float, float], config: Config, generator: torch.Generator,
-                   guide_map: PointMap | None = None) -> PatchBatch:
-    """One step's batch: the up-sampling scheme with probability
-    ``config.alternating_scales``, else the down-sampling scheme."""
-    use_up = float(torch.rand(1, generator=generator)) < config.alternating_scales
-    make = upscaling_batch if use_up else downscaling_batch
+                   guide_map: PointMap | None = None, *, upscaling: bool | None = None
+                   ) -> PatchBatch:
+    """One step's batch: the up-sampling scheme when ``upscaling`` (drawn by
+    :func:`upscaling_step` when None), else the down-sampling scheme."""
+    if upscaling is None:
+        upscaling = upscaling_step(config, generator)
+    make = upscaling_batch if upscaling else downscaling_batch
     return make(target, guide, valid, scale, config, generator, guide_map)

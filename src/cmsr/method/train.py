@@ -20,7 +20,7 @@ from torch import nn
 from cmsr.method.config import Config
 from cmsr.method.learning_rate import LearningRateBySlope
 from cmsr.method.model import CMSRNet
-from cmsr.method.patches import PatchBatch, PointMap, downscaling_batch, upscaling_batch
+from cmsr.method.patches import PatchBatch, PointMap, training_batch, upscaling_step
 from cmsr.method.resample import downsample, upsample_bicubic
 from cmsr.method.warp import GuideWarp, identity_grid
 
@@ -263,9 +263,9 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
     tail_from = (config.max_iters - round(config.final_decay * config.max_iters)
                  if config.final_decay > 0 else config.max_iters + 1)
     for step in range(1, config.max_iters + 1):
-        # as patches.training_batch, with the scheme known here: the warp learns only
-        # from the down-sampling scheme, whose supervision is the measured target
-        upscaling = float(torch.rand(1, generator=generator)) < config.alternating_scales
+        # the scheme is drawn first: the warp learns only from the down-sampling scheme,
+        # whose supervision is the measured target
+        upscaling = upscaling_step(config, generator)
         warp_learns = learn_warp and not upscaling
         guide_map = None
         if warp is not None:
@@ -275,8 +275,8 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
                 guide_map = warp_point_map(warp, tuple(guide.shape[-2:]))
             if not warp_learns:
                 guide_map = _without_gradient(guide_map)
-        make_batch = upscaling_batch if upscaling else downscaling_batch
-        batch = make_batch(target, guide, valid, scale, config, generator, guide_map)
+        batch = training_batch(target, guide, valid, scale, config, generator, guide_map,
+                               upscaling=upscaling)
         guide_weight = None
         if config.guide_dropout > 0:
             keep = torch.rand(batch.guide.shape[0], generator=generator) >= config.guide_dropout

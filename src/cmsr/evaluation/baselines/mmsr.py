@@ -355,8 +355,3 @@ class MMSR(Baseline):
                 f"weight_decay={self.weight_decay}, "
                 f"neighbourhoods=({self.source_neighbourhood}, {self.guide_neighbourhood}), "
                 f"loss={self.loss!r}, seed={self.seed}, precision={self.precision!r})")
-
-
-def neighbourhood_bytes(height: int, width: int, size: int, channels: int = WIDTH) -> int:
-    """Bytes of one full-image float32 neighbourhood tensor (what chunking avoids)."""
-    return 4 * channels * size * size * height * width
