@@ -41,7 +41,8 @@ from cmsr.files import read_image, write_image
 from cmsr.method.api import prepare_pair
 
 SECONDS = 5.0
-"""Longest any bad file may take to be refused ("fails fast")."""
+"""Most CPU time (this process's, all threads) any bad file may take to be refused ("fails
+fast"). CPU time, not wall-clock time: other work on a busy machine does not count."""
 TRACED_BYTES = 64 * 2**20
 """Most memory NumPy may allocate while refusing a bad file (the largest real file is tiny)."""
 QUICK = ["--preset", "quick", "--iters", "2", "--quiet"]
@@ -61,22 +62,24 @@ def _param(case: Case) -> object:
 
 @pytest.fixture
 def time_limit() -> Iterator[None]:
-    """Abort the test with a failure (instead of hanging) after twice :data:`SECONDS`."""
+    """Abort the test with a failure (instead of spinning for ever) after twice
+    :data:`SECONDS` of this process's CPU time (``ITIMER_PROF``: waiting for the CPU on a
+    busy machine does not count)."""
     usable = hasattr(signal, "setitimer") and threading.current_thread() is threading.main_thread()
     if not usable:
         yield
         return
 
     def expire(signum: int, frame: object) -> None:
-        raise TimeoutError(f"still busy after {2 * SECONDS} s: a hang")
+        raise TimeoutError(f"still busy after {2 * SECONDS} s of CPU time: a hang")
 
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.setitimer(signal.ITIMER_REAL, 2 * SECONDS)
+    previous = signal.signal(signal.SIGPROF, expire)
+    signal.setitimer(signal.ITIMER_PROF, 2 * SECONDS)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, previous)
 
 
 def _assert_names(message: str, path: Path, case: Case) -> None:
@@ -118,17 +121,17 @@ def test_corpus_writes_nothing_big(tmp_path: Path) -> None:
 def test_read_image_refuses_fast_and_small(tmp_path: Path, case: Case) -> None:
     path = write_case(case, tmp_path)
     tracemalloc.start()
-    start = time.perf_counter()
+    start = time.process_time()
     try:
         with pytest.raises(InputError) as info:
             read_image(path)
-        seconds = time.perf_counter() - start
+        seconds = time.process_time() - start
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()
     _assert_names(str(info.value), path, case)
     assert info.value.source == str(path)
-    assert seconds < SECONDS, f"{case.name} took {seconds:.1f} s"
+    assert seconds < SECONDS, f"{case.name} took {seconds:.1f} s of CPU time"
     assert peak < TRACED_BYTES, f"{case.name} allocated {peak / 2**20:.0f} MiB"
 
 
@@ -206,7 +209,7 @@ def test_reading_the_corpus_fits_in_little_memory(tmp_path: Path) -> None:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
         [str(Path(__file__).parent), *sys.path])}
     run = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True,
-                         text=True, timeout=120, env=env, check=False)
+                         text=True, timeout=600, env=env, check=False)  # a hang guard
     assert run.returncode == 0, run.stderr
     results = json.loads(run.stdout)
     assert len(results) == len(READ_CASES)
