@@ -3,10 +3,11 @@
 =========================  ==========================================================
 module                     job
 =========================  ==========================================================
+:mod:`.resample`           MATLAB-style resizing, degradations and blur kernels
 :mod:`.config`             every setting of a run, and the presets
 :mod:`.validate`           checks on a pair and on a mask, with one-line errors
 :mod:`.normalize`          arrays (own units, own dtype) <-> unit-range tensors
-:mod:`.resample`           MATLAB-style resizing, degradations and blur kernels
+:mod:`.threads`            the torch thread count for one block of work
 :mod:`.warp`               the learnable alignment of the guide (affine, CPAB, TPS)
 :mod:`.patches`            differentiable random affine crops, the two training schemes
 :mod:`.model`              CMSRNet: two feature extractors and the residual sum
@@ -18,6 +19,5 @@ module                     job
 :mod:`.infer`              tiles, self-ensemble, back-projection, local-range clipping
 :mod:`.checkpoint`         saved warps and checkpoints for warm starts
 :mod:`.api`                :class:`~cmsr.method.api.CMSR` (fit / predict), super_resolve
-:mod:`.threads`            the torch thread count for one block of work
 =========================  ==========================================================
 """
