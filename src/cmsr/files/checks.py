@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 
-from cmsr.errors import InputError
+from cmsr.errors import InputError, describe_shape
 
 MAX_PIXELS: int = 2**28
 """Largest image (``H * W`` pixels) that will be decoded: 268,435,456."""
@@ -60,12 +60,9 @@ def describe(image: np.ndarray) -> str:
     '640x480x3 uint8'
     """
     array = np.asarray(image)
-    if array.ndim == 2:
-        height, width = array.shape
-        return f"{width}x{height} {array.dtype} grey"
-    if array.ndim == 3:
-        height, width, channels = array.shape
-        return f"{width}x{height}x{channels} {array.dtype}"
+    if array.ndim in (2, 3):
+        grey = " grey" if array.ndim == 2 else ""
+        return f"{describe_shape(array.shape)} {array.dtype}{grey}"
     return f"array of shape {tuple(array.shape)} {array.dtype}"
 
 
@@ -75,10 +72,6 @@ def describe(image: np.ndarray) -> str:
 def os_reason(exc: OSError) -> str:
     """The human part of an OSError (``'Permission denied'``), without the path."""
     return exc.strerror or str(exc) or type(exc).__name__
-
-
-def shape_text(shape: tuple[int, ...]) -> str:
-    return "x".join(str(n) for n in shape) if shape else "()"
 
 
 def check_dtype(dtype: np.dtype, source: str) -> None:
@@ -124,7 +117,7 @@ def check_shape(shape: tuple[int, ...], source: str) -> None:
         )
     height, width = shape[0], shape[1]
     if height == 0 or width == 0 or (len(shape) == 3 and shape[2] == 0):
-        raise InputError(f"is empty: the image has shape {shape_text(shape)}", source)
+        raise InputError(f"is empty: the image has shape {tuple(shape)}", source)
     if height * width > MAX_PIXELS:
         raise InputError(
             f"image is too large: {width}x{height} = {height * width} pixels, more than the "
@@ -133,7 +126,7 @@ def check_shape(shape: tuple[int, ...], source: str) -> None:
         )
     if len(shape) == 3 and shape[2] > MAX_CHANNELS:
         raise InputError(
-            f"has {shape[2]} channels (shape {shape_text(shape)}); at most {MAX_CHANNELS} "
+            f"has {shape[2]} channels ({describe_shape(shape)}); at most {MAX_CHANNELS} "
             "are supported",
             source,
         )
@@ -155,7 +148,7 @@ def check_declared(shape: tuple[int, ...], dtype: np.dtype, source: str) -> None
     size = math.prod(laid_out) * dtype.itemsize
     if size > MAX_BYTES:
         raise InputError(
-            f"image is too large: {shape_text(laid_out)} values of {dtype} take {size} bytes, "
+            f"image is too large: {describe_shape(laid_out)} values of {dtype} take {size} bytes, "
             f"more than the limit of {MAX_BYTES}",
             source,
         )

@@ -76,7 +76,6 @@ from cmsr.files.checks import (
     finish,
     laid_out_shape,
     os_reason,
-    shape_text,
 )
 from cmsr.files.png16 import png_header, read_png16_colour
 
@@ -274,7 +273,7 @@ def _read_tiff(fh: BinaryIO, source: str) -> np.ndarray:
             too_many_bands = len(laid_out) == 3 and laid_out[2] > MAX_CHANNELS
             if pages > 1 and (len(laid_out) > 3 or too_many_bands):
                 raise InputError(
-                    f"holds {pages} pages making an array of shape {shape_text(shape)}: a "
+                    f"holds {pages} pages making an array of shape {tuple(shape)}: a "
                     f"stack of images, or an image with more than {MAX_CHANNELS} bands; cmsr "
                     f"reads a single image with at most {MAX_CHANNELS} bands (up to 16 of them "
                     "may be stored as pages)",
@@ -287,8 +286,8 @@ def _read_tiff(fh: BinaryIO, source: str) -> np.ndarray:
                 available = os.fstat(fh.fileno()).st_size
                 if needed > available:
                     raise InputError(
-                        f"is truncated: its header declares {shape_text(shape)} "
-                        f"uncompressed values ({needed} bytes), the whole file has "
+                        f"is truncated: its header declares uncompressed values of shape "
+                        f"{tuple(shape)} ({needed} bytes), the whole file has "
                         f"{available} bytes",
                         source,
                     )
