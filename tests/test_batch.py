@@ -115,6 +115,28 @@ def test_run_job_writes_scores_and_measures(tmp_path):
     assert math.isnan(plain.rmse)
 
 
+def test_a_truth_mask_scores_only_as_cmsr_eval_does(tmp_path):
+    # "gt": a 64x64 truth reduced by the protocol; "real": a 64x64 truth with a 16x16
+    # capture. Either way the mask_* file is the truth's size, not the input's: it must
+    # not reach the fit of the 16x16 input, only the scoring (cmsr eval does the same).
+    data = write_scenes(tmp_path / "data", ("gt", "real"), truth=("gt", "real"))
+    write_image(data / "real" / "target_ir_lr.png",
+                read_image(data / "real" / "target_ir.png")[::4, ::4].copy())
+    mask = np.ones((64, 64), np.uint8)
+    mask[:, 40:] = 0
+    for name in ("gt", "real"):
+        write_image(data / name / "mask_valid.png", mask)
+    for job in plan_jobs(find_scenes(data), tmp_path / "out", settings()):
+        result, _ = run_job(job)
+        assert result.status == "ok", result.error
+        assert set(result.inputs) >= {"target", "guide", "mask"}
+        truth = read_image(job.scene.target).astype(np.float64)
+        output = read_image(result.output).astype(np.float64)
+        error = (output - truth)[:, :40]  # the masked-out columns do not count
+        assert result.rmse == pytest.approx(math.sqrt(np.mean(error**2)))
+        assert result.mae == pytest.approx(np.mean(np.abs(error)))
+
+
 def test_float_results_go_to_tif(tmp_path):
     data = write_scenes(tmp_path / "data", ("a",))
     write_image(data / "a" / "target_ir.tif", np.linspace(280, 300, 256, dtype=np.float32)

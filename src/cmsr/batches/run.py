@@ -10,7 +10,10 @@ A *job* super-resolves one :class:`~cmsr.evaluation.datasets.Scene`. Its input i
   :class:`~cmsr.evaluation.protocols.EvalProtocol` makes the input from it (as ``cmsr eval`` does).
 
 Results where a ground truth exists are scored (RMSE, MAE, PSNR, SSIM) and written in
-the truth's dtype; others keep the input's dtype (:meth:`cmsr.CMSR.predict`).
+the truth's dtype; others keep the input's dtype (:meth:`cmsr.CMSR.predict`). A scene's
+``mask_*`` marks valid pixels of its target: where the target is the ground truth, the
+mask is the truth's size and only limits the scoring, as in ``cmsr eval``; where the
+target is the input, the fit leaves its invalid pixels out.
 
 Nothing is lost when a batch stops: every finished job (success or failure) is
 appended to ``OUT_DIR/manifest.jsonl``, the batch's store of finished runs
@@ -74,7 +77,10 @@ class JobInput:
     low: np.ndarray
     guide: np.ndarray
     truth: np.ndarray | None = None
-    mask: np.ndarray | None = None  # as read (checked by the fit), or (H, W) bool with truth
+    #: valid pixels of ``low``, as read (checked by the fit); None with a truth
+    mask: np.ndarray | None = None
+    #: ``(H, W)`` bool, valid pixels of ``truth``: they alone are scored
+    truth_mask: np.ndarray | None = None
     scale: float | None = None
 
 
@@ -83,14 +89,14 @@ def load_input(job: Job) -> JobInput:
     scene = job.scene
     if scene.target_lr is not None:
         pair = load_pair(scene, EvalProtocol("real"))
-        return JobInput(pair.low, pair.guide, pair.truth, pair.mask)
+        return JobInput(pair.low, pair.guide, pair.truth, truth_mask=pair.mask)
     target = read_image(scene.target)
     guide = read_image(scene.guide)
     if target.shape[0] < guide.shape[0] or target.shape[1] < guide.shape[1]:
         mask = read_image(scene.mask) if scene.mask is not None else None
         return JobInput(target, guide, mask=mask)
     pair = load_pair(scene, job.settings.protocol)
-    return JobInput(pair.low, pair.guide, pair.truth, pair.mask,
+    return JobInput(pair.low, pair.guide, pair.truth, truth_mask=pair.mask,
                     scale=float(job.settings.protocol.scale))
 
 
@@ -151,7 +157,7 @@ def run_job(job: Job, *, init: Any = None,
             metrics: dict[str, float] = {}
             if data.truth is not None and data.truth.shape == result.shape:
                 metrics = score(result, data.truth, data_range=data_range_for(data.truth),
-                                mask=data.mask)
+                                mask=data.truth_mask)
             state, state_file, state_hash = None, "", ""
             if job.settings.warm_start:
                 state = model.state()
