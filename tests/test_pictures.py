@@ -100,6 +100,19 @@ def test_apply_colormap_is_monotone_in_inferno_brightness() -> None:
     assert np.all(np.diff(colours) >= 0)
 
 
+@pytest.mark.parametrize("name", sorted(COLORMAPS))
+def test_colormaps_match_matplotlib_tables(name: str) -> None:
+    matplotlib = pytest.importorskip(
+        "matplotlib", reason="matplotlib (a dev dependency) holds the reference tables")
+    # matplotlib's 256 entries sit at i / 255 (an integer indexes its table directly)
+    table = matplotlib.colormaps[name](np.arange(256))[:, :3] * 255
+    ours = apply_colormap(np.arange(256) / 255, name).astype(np.float64)
+    # Every 5th entry, rounded to 8 bits, linear in between: measured at most 1.32
+    # levels of 255 off (0.3 on average); 9 anchors were 17 levels off.
+    assert np.abs(ours - table).max() <= 1.5
+    assert np.abs(ours - table).mean() <= 0.4
+
+
 # ------------------------------------------------------------------ error_map, overlay
 
 
