@@ -62,11 +62,12 @@ SUITE = (
           why="MMSR at its published 1000 steps on pair 026, against its own figures "
               "(over an hour at 1 thread; only with --only)"),
     Entry("epfl-nir-x4", "nir/epfl", "bicubic", 4, f"{FAST},zssr,cmsr", "nir",
-          scenes="train_0003,train_0005,train_0007", why="3 of 20 pairs"),
+          scenes="train_0003,train_0005,train_0007,train_0008,train_0013,train_0014",
+          why="6 of 20 pairs"),
     Entry("thermal-unaligned-x8", "thermal/unaligned", "real", 8, "bicubic,cmsr",
           "thermal", why="all 8 pairs, the real low-resolution capture as input"),
     Entry("thermal-unaligned-x8-aliased", "thermal/unaligned", "real", 8,
-          "bicubic,cmsr", "thermal", extra=("--kernel", "cubic-aliased"),
+          "bicubic,zssr,cmsr", "thermal", extra=("--kernel", "cubic-aliased"),
           why="the same with the kernel the captures were made with (guide_diagnostic.py)"),
     Entry("roadscene-x4", "thermal/roadscene", "bicubic", 4, f"{FAST},zssr,cmsr", "thermal",
           scenes="FLIR_00006,FLIR_00018", why="2 of 40 pairs"),
@@ -94,9 +95,14 @@ def run_entry(entry: Entry, root: Path, threads: int, seed: int) -> Path:
     start = time.perf_counter()
     code = cmsr_main(argv)
     print(f"== {entry.name}: exit {code}, {time.perf_counter() - start:.0f} s", flush=True)
+    return report_csv(entry)
+
+
+def report_csv(entry: Entry) -> Path:
+    """The CSV ``cmsr eval`` writes (and last wrote) for ``entry``."""
     # a real capture's scale is its own: the protocol is named without one
     protocol = "real" if entry.protocol == "real" else f"{entry.protocol}-x{entry.scale}"
-    return report / f"{protocol}.csv"
+    return RESULTS / "eval" / entry.name / f"{protocol}.csv"
 
 
 def means(csv_path: Path) -> dict[str, tuple[float, float, int]]:

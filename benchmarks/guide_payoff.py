@@ -14,8 +14,10 @@ beside it, and whether it is met.
 * RoadScene x4, bicubic protocol, ``--preset thermal``: mean PSNR against bicubic's,
   and the pairs where cmsr is better.
 
-Usage: ``python benchmarks/guide_payoff.py [--threads 2] [--entries a,b]``; writes
-``results/guide_payoff.md``.
+Usage: ``python benchmarks/guide_payoff.py [--threads 2] [--entries a,b] [--reuse c,d]``;
+writes ``results/guide_payoff.md``. ``--reuse`` reads the named entries' last reports
+(``results/eval/<entry>/<protocol>.csv``) instead of running them: for entries whose
+preset and code path did not change since (say so where the figures are quoted).
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pathlib import Path
 
 import torch
 from common import RESULTS, data_root, machine_line, markdown_table
-from eval_suite import SUITE, run_entry
+from eval_suite import SUITE, Entry, report_csv, run_entry
 
 ENTRIES = ("middlebury13-x4", "thermal-unaligned-x8-aliased", "epfl-nir-x4", "roadscene-x4")
 #: Read from the suite's last run of the entry instead of running it (ZSSR's code path
@@ -58,6 +60,14 @@ def wins(table: dict[str, dict[str, dict[str, float]]], method: str, other: str,
     better = sum((table[method][s][key] < table[other][s][key]) == (key == "rmse")
                  for s in shared)
     return better, len(shared)
+
+
+def last_report(entry: Entry) -> Path:
+    """The CSV ``cmsr eval`` last wrote for ``entry``; exits when there is none."""
+    path = report_csv(entry)
+    if not path.is_file():
+        raise SystemExit(f"guide_payoff: no report to reuse for {entry.name}: {path}")
+    return path
 
 
 def checks(results: dict[str, dict[str, dict[str, dict[str, float]]]]) -> list[list[str]]:
@@ -129,20 +139,26 @@ def main() -> None:
     parser.add_argument("--entries", default=",".join(ENTRIES))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--reuse", default="",
+                        help="entries read from their last report instead of run")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     wanted = args.entries.split(",")
     entries = sorted((entry for entry in SUITE if entry.name in wanted),
                      key=lambda entry: wanted.index(entry.name))
     start = time.perf_counter()
-    results = {entry.name: per_scene(run_entry(entry, data_root(), args.threads, args.seed))
+    reused = set(filter(None, args.reuse.split(",")))
+    results = {entry.name: per_scene(last_report(entry) if entry.name in reused else
+                                     run_entry(entry, data_root(), args.threads, args.seed))
                for entry in entries}
     for name, other in REUSED.items():  # one table: the reused runs beside the others
         stored = RESULTS / "eval" / other / "avgpool-x4.csv"
         if name in results and stored.is_file():
             results[name].update(per_scene(stored))
     why = [f"- `{e.name}`: {e.data}, {e.protocol} x{e.scale}, preset {e.preset} "
-           f"{' '.join(e.extra)}; {e.why}" for e in entries]
+           f"{' '.join(e.extra)}; {e.why}"
+           + (" (read from its last report, not rerun)" if e.name in reused else "")
+           for e in entries]
     markdown = "\n".join([
         "# Does the guide pay off? Issue-11 targets", "",
         f"{machine_line()}; seed {args.seed}; {time.perf_counter() - start:.0f} s "
