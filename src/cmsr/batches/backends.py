@@ -211,12 +211,12 @@ class LocalBackend:
         try:
             while pending or workers:
                 while pending and len(workers) < self.workers:
-                    conn, child = context.Pipe()
+                    parent, child = context.Pipe()
                     process = context.Process(target=_worker_main, args=(child, self.threads),
                                               daemon=True, name="cmsr-batch-worker")
                     process.start()
                     child.close()
-                    workers[conn] = worker = _Worker(process, conn)
+                    workers[parent] = worker = _Worker(process, parent)
                     give_work(worker)
                 for conn in wait(list(workers)):
                     assert isinstance(conn, Connection)

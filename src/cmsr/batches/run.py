@@ -57,7 +57,7 @@ from cmsr.batches.results import (
 )
 from cmsr.errors import InputError, one_line
 from cmsr.evaluation.evaluate import load_pair
-from cmsr.evaluation.metrics import data_range_for, score
+from cmsr.evaluation.metrics import Scores, data_range_for, score
 from cmsr.evaluation.protocols import EvalProtocol
 from cmsr.evaluation.usage import track_usage
 from cmsr.files import read_image, same_file, write_image, write_text
@@ -154,7 +154,7 @@ def run_job(job: Job, *, init: Any = None,
             if any(same_file(output, path) for path in job.inputs().values()):
                 raise InputError("is also an input; refusing to overwrite it", str(output))
             write_image(output, result, overwrite=job.replace)
-            metrics: dict[str, float] = {}
+            metrics = Scores(rmse=math.nan, mae=math.nan, psnr=math.nan, ssim=math.nan)
             if data.truth is not None and data.truth.shape == result.shape:
                 metrics = score(result, data.truth, data_range=data_range_for(data.truth),
                                 mask=data.truth_mask)
@@ -230,8 +230,9 @@ def triage(jobs: Sequence[Job], store: RunStore, settings: BatchSettings) -> Tri
         done = [job for job in jobs if finished[job.name] is not None]
         todo = [job for job in jobs if finished[job.name] is None]
         init = settings.init
-    skipped = tuple(dataclasses.replace(finished[job.name], status="skipped")  # type: ignore[arg-type]
-                    for job in done)
+    # every done job has a finished result (the filter only tells the type checker)
+    skipped = tuple(dataclasses.replace(result, status="skipped")
+                    for result in (finished[job.name] for job in done) if result is not None)
     refused, runnable = [], []
     for job in todo:
         replace = settings.overwrite or any(store.owns(path) for path in job.candidates)

@@ -150,7 +150,7 @@ def save_figures(folder: Path, model: CMSR, target: np.ndarray, guide: np.ndarra
                            learning_rates=[r[4] for r in rows],
                            stage_marks=phase_starts(rows), title=title)
         written.append(write_image(folder / "loss_curve.png", curve, overwrite=overwrite))
-    if model.warp is not None:
+    if model.warp is not None and model.pair is not None:
         aligned = model.aligned_guide()[0].permute(1, 2, 0).cpu().numpy()
         grid = alignment_figure(model.pair.guide[0].permute(1, 2, 0).cpu().numpy(), aligned,
                                 enlarged)

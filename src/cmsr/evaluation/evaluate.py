@@ -33,7 +33,7 @@ from cmsr import __version__
 from cmsr.errors import InputError, one_line
 from cmsr.evaluation.baselines import BASELINES, ZSSR, make_baseline
 from cmsr.evaluation.datasets import Scene
-from cmsr.evaluation.metrics import data_range_for, score
+from cmsr.evaluation.metrics import Scores, data_range_for, score
 from cmsr.evaluation.protocols import EvalProtocol, EvaluationPair, apply_protocol
 from cmsr.evaluation.usage import track_usage
 from cmsr.files import read_image, write_image
@@ -291,7 +291,7 @@ def run_method(name: str, pair: EvaluationPair, config: Config,
     return np.asarray(method.predict(), dtype=np.float32)
 
 
-def score_run(output: np.ndarray, pair: EvaluationPair, crop: int) -> dict[str, float]:
+def score_run(output: np.ndarray, pair: EvaluationPair, crop: int) -> Scores:
     """RMSE and MAE in the truth's units, PSNR and SSIM on its data range, masked."""
     return score(output, pair.truth, data_range=data_range_for(pair.truth), mask=pair.mask,
                  crop=crop)

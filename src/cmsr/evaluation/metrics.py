@@ -30,6 +30,8 @@ sigma=1.5, use_sample_covariance=False``).
 
 from __future__ import annotations
 
+from typing import TypedDict
+
 import numpy as np
 
 from cmsr.errors import InputError, describe_shape
@@ -429,6 +431,15 @@ def ssim(
     return float(np.mean(values))
 
 
+class Scores(TypedDict):
+    """What :func:`score` returns; the keys are fields of the runs' records."""
+
+    rmse: float
+    mae: float
+    psnr: float
+    ssim: float
+
+
 def score(
     prediction: np.ndarray,
     truth: np.ndarray,
@@ -436,7 +447,7 @@ def score(
     data_range: float | None = None,
     mask: np.ndarray | None = None,
     crop: int = 0,
-) -> dict[str, float]:
+) -> Scores:
     """All metrics at once.
 
     Parameters
@@ -452,7 +463,7 @@ def score(
 
     Returns
     -------
-    dict[str, float]
+    Scores
         ``{"rmse", "mae", "psnr", "ssim"}``; RMSE and MAE in data units, PSNR in dB.
 
     Raises

@@ -48,7 +48,9 @@ def _decode_png_rawmode(fh: BinaryIO, rawmode: str) -> np.ndarray:
             raise ValueError("unexpected PNG tile layout")
         tile = im.tile[0]
         replace = getattr(tile, "_replace", None)
-        im.tile = [replace(args=rawmode) if replace else (*tile[:3], rawmode)]
+        # Pillow >= 11 has _Tile named tuples, older Pillow plain tuples
+        im.tile = [replace(args=rawmode) if replace  # type: ignore[list-item]
+                   else (*tile[:3], rawmode)]
         im.load()
         return np.asarray(im)
 

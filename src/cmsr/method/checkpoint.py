@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import io
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -95,7 +95,7 @@ def same_structure(a: Mapping[str, Any], b: Mapping[str, Any]) -> bool:
 
 
 # ------------------------------------------------------------------ warp
-def warp_state(warp: GuideWarp, config: Config, guide_size: tuple[int, int]) -> dict[str, Any]:
+def warp_state(warp: GuideWarp, config: Config, guide_size: Sequence[int]) -> dict[str, Any]:
     """The warp file dict for ``warp`` (built from ``config``), learned on a guide of
     ``guide_size = (H, W)``; tensors are copied to the CPU."""
     return {"format": WARP_FORMAT, "version": VERSION, **warp_structure(config),
@@ -130,7 +130,7 @@ def check_warp_state(state: Any, source: str = "warp") -> dict[str, Any]:
 
 
 def apply_warp_state(warp: GuideWarp, state: Mapping[str, Any], config: Config,
-                     guide_size: tuple[int, int], source: str = "warp") -> None:
+                     guide_size: Sequence[int], source: str = "warp") -> None:
     """Load a checked warp ``state`` into ``warp`` (built from ``config``) for a guide of
     ``guide_size``; :class:`InputError` if the structure or the aspect ratio differ."""
     check_warp_fits(state, config, source)

@@ -25,7 +25,7 @@ shorter side are skipped.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -41,7 +41,7 @@ MIN_LEVEL_SIDE = 16
 LEVEL_SEED_OFFSET = 1000
 
 
-def level_sizes(size: tuple[int, int], levels: int, min_side: int = MIN_LEVEL_SIDE
+def level_sizes(size: Sequence[int], levels: int, min_side: int = MIN_LEVEL_SIDE
                 ) -> list[tuple[int, int]]:
     """Target sizes of the alignment levels, coarsest first.
 

@@ -111,7 +111,7 @@ def to_dtype(values: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
 def array_to_tensor(image: np.ndarray, dtype: type = np.float32) -> torch.Tensor:
     """``(H, W)`` or ``(H, W, c)`` array -> ``(1, c, H, W)`` tensor of ``dtype`` (float32 by
     default; no scaling)."""
-    array = np.asarray(image, dtype=dtype)
+    array: np.ndarray = np.asarray(image, dtype=dtype)
     if array.ndim == 2:
         array = array[:, :, None]
     return torch.from_numpy(np.ascontiguousarray(array.transpose(2, 0, 1)))[None]
@@ -130,7 +130,7 @@ def valid_mask(image: np.ndarray, invalid_value: float | None = None) -> np.ndar
     bad = ~np.isfinite(values)
     if invalid_value is not None:
         bad |= values == invalid_value
-    return ~(bad if bad.ndim == 2 else bad.any(axis=-1))
+    return np.logical_not(bad if bad.ndim == 2 else bad.any(axis=-1))
 
 
 def fill_invalid(image: torch.Tensor, valid: torch.Tensor) -> torch.Tensor:

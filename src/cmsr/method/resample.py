@@ -17,6 +17,7 @@ units (no clipping), so cubic resizing may overshoot the input's range slightly.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Literal, get_args
 
 import torch
@@ -31,6 +32,8 @@ DEGRADATION_NAMES: tuple[str, ...] = get_args(Degradation)
 DegradationKernel = Degradation | tuple[tuple[float, ...], ...]
 
 KERNEL_WIDTHS: dict[str, float] = {"cubic": 4.0, "linear": 2.0, "box": 1.0}
+#: The interpolation kernel of each degradation without antialiasing.
+_ALIASED: dict[str, Kernel] = {"cubic-aliased": "cubic", "linear-aliased": "linear"}
 
 
 def cubic(x: torch.Tensor) -> torch.Tensor:
@@ -146,7 +149,7 @@ def area_matrix(in_length: int, out_length: int) -> torch.Tensor:
 
 def resize(
     image: torch.Tensor,
-    size: tuple[int, int],
+    size: Sequence[int],
     *,
     kernel: Kernel = "cubic",
     antialias: bool = True,
@@ -177,12 +180,12 @@ def resize(
     return rows @ out @ cols.T
 
 
-def upsample_bicubic(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+def upsample_bicubic(image: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Bicubic enlargement of ``(B, C, h, w)`` to ``(B, C, *size)``, MATLAB-style."""
     return resize(image, size, kernel="cubic")
 
 
-def downsample(image: torch.Tensor, size: tuple[int, int], *,
+def downsample(image: torch.Tensor, size: Sequence[int], *,
                kernel: DegradationKernel | Kernel = "cubic") -> torch.Tensor:
     """Reduction of ``(B, C, H, W)`` to ``(B, C, *size)`` by a degradation.
 
@@ -202,12 +205,12 @@ def downsample(image: torch.Tensor, size: tuple[int, int], *,
     """
     if isinstance(kernel, tuple):
         return blur_and_sample(image, size, torch.tensor(kernel, dtype=image.dtype))
-    if kernel.endswith("-aliased"):
-        return resize(image, size, kernel=kernel.removesuffix("-aliased"), antialias=False)
+    if kernel == "cubic-aliased" or kernel == "linear-aliased":
+        return resize(image, size, kernel=_ALIASED[kernel], antialias=False)
     return resize(image, size, kernel=kernel)
 
 
-def blur_and_sample(image: torch.Tensor, size: tuple[int, int], kernel: torch.Tensor
+def blur_and_sample(image: torch.Tensor, size: Sequence[int], kernel: torch.Tensor
                     ) -> torch.Tensor:
     """Blur ``(B, C, H, W)`` by ``kernel (k, k)`` and read it at ``size``'s pixel centres.
 

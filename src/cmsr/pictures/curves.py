@@ -224,8 +224,8 @@ def loss_curve(
                 segment.append((px(float(x_values[i])), py(math.log10(float(y_values[i])))))
                 continue
             if len(segment) == 1:
-                (x, y) = segment[0]
-                draw.ellipse([x - 2, y - 2, x + 2, y + 2], fill=CURVE_COLOUR)
+                (dot_x, dot_y) = segment[0]
+                draw.ellipse([dot_x - 2, dot_y - 2, dot_x + 2, dot_y + 2], fill=CURVE_COLOUR)
             elif len(segment) > 1:
                 draw.line(segment, fill=CURVE_COLOUR, width=2, joint="curve")
             segment = []

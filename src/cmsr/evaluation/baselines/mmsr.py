@@ -316,7 +316,8 @@ class MMSR(Baseline):
                           source_neighbourhood=self.source_neighbourhood,
                           guide_neighbourhood=self.guide_neighbourhood,
                           max_chunk_bytes=self.max_chunk_bytes, precision=self.precision)
-        net = net.to(self.device, memory_format=self._layout()).train()
+        # Module.to takes memory_format, which torch's type hints leave out
+        net = net.to(self.device, memory_format=self._layout()).train()  # type: ignore[call-overload]
         optimizer = torch.optim.Adam(net.parameter_groups(self.weight_decay),
                                      lr=self.learning_rate)
         size = tuple(source.shape[-2:])

@@ -47,6 +47,8 @@ waiting for each other: pass ``threads=1`` there.
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -63,6 +65,12 @@ DEFAULT_BATCH_SIZE = 32
 DEFAULT_LEARNING_RATE = 1e-3
 DEFAULT_WEIGHT_DECAY = (1e-4, 1e-3, 1e-4)  # spatial, colour, head
 PREDICT_CHUNK = 1024  # pixels per forward pass when predicting (8 MB per 2048-wide activation)
+
+
+def _linears(branch: nn.Sequential) -> tuple[nn.Linear, nn.Linear]:
+    """The two linear layers of a ``Linear, ReLU, Linear`` branch."""
+    first, _, second = branch
+    return cast(nn.Linear, first), cast(nn.Linear, second)
 
 
 class PixTransformNet(nn.Module):
@@ -96,8 +104,8 @@ class PixTransformNet(nn.Module):
         ``65 -> 2048`` product, and the head's first ReLU in place: fewer passes over
         the 2048-wide activations, which cost about as much as the products.
         """
-        colour_in, _, colour_out = self.colour
-        spatial_in, _, spatial_out = self.spatial
+        colour_in, colour_out = _linears(self.colour)
+        spatial_in, spatial_out = _linears(self.spatial)
         pixels = features.reshape(-1, features.shape[-1])     # 2-D: no views in autograd
         hidden = F.relu(F.linear(pixels, torch.block_diag(colour_in.weight, spatial_in.weight),
                                  torch.cat([colour_in.bias, spatial_in.bias])))
@@ -221,10 +229,10 @@ def footprint_means(net: nn.Module, features: torch.Tensor, rows: torch.Tensor,
     return weighted_means(net, patch, weight)
 
 
-def _fast_adam(device: torch.device) -> dict[str, bool]:
+def _fast_adam(device: torch.device) -> bool | None:
     """Adam's fused implementation (one kernel for all parameters instead of a dozen small
-    operations per tensor: the same update) where PyTorch has it."""
-    return {"fused": True} if device.type in ("cpu", "cuda") else {}
+    operations per tensor: the same update) where PyTorch has it (``fused=``)."""
+    return True if device.type in ("cpu", "cuda") else None
 
 
 class P2P(Baseline):
@@ -270,7 +278,8 @@ class P2P(Baseline):
         self.iterations = iterations
         self.batch_size = batch_size
         self.learning_rate = learning_rate
-        self.weight_decay = tuple(weight_decay)
+        spatial, colour, head = weight_decay
+        self.weight_decay = (float(spatial), float(colour), float(head))
         self.loss = loss
         self.seed = seed
         self.device = resolve_device(device)
@@ -315,7 +324,7 @@ class P2P(Baseline):
             net = PixTransformNet(pair.guide.shape[1], channels)
         net = net.to(device).train()
         optimizer = torch.optim.Adam(net.parameter_groups(self.weight_decay),
-                                     lr=self.learning_rate, **_fast_adam(device))
+                                     lr=self.learning_rate, fused=_fast_adam(device))
         criterion = nn.L1Loss() if self.loss == "l1" else nn.MSELoss()
         order = torch.empty(0, dtype=torch.long)
         position = 0

@@ -29,6 +29,7 @@ the exact map at every pixel.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -128,6 +129,9 @@ class GuideWarp(nn.Module):
         self.active: set[str] = set(names)
         self._node_cache: dict[tuple, tuple[Tensor, Tensor | None]] = {}
 
+    def _tps(self) -> ThinPlateSpline:
+        return cast(ThinPlateSpline, self.layers["tps"])
+
     # ------------------------------------------------------------------ state
     def set_active(self, names: Iterable[str]) -> None:
         """Apply only the layers in ``names`` (e.g. ``{"affine"}`` early in training).
@@ -180,7 +184,7 @@ class GuideWarp(nn.Module):
                 nodes = spanning_grid(height, width, rows, columns, device=device, dtype=dtype)
                 matrix = None
                 if "tps" in self.layers:
-                    matrix = self.layers["tps"].interpolation_matrix(nodes)
+                    matrix = self._tps().interpolation_matrix(nodes)
             if len(self._node_cache) >= NODE_CACHE_SIZE:
                 self._node_cache.pop(next(iter(self._node_cache)))
             self._node_cache[key] = (nodes, matrix)
@@ -219,9 +223,9 @@ class GuideWarp(nn.Module):
         points = nodes
         if self._is_on("tps"):
             assert matrix is not None
-            points = nodes + (matrix @ self.layers["tps"].offsets).view(nodes.shape)
+            points = nodes + (matrix @ self._tps().offsets).view(nodes.shape)
         if self._is_on("cpab"):
-            cpab = self.layers["cpab"]
+            cpab = cast(CpabWarp, self.layers["cpab"])
             points = cpab.forward_raster(points) if cpab.zero_boundary else cpab(points)
         return points - nodes
 
@@ -283,7 +287,8 @@ class GuideWarp(nn.Module):
         total = torch.zeros((), device=None if ref is None else ref.device)
         for name in LAYER_NAMES:
             if self._is_on(name):
-                term = self.layers[name].regularization()
+                layer = cast(AffineWarp | CpabWarp | ThinPlateSpline, self.layers[name])
+                term = layer.regularization()
                 total = total + weights.get(name, 1.0) * term
         return total
 

@@ -69,6 +69,7 @@ RASTER_MAX_NODES = 257
 SQUARINGS = 5
 
 LatticePoint = tuple[int, int]
+LatticeTriangle = tuple[LatticePoint, LatticePoint, LatticePoint]
 
 
 def _check_tessellation(tessellation: Sequence[int]) -> tuple[int, int]:
@@ -78,7 +79,7 @@ def _check_tessellation(tessellation: Sequence[int]) -> tuple[int, int]:
     return nx, ny
 
 
-def _triangle_lattice_vertices(tessellation: tuple[int, int]) -> list[tuple[LatticePoint, ...]]:
+def _triangle_lattice_vertices(tessellation: tuple[int, int]) -> list[LatticeTriangle]:
     """Triangle vertices on the half-cell integer lattice, in triangle index order."""
     nx, ny = tessellation
     triangles = []
@@ -348,6 +349,8 @@ class CpabWarp(nn.Module):
     ``forward(points)`` maps points ``(..., 2)`` (x first, normalized) to
     ``(..., 2)``: the backward mapping, output pixel ``p`` samples at ``forward(p)``.
     """
+
+    basis: Tensor
 
     def __init__(
         self,

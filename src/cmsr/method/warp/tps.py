@@ -115,6 +115,10 @@ class ThinPlateSpline(nn.Module):
     ``(..., 2)``: the backward mapping, output pixel ``p`` samples at ``forward(p)``.
     """
 
+    control: Tensor
+    solve: Tensor
+    bending: Tensor
+
     def __init__(self, control_points: Sequence[int] = (4, 4)) -> None:
         super().__init__()
         self.grid_size = (int(control_points[0]), int(control_points[1]))
