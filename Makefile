@@ -1,5 +1,5 @@
 # Two entry points: `make demo` (set up, then run cmsr on the built-in example)
-# and `make test` (set up, then lint and run the test suite).
+# and `make test` (set up, then lint, type-check and run the test suite).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -22,6 +22,7 @@ demo: setup
 
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
 
 test: lint
 	$(BIN)/pytest -q

@@ -157,7 +157,7 @@ class CMSR:
     def _stages(self, pair: PreparedPair) -> list[tuple[int, int]]:
         """Output sizes of the training stages (one unless ``config.gradual``)."""
         h, w = pair.target.shape[-2:]
-        final = tuple(pair.guide.shape[-2:])
+        final = (int(pair.guide.shape[-2]), int(pair.guide.shape[-1]))
         if not self.config.gradual or max(pair.scale) <= 2.0:
             return [final]
         steps = gradual_scales(max(pair.scale))
@@ -300,6 +300,7 @@ class CMSR:
             if checking or index + 1 < len(stages):
                 aligned = self._stage_guide(self.aligned_guide(), size)
             if checking:
+                assert held_out is not None
                 errors = held_out_errors(net, current, aligned, held_out, stage_scale,
                                          self.config)
                 self.self_check = decide(*errors, int(held_out.sum()),

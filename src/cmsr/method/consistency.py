@@ -15,7 +15,7 @@ covers exactly the target crop it is compared with.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -25,7 +25,7 @@ from cmsr.method.resample import downsample, upsample_bicubic
 from cmsr.method.train import StepInfo, TrainRecord, autocast, masked_l1
 
 
-def grid_crops(low_size: tuple[int, int], high_size: tuple[int, int], patch: int,
+def grid_crops(low_size: Sequence[int], high_size: Sequence[int], patch: int,
                count: int, generator: torch.Generator
                ) -> list[tuple[slice, slice, slice, slice]]:
     """``count`` random crops on the low-resolution grid and their high-resolution twins.

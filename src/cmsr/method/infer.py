@@ -11,7 +11,7 @@ import torch
 
 from cmsr.method.config import Config
 from cmsr.method.model import CMSRNet
-from cmsr.method.resample import Kernel, downsample, upsample_bicubic
+from cmsr.method.resample import DegradationKernel, downsample, upsample_bicubic
 
 
 def dihedral(image: torch.Tensor, index: int) -> torch.Tensor:
@@ -74,7 +74,8 @@ def self_ensemble(net: CMSRNet, target_up: torch.Tensor, guide: torch.Tensor | N
 
 
 def back_project(estimate: torch.Tensor, target: torch.Tensor, *, iterations: int,
-                 kernel: Kernel = "cubic", valid: torch.Tensor | None = None) -> torch.Tensor:
+                 kernel: DegradationKernel = "cubic", valid: torch.Tensor | None = None
+                 ) -> torch.Tensor:
     """Iterative back-projection: make ``reduce(estimate)`` agree with ``target``.
 
     Repeats ``estimate += upsample_bicubic(target - reduce(estimate))``, where

@@ -27,12 +27,12 @@ def conv_stack(in_channels: int, width: int, out_channels: int, layers: int,
     for _ in range(layers - 1):
         conv = nn.Conv2d(channels, width, 3, padding=1)
         nn.init.kaiming_normal_(conv.weight, nonlinearity="relu")
-        nn.init.zeros_(conv.bias)
+        nn.init.zeros_(conv.get_parameter("bias"))
         modules += [conv, nn.ReLU(inplace=True)]
         channels = width
     last = nn.Conv2d(channels, out_channels, last_kernel, padding=last_kernel // 2)
     nn.init.zeros_(last.weight)
-    nn.init.zeros_(last.bias)
+    nn.init.zeros_(last.get_parameter("bias"))
     modules.append(last)
     return nn.Sequential(*modules)
 

@@ -19,6 +19,7 @@ even that loses to bicubic. The decision and its three errors are kept in
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -53,7 +54,7 @@ class SelfCheck:
                 f"using {self.choice}")
 
 
-def held_out_mask(size: tuple[int, int], fraction: float, block: int,
+def held_out_mask(size: Sequence[int], fraction: float, block: int,
                   generator: torch.Generator) -> torch.Tensor:
     """``(1, 1, h, w)`` float32, 1 on about ``fraction`` of the pixels in ``block``-sized
     squares drawn at random (at least one block), else 0.

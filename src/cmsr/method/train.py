@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -141,7 +141,7 @@ def reconstruction_error(net: nn.Module, target: torch.Tensor, guide: torch.Tens
     return float(masked_l1(prediction, target, valid))
 
 
-def warp_point_map(warp: GuideWarp, size: tuple[int, int]) -> PointMap:
+def warp_point_map(warp: GuideWarp, size: Sequence[int]) -> PointMap:
     """Sampling points through ``warp``, for crops of a guide of ``size = (H, W)``.
 
     The local layers (CPAB, TPS) are evaluated once per call at the coarse nodes of
@@ -238,6 +238,7 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
     if warp is not None and not release_warp:
         warp.set_active(warp.layers.keys())
     if learn_warp:
+        assert warp is not None
         multipliers = {"affine": config.warp_lr_affine, "cpab": config.warp_lr_cpab,
                        "tps": config.warp_lr_tps}
         # the warp's parameters are in normalized units (2 = the image's width): in
@@ -249,7 +250,7 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
     for group in groups:
         group["lr"] = config.learning_rate * group["lr_scale"]
     optimizer = torch.optim.Adam(groups)
-    net.to(memory_format=torch.channels_last).train()
+    net.to(memory_format=torch.channels_last).train()  # type: ignore[call-overload]
     records: list[TrainRecord] = []
 
     def evaluate() -> float:
@@ -283,6 +284,7 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
             guide_weight = keep.float().view(-1, 1, 1, 1).to(batch.guide.device)
         loss = run_step(net, batch, config.precision, guide_weight)
         if warp_learns:
+            assert warp is not None
             loss = loss + config.warp_regularization * warp.regularization()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
