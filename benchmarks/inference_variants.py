@@ -1,0 +1,190 @@
+"""What each inference step adds: one fit per pair, every way of finishing it scored.
+
+For each pair cmsr is fitted once with the preset (its defaults, ``--align full``
+included, unless ``--set`` says otherwise). The fitted networks are then run to the
+full size in each combination of
+
+* the branch: with the guide, without it (Feature-Extractor 1 alone, trained to stand
+  alone by guide dropout), or the self-check's choice (the preset's result);
+* iterative back-projection in every stage (``back_projection_iters`` of the preset)
+  or none;
+* the clip to the local range of the measurement (3x3 low-resolution pixels) or none;
+
+and each result is scored against the truth (RMSE in the data's units, PSNR) beside
+bicubic enlargement. The preset's own result is the row marked ``default``. With
+``--demo`` the built-in demo pair (``cmsr demo``) is scored as well.
+
+Usage: ``python benchmarks/inference_variants.py [--sets middlebury13] [--scenes 026]
+[--demo] [--threads 2]``; writes ``results/inference_variants.md`` (and ``.jsonl``,
+one line per pair, appended as pairs finish).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import statistics
+import time
+
+import numpy as np
+import torch
+from common import RESULTS, data_root, machine_line, markdown_table
+
+from cmsr.demo import make_demo_pair
+from cmsr.evaluation.datasets import find_scenes, select_scenes
+from cmsr.evaluation.metrics import data_range_for, psnr, rmse
+from cmsr.evaluation.protocols import EvalProtocol, apply_protocol
+from cmsr.files import read_image
+from cmsr.method.api import CMSR
+from cmsr.method.config import Config
+from cmsr.method.infer import clamp_to_local_range
+from cmsr.method.resample import upsample_bicubic
+from cmsr.method.self_check import SelfCheck
+
+SETS = {  # name: (folder, protocol, scale, preset, overrides)
+    "middlebury13": ("depth/middlebury13", "avgpool", 4, "depth", {}),
+    "thermal-unaligned": ("thermal/unaligned", "real", 8, "thermal",
+                          {"degradation": "cubic-aliased"}),
+    "roadscene": ("thermal/roadscene", "bicubic", 4, "thermal", {}),
+    "epfl-nir": ("nir/epfl", "bicubic", 4, "nir", {}),
+}
+BRANCHES = ("guided", "guide-free")
+
+
+def variants(model: CMSR) -> dict[str, np.ndarray]:
+    """Every finish of the fitted ``model``, in the target's units (float64).
+
+    Keys: ``"<branch> bp<iters>[ clip]"`` for the two branches, back-projection on
+    (the preset's iterations) and off, with and without the clip; ``"bicubic"``.
+    """
+    pair = model.pair
+    assert pair is not None
+    fitted_config, check = model.config, model.self_check
+    iterations = sorted({0, fitted_config.back_projection_iters})
+    out: dict[str, np.ndarray] = {}
+    try:
+        for branch in BRANCHES:
+            model.self_check = (SelfCheck(0.0, 0.0, 0.0, 0, branch) if check is None
+                                else dataclasses.replace(check, choice=branch))
+            for bp in iterations:
+                model.config = fitted_config.replace(back_projection_iters=bp,
+                                                     clamp_to_local_range=False)
+                result = model.predict_tensor()
+                for clip in (False, True):
+                    finished = clamp_to_local_range(result, pair.target) if clip else result
+                    key = f"{branch} bp{bp}" + (" clip" if clip else "")
+                    out[key] = pair.normalization.from_unit(finished).astype(np.float64)
+    finally:
+        model.config, model.self_check = fitted_config, check
+    bicubic = upsample_bicubic(pair.target, tuple(pair.guide.shape[-2:]))
+    out["bicubic"] = pair.normalization.from_unit(bicubic).astype(np.float64)
+    return out
+
+
+def default_key(config: Config, check: SelfCheck | None) -> str:
+    """The variant the preset itself returns (``bicubic`` if the self-check chose it)."""
+    if check is not None and check.choice == "bicubic":
+        return "bicubic"
+    branch = "guided" if check is None else check.choice
+    return (f"{branch} bp{config.back_projection_iters}"
+            + (" clip" if config.clamp_to_local_range else ""))
+
+
+def score_pair(name: str, low: np.ndarray, guide: np.ndarray, truth: np.ndarray,
+               config: Config) -> dict:
+    """Fit once, score every variant; one JSON-able record."""
+    start = time.perf_counter()
+    model = CMSR(config).fit(low, guide)
+    seconds = time.perf_counter() - start
+    data_range = data_range_for(truth)
+    scores = {key: [rmse(value, truth), psnr(value, truth, data_range=data_range)]
+              for key, value in variants(model).items()}
+    check = model.self_check
+    return {"pair": name, "seconds": round(seconds, 1),
+            "choice": None if check is None else check.choice,
+            "default": default_key(config, check), "scores": scores}
+
+
+def records(args: argparse.Namespace, overrides: dict) -> list[dict]:
+    out_path = RESULTS / "inference_variants.jsonl"
+    found = []
+    if args.demo:
+        demo = make_demo_pair()
+        config = Config.preset("depth", seed=args.seed, **overrides)
+        found.append(("demo", "demo", demo.target_lr, demo.guide, demo.ground_truth,
+                      config))
+    for set_name in filter(None, args.sets.split(",")):
+        folder, protocol, scale, preset, fixed = SETS[set_name]
+        config = Config.preset(preset, seed=args.seed, **{**fixed, **overrides})
+        for scene in select_scenes(find_scenes(data_root() / folder), args.scenes):
+            found.append((set_name, scene, None, None, None, config))
+    rows = []
+    for set_name, scene, low, guide, truth, config in found:
+        if set_name != "demo":
+            folder, protocol, scale, _, _ = SETS[set_name]
+            captured = read_image(scene.target_lr) if scene.target_lr else None
+            pair = apply_protocol(read_image(scene.target), read_image(scene.guide),
+                                  EvalProtocol(protocol, scale), low=captured)
+            low, guide, truth, name = pair.low, pair.guide, pair.truth, scene.name
+        else:
+            name = "demo"
+        record = {"set": set_name, **score_pair(name, low, guide, truth, config)}
+        print(json.dumps(record), flush=True)
+        with out_path.open("a") as handle:
+            handle.write(json.dumps(record) + "\n")
+        rows.append(record)
+    return rows
+
+
+def table(rows: list[dict], set_name: str) -> str:
+    """Mean RMSE / PSNR of every variant over the set's pairs, and pairs won against
+    the preset's own result."""
+    chosen = [r for r in rows if r["set"] == set_name]
+    keys = list(chosen[0]["scores"])
+    lines = []
+    for key in keys:
+        rmses = [r["scores"][key][0] for r in chosen]
+        psnrs = [r["scores"][key][1] for r in chosen]
+        better = sum(r["scores"][key][0] < r["scores"][r["default"]][0] for r in chosen)
+        default = sum(r["default"] == key for r in chosen)
+        lines.append([key, f"{statistics.fmean(rmses):.3f}", f"{statistics.fmean(psnrs):.2f}",
+                      f"{better} of {len(chosen)}", str(default)])
+    return markdown_table(["variant", "mean RMSE", "mean PSNR (dB)",
+                           "better than the preset's result", "is the preset's result on"],
+                          lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sets", default="middlebury13")
+    parser.add_argument("--scenes", default=None)
+    parser.add_argument("--demo", action="store_true")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--set", action="append", default=[],
+                        help="config override NAME=JSON, repeatable")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    overrides = {}
+    for item in args.set:
+        key, value = item.split("=", 1)
+        overrides[key] = json.loads(value)
+    rows = records(args, overrides)
+    parts = ["# What each inference step adds", "",
+             f"{machine_line()}; seed {args.seed}; overrides {overrides or 'none'}."]
+    for set_name in dict.fromkeys(r["set"] for r in rows):
+        pairs = [r for r in rows if r["set"] == set_name]
+        parts += ["", f"## {set_name} ({len(pairs)} pairs; median fit "
+                  f"{statistics.median(r['seconds'] for r in pairs):.0f} s)", "",
+                  table(rows, set_name), "",
+                  "Per pair, RMSE of the preset's result (its variant): " + ", ".join(
+                      f"{r['pair']} {r['scores'][r['default']][0]:.3f} ({r['default']})"
+                      for r in pairs)]
+    text = "\n".join(parts)
+    (RESULTS / "inference_variants.md").write_text(text + "\n")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
