@@ -6,7 +6,9 @@ project root, or wherever ``$CMSR_DATA`` points. It is read from there, never co
 
 from __future__ import annotations
 
+import argparse
 import csv
+import json
 import os
 import platform
 import time
@@ -19,8 +21,8 @@ from cmsr.evaluation.report import markdown_table
 from cmsr.method.resample import Kernel, downsample
 
 ROOT = Path(__file__).resolve().parent.parent
-__all__ = ["RESULTS", "ROOT", "data_root", "machine_line", "markdown_table", "reduce_image",
-           "write_results"]
+__all__ = ["RESULTS", "ROOT", "add_config_overrides", "config_overrides", "data_root",
+           "machine_line", "markdown_table", "reduce_image", "write_results"]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -36,6 +38,29 @@ def machine_line() -> str:
     """One line naming the machine, torch and thread count the numbers were taken on."""
     return (f"{platform.machine()} {os.cpu_count()} cores, torch {torch.__version__}, "
             f"{torch.get_num_threads()} threads, {time.strftime('%Y-%m-%d %H:%M')}")
+
+
+def add_config_overrides(parser: argparse.ArgumentParser) -> None:
+    """``--set NAME=VALUE`` (repeatable): a :class:`cmsr.Config` field to override."""
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="config override, VALUE as JSON or a bare string; repeatable")
+
+
+def config_overrides(items: list[str]) -> dict[str, object]:
+    """``["max_iters=100", "align=none", "zoom=[0.8, 1]"]`` -> the overrides' dict.
+
+    Values are JSON (lists become tuples, as the config's fields are); anything that is
+    not JSON is taken as a string.
+    """
+    overrides: dict[str, object] = {}
+    for item in items:
+        key, value = item.split("=", 1)
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        overrides[key] = tuple(parsed) if isinstance(parsed, list) else parsed
+    return overrides
 
 
 def write_results(name: str, markdown: str, header: list[str], rows: list[list[str]]) -> None:

@@ -26,13 +26,19 @@ Usage: ``python benchmarks/guide_diagnostic.py [--only share,degradation]
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import RESULTS, data_root, machine_line, markdown_table
+from common import (
+    RESULTS,
+    add_config_overrides,
+    config_overrides,
+    data_root,
+    machine_line,
+    markdown_table,
+)
 
 from cmsr.evaluation.baselines.zssr import ZSSR
 from cmsr.evaluation.datasets import find_scenes, select_scenes
@@ -196,16 +202,10 @@ def main() -> None:
     parser.add_argument("--iters", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--set", action="append", default=[],
-                        help="config override NAME=VALUE (python literal), repeatable")
+    add_config_overrides(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    overrides = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        field_type = {f.name: f.type for f in dataclasses.fields(Config)}[key]
-        overrides[key] = value if "str" in str(field_type) or "Literal" in str(
-            field_type) else eval(value)
+    overrides = config_overrides(args.set)
     parts = [f"# Where the guide helps\n\n{machine_line()}\n"]
     if "share" in args.only:
         rows = [row for name in args.sets.split(",")

@@ -15,8 +15,8 @@ bicubic enlargement. The preset's own result is the row marked ``default``. With
 ``--demo`` the built-in demo pair (``cmsr demo``) is scored as well.
 
 Usage: ``python benchmarks/inference_variants.py [--sets middlebury13] [--scenes 026]
-[--demo] [--threads 2]``; writes ``results/inference_variants.md`` (and ``.jsonl``,
-one line per pair, appended as pairs finish).
+[--demo] [--threads 2] [--set NAME=VALUE ...]``; writes ``results/inference_variants.md``
+(and ``.jsonl``, one line per pair, appended as pairs finish).
 """
 
 from __future__ import annotations
@@ -29,7 +29,14 @@ import time
 
 import numpy as np
 import torch
-from common import RESULTS, data_root, machine_line, markdown_table
+from common import (
+    RESULTS,
+    add_config_overrides,
+    config_overrides,
+    data_root,
+    machine_line,
+    markdown_table,
+)
 
 from cmsr.demo import make_demo_pair
 from cmsr.evaluation.datasets import find_scenes, select_scenes
@@ -162,14 +169,10 @@ def main() -> None:
     parser.add_argument("--demo", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--set", action="append", default=[],
-                        help="config override NAME=JSON, repeatable")
+    add_config_overrides(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    overrides = {}
-    for item in args.set:
-        key, value = item.split("=", 1)
-        overrides[key] = json.loads(value)
+    overrides = config_overrides(args.set)
     rows = records(args, overrides)
     parts = ["# What each inference step adds", "",
              f"{machine_line()}; seed {args.seed}; overrides {overrides or 'none'}."]
