@@ -110,6 +110,8 @@ def score_pair(name: str, low: np.ndarray, guide: np.ndarray, truth: np.ndarray,
     check = model.self_check
     return {"pair": name, "seconds": round(seconds, 1),
             "choice": None if check is None else check.choice,
+            "held_out_l1": None if check is None else [check.guided, check.guide_free,
+                                                       check.bicubic],
             "default": default_key(config, check), "scores": scores}
 
 
