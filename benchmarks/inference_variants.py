@@ -12,7 +12,8 @@ full size in each combination of
 
 and each result is scored against the truth (RMSE in the data's units, PSNR) beside
 bicubic enlargement. The preset's own result is the row marked ``default``. With
-``--demo`` the built-in demo pair (``cmsr demo``) is scored as well.
+``--demo`` the built-in demo pair is scored as well, with ``cmsr demo``'s settings
+(preset ``depth``, at most ``DEMO_MAX_ITERS`` steps per stage).
 
 Usage: ``python benchmarks/inference_variants.py [--sets middlebury13] [--scenes 026]
 [--demo] [--threads 2] [--set NAME=VALUE ...]``; writes ``results/inference_variants.md``
@@ -38,13 +39,14 @@ from common import (
     markdown_table,
 )
 
+from cmsr.cli.sr import DEMO_MAX_ITERS
 from cmsr.demo import make_demo_pair
 from cmsr.evaluation.datasets import find_scenes, select_scenes
 from cmsr.evaluation.metrics import data_range_for, psnr, rmse
 from cmsr.evaluation.protocols import EvalProtocol, apply_protocol
 from cmsr.files import read_image
 from cmsr.method.api import CMSR
-from cmsr.method.config import Config
+from cmsr.method.config import PRESETS, Config
 from cmsr.method.infer import clamp_to_local_range
 from cmsr.method.resample import upsample_bicubic
 from cmsr.method.self_check import SelfCheck
@@ -120,7 +122,8 @@ def records(args: argparse.Namespace, overrides: dict) -> list[dict]:
     found = []
     if args.demo:
         demo = make_demo_pair()
-        config = Config.preset("depth", seed=args.seed, **overrides)
+        config = Config.preset("depth", seed=args.seed, **{
+            "max_iters": min(DEMO_MAX_ITERS, PRESETS["depth"].max_iters), **overrides})
         found.append(("demo", "demo", demo.target_lr, demo.guide, demo.ground_truth,
                       config))
     for set_name in filter(None, args.sets.split(",")):
