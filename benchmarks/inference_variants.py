@@ -16,8 +16,9 @@ bicubic enlargement. The preset's own result is the row marked ``default``. With
 (preset ``depth``, at most ``DEMO_MAX_ITERS`` steps per stage).
 
 Usage: ``python benchmarks/inference_variants.py [--sets middlebury13] [--scenes 026]
-[--demo] [--threads 2] [--set NAME=VALUE ...]``; writes ``results/inference_variants.md``
-(and ``.jsonl``, one line per pair, appended as pairs finish).
+[--demo] [--threads 2] [--set NAME=VALUE ...] [--summarise]``; writes
+``results/inference_variants.md`` (and ``.jsonl``, one line per pair, appended as pairs
+finish; ``--summarise`` rebuilds the tables from it without fitting).
 """
 
 from __future__ import annotations
@@ -174,13 +175,21 @@ def main() -> None:
     parser.add_argument("--demo", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--summarise", action="store_true",
+                        help="fit nothing: write the tables from the pairs already in "
+                             "results/inference_variants.jsonl (e.g. of a stopped run)")
     add_config_overrides(parser)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     overrides = config_overrides(args.set)
-    rows = records(args, overrides)
-    parts = ["# What each inference step adds", "",
-             f"{machine_line()}; seed {args.seed}; overrides {overrides or 'none'}."]
+    if args.summarise:
+        with (RESULTS / "inference_variants.jsonl").open() as handle:
+            rows = [json.loads(line) for line in handle if line.strip()]
+        heading = "the pairs in `results/inference_variants.jsonl`, fitted one by one"
+    else:
+        rows = records(args, overrides)
+        heading = f"{machine_line()}; seed {args.seed}; overrides {overrides or 'none'}"
+    parts = ["# What each inference step adds", "", heading + "."]
     for set_name in dict.fromkeys(r["set"] for r in rows):
         pairs = [r for r in rows if r["set"] == set_name]
         parts += ["", f"## {set_name} ({len(pairs)} pairs; median fit "
