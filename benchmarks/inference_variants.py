@@ -28,6 +28,7 @@ import dataclasses
 import json
 import statistics
 import time
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -118,33 +119,32 @@ def score_pair(name: str, low: np.ndarray, guide: np.ndarray, truth: np.ndarray,
             "default": default_key(config, check), "scores": scores}
 
 
-def records(args: argparse.Namespace, overrides: dict) -> list[dict]:
-    out_path = RESULTS / "inference_variants.jsonl"
-    found = []
+def pairs(args: argparse.Namespace, overrides: dict
+          ) -> Iterator[tuple[str, str, np.ndarray, np.ndarray, np.ndarray, Config]]:
+    """``(set, pair name, low, guide, truth, config)`` for every pair asked for, each
+    read only when its turn comes."""
     if args.demo:
         demo = make_demo_pair()
         config = Config.preset("depth", seed=args.seed, **{
             "max_iters": min(DEMO_MAX_ITERS, PRESETS["depth"].max_iters), **overrides})
-        found.append(("demo", "demo", demo.target_lr, demo.guide, demo.ground_truth,
-                      config))
+        yield "demo", "demo", demo.target_lr, demo.guide, demo.ground_truth, config
     for set_name in filter(None, args.sets.split(",")):
         folder, protocol, scale, preset, fixed = SETS[set_name]
         config = Config.preset(preset, seed=args.seed, **{**fixed, **overrides})
         for scene in select_scenes(find_scenes(data_root() / folder), args.scenes):
-            found.append((set_name, scene, None, None, None, config))
-    rows = []
-    for set_name, scene, low, guide, truth, config in found:
-        if set_name != "demo":
-            folder, protocol, scale, _, _ = SETS[set_name]
             captured = read_image(scene.target_lr) if scene.target_lr else None
             pair = apply_protocol(read_image(scene.target), read_image(scene.guide),
                                   EvalProtocol(protocol, scale), low=captured)
-            low, guide, truth, name = pair.low, pair.guide, pair.truth, scene.name
-        else:
-            name = "demo"
+            yield set_name, scene.name, pair.low, pair.guide, pair.truth, config
+
+
+def records(args: argparse.Namespace, overrides: dict) -> list[dict]:
+    """Score every pair; each record is also appended to the JSONL as it finishes."""
+    rows = []
+    for set_name, name, low, guide, truth, config in pairs(args, overrides):
         record = {"set": set_name, **score_pair(name, low, guide, truth, config)}
         print(json.dumps(record), flush=True)
-        with out_path.open("a") as handle:
+        with (RESULTS / "inference_variants.jsonl").open("a") as handle:
             handle.write(json.dumps(record) + "\n")
         rows.append(record)
     return rows
