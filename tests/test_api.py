@@ -192,6 +192,32 @@ def test_gradual_x4_trains_two_stages():
     assert np.all(np.isfinite(out))
 
 
+def test_gradual_back_projects_only_onto_the_measurement():
+    """Stage 2 is not back-projected onto stage 1's estimate; the whole result is
+    back-projected onto the measured target once at the end."""
+    from cmsr.method.infer import back_project, predict
+
+    guide, base = _scene()
+    target = _target(base)
+    config = FAST.replace(gradual=True, back_projection_iters=5, align="none")
+    model = CMSR(config).fit(target, guide)
+    pair = model.pair
+    sizes = model._stages(pair)
+
+    def finish(stage_iters: list[int]) -> torch.Tensor:
+        current, valid = pair.target, pair.valid
+        for net, size, iters in zip(model.networks, sizes, stage_iters, strict=True):
+            current = predict(net, current, model._stage_guide(pair.guide, size),
+                              config=config.replace(back_projection_iters=iters), valid=valid)
+            valid = torch.ones_like(current[:, :1])
+        return back_project(current, pair.target, iterations=5, kernel=config.degradation,
+                            valid=pair.valid)
+
+    result = model.predict_tensor()
+    assert torch.allclose(result, finish([5, 0]), atol=1e-6)
+    assert not torch.allclose(result, finish([5, 5]), atol=1e-4)
+
+
 def test_gradual_at_x2_is_one_stage():
     guide, base = _scene()
     target = _target(base, factor=2)

@@ -172,6 +172,20 @@ class CMSR:
             return None
         return checkpoint.build_warp(checkpoint.warp_structure(self.config)).to(self.device)
 
+    def _stage_config(self, index: int) -> Config:
+        """The inference settings of stage ``index``: back-projection only onto the
+        measurement, i.e. in the first stage, whose input is the measured target, and
+        not onto a later stage's input (an earlier stage's estimate).
+
+        The whole result is back-projected onto the measurement once more at the end
+        (:meth:`predict_tensor`). On Middlebury13 x4 (7 pairs, the depth preset) also
+        back-projecting onto the first stage's estimate cost 1.1% RMSE
+        (``benchmarks/inference_variants.py``).
+        """
+        if index == 0:
+            return self.config
+        return self.config.replace(back_projection_iters=0)
+
     @staticmethod
     def _stage_guide(guide: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """``guide (1, C, H, W)`` reduced to ``size`` (unchanged when already that size)."""
@@ -306,7 +320,7 @@ class CMSR:
                 self.self_check = decide(*errors, int(held_out.sum()),
                                          self.config.self_check_margin)
             if index + 1 < len(stages):
-                current = predict(net, current, aligned, config=self.config,
+                current = predict(net, current, aligned, config=self._stage_config(index),
                                   valid=current_valid, use_guide=self.uses_guide)
                 current_valid = torch.ones_like(current[:, :1])
         self.consistency_records = []
@@ -363,10 +377,11 @@ class CMSR:
             return upsample_bicubic(pair.target, tuple(pair.guide.shape[-2:]))
         current, current_valid = pair.target, pair.valid
         aligned = self.aligned_guide()
-        for net, size in zip(self.networks, self._stages(pair), strict=True):
+        for index, (net, size) in enumerate(zip(self.networks, self._stages(pair),
+                                                strict=True)):
             guide = self._stage_guide(aligned, size)
-            current = predict(net, current, guide, config=self.config, valid=current_valid,
-                              use_guide=self.uses_guide)
+            current = predict(net, current, guide, config=self._stage_config(index),
+                              valid=current_valid, use_guide=self.uses_guide)
             current_valid = torch.ones_like(current[:, :1])
         if len(self.networks) > 1:
             current = back_project(current, pair.target,
