@@ -13,4 +13,4 @@ from cmsr.method.api import CMSR, super_resolve
 from cmsr.method.config import PRESETS, Config
 
 __all__ = ["CMSR", "PRESETS", "Config", "InputError", "super_resolve"]
-__version__ = "0.4.0"
+__version__ = "0.5.0"
