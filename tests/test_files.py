@@ -51,10 +51,32 @@ def leftovers(folder: Path) -> list[str]:
     return [p.name for p in folder.iterdir() if p.name.endswith(".part")]
 
 
+def _filtered(rows: np.ndarray, pixel_bytes: int, filters: list[int]) -> bytes:
+    """PNG scanlines of ``rows`` (uint8, one row of bytes each), row ``i`` filtered with
+    ``filters[i % len(filters)]`` (0 None, 1 Sub, 2 Up, 3 Average, 4 Paeth)."""
+    x = rows.astype(np.int32)
+    a = np.zeros_like(x)
+    a[:, pixel_bytes:] = x[:, :-pixel_bytes]  # the byte one pixel to the left
+    b = np.zeros_like(x)
+    b[1:] = x[:-1]  # the byte above
+    c = np.zeros_like(x)
+    c[1:] = a[:-1]  # above and to the left
+    p = a + b - c
+    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+    paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+    predictions = [np.zeros_like(x), a, b, (a + b) // 2, paeth]
+    out = b""
+    for i in range(len(rows)):
+        kind = filters[i % len(filters)]
+        out += bytes([kind]) + ((x[i] - predictions[kind][i]) % 256).astype(np.uint8).tobytes()
+    return out
+
+
 def png_bytes(
-    pixels: np.ndarray, colour_type: int, *, interlace: bool = False, size=None
+    pixels: np.ndarray, colour_type: int, *, interlace: bool = False, size=None,
+    filters: tuple[int, ...] = (0,),
 ) -> bytes:
-    """A minimal 16-bit PNG encoder for the tests (filter 0, optional Adam7)."""
+    """A minimal 16-bit PNG encoder for the tests (any of the five filters, optional Adam7)."""
     pixels = pixels if pixels.ndim == 3 else pixels[:, :, None]
     height, width = pixels.shape[:2]
     data = pixels.astype(">u2")
@@ -62,9 +84,10 @@ def png_bytes(
               (0, 1, 1, 2)] if interlace else [(0, 0, 1, 1)]  # fmt: skip
     raw = b""
     for x0, y0, dx, dy in passes:
-        sub = data[y0::dy, x0::dx]
+        sub = np.ascontiguousarray(data[y0::dy, x0::dx])
         if sub.size:
-            raw += b"".join(b"\x00" + row.tobytes() for row in sub)
+            rows = sub.view(np.uint8).reshape(sub.shape[0], -1)
+            raw += _filtered(rows, 2 * pixels.shape[2], list(filters))
 
     def chunk(kind: bytes, body: bytes) -> bytes:
         crc = zlib.crc32(kind + body) & 0xFFFFFFFF
@@ -74,6 +97,35 @@ def png_bytes(
     ihdr = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, int(interlace))
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw))
             + chunk(b"IEND", b""))  # fmt: skip
+
+
+def png_chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    """The (type, content) chunks of a PNG file, read without any PNG library."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n"
+    chunks, at = [], 8
+    while at < len(data):
+        (length,) = struct.unpack(">I", data[at : at + 4])
+        kind, body = data[at + 4 : at + 8], data[at + 8 : at + 8 + length]
+        (crc,) = struct.unpack(">I", data[at + 8 + length : at + 12 + length])
+        assert crc == zlib.crc32(kind + body) & 0xFFFFFFFF
+        chunks.append((kind, body))
+        at += 12 + length
+    return chunks
+
+
+def decode_unfiltered_png16(data: bytes) -> tuple[int, np.ndarray]:
+    """(colour type, pixels (H, W, P)) of a non-interlaced 16-bit PNG whose rows all use
+    filter 0, decoded with zlib and NumPy alone: an independent check of what we write."""
+    chunks = png_chunks(data)
+    assert chunks[0][0] == b"IHDR" and chunks[-1][0] == b"IEND"
+    width, height, depth, colour_type, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    assert (depth, interlace) == (16, 0)
+    planes = {0: 1, 4: 2, 2: 3, 6: 4}[colour_type]
+    raw = zlib.decompress(b"".join(body for kind, body in chunks if kind == b"IDAT"))
+    rows = np.frombuffer(raw, np.uint8).reshape(height, 1 + 2 * width * planes)
+    assert (rows[:, 0] == 0).all()
+    pixels = np.ascontiguousarray(rows[:, 1:]).view(">u2").reshape(height, width, planes)
+    return colour_type, pixels.astype(np.uint16)
 
 
 # --------------------------------------------------------------------------- round trips
@@ -132,6 +184,77 @@ def test_16bit_grey_alpha_png_read_exactly(tmp_path: Path) -> None:
     back = read_image(path)
     assert back.dtype == np.uint16
     np.testing.assert_array_equal(back, image[:, :, 0])
+
+
+def _every_uint16(channels: int) -> np.ndarray:
+    """256 x 256 pixels holding each value 0..65535 once per channel, differently placed."""
+    values = np.arange(65536, dtype=np.uint16)
+    bands = [RNG.permutation(values).reshape(256, 256) for _ in range(channels)]
+    return bands[0] if channels == 1 else np.stack(bands, axis=2)
+
+
+@pytest.mark.parametrize(("channels", "colour_type"), [(1, 0), (3, 2), (4, 6)])
+def test_every_16bit_value_round_trips_as_a_standard_png(
+    tmp_path: Path, channels: int, colour_type: int
+) -> None:
+    image = _every_uint16(channels)
+    path = write_image(tmp_path / "all.png", image)
+    back = read_image(path)
+    assert back.dtype == np.uint16
+    np.testing.assert_array_equal(back, image if channels < 4 else image[:, :, :3])
+    # the file itself, decoded without pypng or Pillow
+    found_type, pixels = decode_unfiltered_png16(path.read_bytes())
+    assert found_type == colour_type
+    np.testing.assert_array_equal(pixels, image.reshape(256, 256, channels))
+
+
+def test_16bit_grey_png_agrees_with_pillow_both_ways(tmp_path: Path) -> None:
+    image = _every_uint16(1)
+    ours = write_image(tmp_path / "ours.png", image)
+    with Image.open(ours) as im:
+        assert im.mode == "I;16"
+        np.testing.assert_array_equal(np.asarray(im), image)
+    Image.fromarray(image).save(tmp_path / "pillow.png")  # mode I;16, a 16-bit grey PNG
+    assert png_chunks((tmp_path / "pillow.png").read_bytes())[0][1][8] == 16
+    np.testing.assert_array_equal(read_image(tmp_path / "pillow.png"), image)
+
+
+@pytest.mark.parametrize("interlace", [False, True])
+@pytest.mark.parametrize(("colour_type", "planes"), [(0, 1), (4, 2), (2, 3), (6, 4)])
+def test_16bit_pngs_using_every_row_filter_are_read_exactly(
+    tmp_path: Path, colour_type: int, planes: int, interlace: bool
+) -> None:
+    ramp = np.add.outer(np.arange(21) * 2000, np.arange(19) * 1500)[:, :, None]
+    image = (ramp + RNG.integers(0, 3000, (21, 19, planes))).astype(np.uint16)
+    path = tmp_path / "filtered.png"
+    path.write_bytes(png_bytes(image, colour_type, interlace=interlace, filters=(0, 1, 2, 3, 4)))
+    expected = {1: image[:, :, 0], 2: image[:, :, 0], 3: image, 4: image[:, :, :3]}[planes]
+    np.testing.assert_array_equal(read_image(path), expected)
+
+
+def test_16bit_png_inflating_beyond_its_header_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "inflate_bomb.png"
+    path.write_bytes(png_bytes(np.zeros((1000, 1000, 3), np.uint16), 2, size=(1, 1)))
+    assert path.stat().st_size < 50_000  # 6 MB of pixel stream for a 1x1 image
+    expect_error(path, "longer than")
+
+
+def test_16bit_png_with_short_pixel_data_is_truncated(tmp_path: Path) -> None:
+    path = tmp_path / "short16.png"
+    path.write_bytes(png_bytes(np.zeros((10, 8, 3), np.uint16), 2, size=(8, 20)))
+    expect_error(path, "truncated")
+
+
+def test_16bit_palette_png_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "palette16.png"
+    path.write_bytes(png_bytes(np.zeros((4, 4), np.uint16), 3))
+    expect_error(path, "not a valid png")
+
+
+def test_pillow_bomb_limit_applies_to_16bit_pngs(tmp_path: Path, monkeypatch) -> None:
+    path = write_image(tmp_path / "x.png", np.zeros((20, 30, 3), np.uint16))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)
+    expect_error(path, "too large")
 
 
 def test_npy_float_with_nan_round_trips_bit_exactly(tmp_path: Path) -> None:
@@ -198,6 +321,72 @@ def test_palette_png_becomes_rgb(tmp_path: Path) -> None:
     assert back.shape == (6, 5, 3) and back.dtype == np.uint8
     expected = np.asarray(Image.open(tmp_path / "p.png").convert("RGB"))
     np.testing.assert_array_equal(back, expected)
+
+
+_GREYS = np.array([0, 90, 180, 250], np.uint8)
+"""The grey levels of a palette whose indices (0..3) differ from its values."""
+
+
+def _palette_image(entries: list[tuple[int, int, int]]) -> tuple[Image.Image, np.ndarray]:
+    """A 7x9 P-mode image using indices 0..3 of a palette starting with ``entries``."""
+    indices = RNG.integers(0, 4, (7, 9), dtype=np.uint8)
+    indices[0, :4] = [0, 1, 2, 3]  # every index used
+    im = Image.fromarray(indices, mode="P")
+    im.putpalette([value for entry in entries for value in entry])
+    return im, indices
+
+
+@pytest.mark.parametrize("ext", [".png", ".bmp"])
+def test_grey_palette_image_is_one_grey_band(tmp_path: Path, ext: str) -> None:
+    im, indices = _palette_image([(g, g, g) for g in _GREYS])
+    im.save(tmp_path / f"grey{ext}")
+    back = read_image(tmp_path / f"grey{ext}")
+    assert back.dtype == np.uint8
+    np.testing.assert_array_equal(back, _GREYS[indices])  # the greys, not the indices
+
+
+def test_palette_grey_where_used_is_one_band(tmp_path: Path) -> None:
+    im, indices = _palette_image([(g, g, g) for g in _GREYS] + [(255, 0, 0), (0, 0, 255)])
+    im.save(tmp_path / "grey_used.png")
+    np.testing.assert_array_equal(read_image(tmp_path / "grey_used.png"), _GREYS[indices])
+
+
+def test_colour_palette_with_one_grey_entry_stays_rgb(tmp_path: Path) -> None:
+    colours = np.array([(7, 7, 7), (9, 9, 9), (200, 200, 200), (10, 200, 30)], np.uint8)
+    im, indices = _palette_image([tuple(c) for c in colours])
+    im.save(tmp_path / "colour.png")
+    back = read_image(tmp_path / "colour.png")
+    np.testing.assert_array_equal(back, colours[indices])
+
+
+@pytest.mark.parametrize("grey", [True, False])
+def test_palette_transparency_is_dropped_like_alpha(tmp_path: Path, grey: bool) -> None:
+    colours = (np.repeat(_GREYS[:, None], 3, axis=1) if grey
+               else np.array([(255, 0, 0), (0, 255, 0), (0, 0, 255), (9, 9, 9)], np.uint8))
+    im, indices = _palette_image([tuple(c) for c in colours])
+    im.save(tmp_path / "trns.png", transparency=bytes([0, 128, 255, 40]))
+    with Image.open(tmp_path / "trns.png") as check:
+        assert check.mode == "P" and "transparency" in check.info
+    expected = colours[indices]
+    np.testing.assert_array_equal(read_image(tmp_path / "trns.png"),
+                                  expected[:, :, 0] if grey else expected)
+
+
+def test_grey_palette_target_gives_a_one_band_result(tmp_path: Path) -> None:
+    from cmsr.cli import main  # the whole command: read, super-resolve, write
+
+    indices = (np.add.outer(np.arange(12), np.arange(12)) % 4).astype(np.uint8)
+    im = Image.fromarray(indices, mode="P")
+    im.putpalette([value for g in _GREYS for value in (g, g, g)])
+    im.save(tmp_path / "target.png")
+    guide = RNG.integers(0, 256, (48, 48, 3), dtype=np.uint8)
+    write_image(tmp_path / "guide.png", guide)
+    out = tmp_path / "out.png"
+    assert main(["sr", "--target", str(tmp_path / "target.png"), "--guide",
+                 str(tmp_path / "guide.png"), "-o", str(out), "--preset", "quick",
+                 "--iters", "4", "--quiet"]) == 0
+    result = read_image(out)
+    assert result.shape == (48, 48) and result.dtype == np.uint8
 
 
 def test_jpeg_and_bmp_are_read(tmp_path: Path) -> None:

@@ -5,7 +5,7 @@ module              job
 ==================  =================================================================
 :mod:`.checks`      size limits, shape and dtype checks shared by readers and writers
 :mod:`.atomic`      atomic writes (:func:`write_text`, :func:`write_bytes`), :func:`same_file`
-:mod:`.png16`       the 16-bit PNG codec Pillow lacks
+:mod:`.png16`       16-bit PNGs, read and written with pypng
 :mod:`.readers`     :func:`read_image`: PNG 8/16, TIFF (any real type), NPY, JPEG, BMP
 :mod:`.writers`     :func:`write_image`: PNG 8/16, TIFF, NPY
 :mod:`.runs`        the store of finished runs shared by ``cmsr eval`` and ``cmsr batch``

@@ -10,16 +10,19 @@ Formats
 Read (:data:`SUPPORTED_READ`):
 
 * ``.png`` -- 8- and 16-bit grey, grey + alpha, RGB and RGBA, and palette
-  images (returned as RGB ``uint8``). Grey images with 1, 2 or 4 bits per pixel
-  are returned as ``uint8`` scaled to 0..255, the way Pillow decodes them.
-  16-bit colour PNGs are read exactly as ``uint16`` (Pillow on its own reduces
-  them to 8 bits; see :func:`read_png16_colour`).
+  images. Grey images with 1, 2 or 4 bits per pixel are returned as ``uint8``
+  scaled to 0..255, the way Pillow decodes them. PNGs with 16 bits per sample
+  are read exactly as ``uint16`` through pypng (:func:`~cmsr.files.png16.read_png16`;
+  Pillow reduces 16-bit colour to 8 bits), the others through Pillow.
 * ``.tif`` / ``.tiff`` -- any real numeric type, any number of bands; the first
   image series of the file.
 * ``.npy`` -- real numeric or bool arrays (bool becomes ``uint8`` 0/1); pickled
   objects are never loaded.
 * ``.jpg`` / ``.jpeg`` / ``.bmp`` -- 8-bit grey or RGB (CMYK and other colour
   spaces are converted to RGB).
+* **Palette images** (PNG, BMP) are returned as the colours they show, not their
+  indices: one ``uint8`` grey band when every pixel's palette colour has
+  R = G = B, ``uint8`` RGB otherwise.
 
 Layout rules applied on reading
 -------------------------------
@@ -77,7 +80,7 @@ from cmsr.files.checks import (
     laid_out_shape,
     os_reason,
 )
-from cmsr.files.png16 import png_header, read_png16_colour
+from cmsr.files.png16 import png_header, read_png16
 
 SUPPORTED_READ: tuple[str, ...] = (".png", ".tif", ".tiff", ".npy", ".jpg", ".jpeg", ".bmp")
 """File extensions :func:`read_image` accepts (compared case-insensitively)."""
@@ -110,9 +113,9 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
         stored dtype and units (e.g. ``uint8`` 0..255, ``uint16`` 0..65535,
         ``float32`` in whatever unit the file holds, NaN included). The array is
         C-contiguous, writable and in native byte order. Exceptions to "as
-        stored": bool data becomes ``uint8`` 0/1, palette images become RGB,
-        1/2/4-bit grey PNGs become ``uint8`` 0..255 and alpha channels are
-        dropped (see the module documentation).
+        stored": bool data becomes ``uint8`` 0/1, palette images become the grey
+        or RGB colours of their palette, 1/2/4-bit grey PNGs become ``uint8``
+        0..255 and alpha channels are dropped (see the module documentation).
 
     Raises
     ------
@@ -175,14 +178,14 @@ def read_image(path: str | os.PathLike[str]) -> np.ndarray:
 
 
 def _read_pil(fh: BinaryIO, source: str) -> np.ndarray:
-    """Decode a PNG, JPEG or BMP file with Pillow (16-bit colour PNGs aside)."""
+    """Decode a PNG, JPEG or BMP file with Pillow (16-bit PNGs with pypng)."""
     kind, formats = _PIL_FORMATS[Path(source).suffix.lower()]
     if kind == "PNG":
-        width, height, bit_depth, colour_type = png_header(fh.read(33), source)
+        width, height, bit_depth, _ = png_header(fh.read(33), source)
         check_shape((height, width), source)
         fh.seek(0)
-        if bit_depth == 16 and colour_type in (2, 4, 6):
-            return read_png16_colour(fh, colour_type, source)
+        if bit_depth == 16:
+            return _drop_alpha(read_png16(fh, source))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -207,13 +210,41 @@ def _pil_to_array(im: Image.Image) -> np.ndarray:
     mode = im.mode
     if mode in ("L", "RGB", "I", "F") or mode.startswith("I;16"):
         return np.asarray(im)
-    if mode in ("LA", "La"):
-        return np.asarray(im)[:, :, 0]
-    if mode == "RGBA":
-        return np.asarray(im)[:, :, :3]
+    if mode in ("LA", "La", "RGBA"):
+        return _drop_alpha(np.asarray(im))
     if mode == "1":
         return np.asarray(im.convert("L"))
-    return np.asarray(im.convert("RGB"))  # palette, CMYK, YCbCr, premultiplied RGBa, ...
+    if mode in ("P", "PA"):
+        return _palette_colours(im)
+    return np.asarray(im.convert("RGB"))  # CMYK, YCbCr, premultiplied RGBa, ...
+
+
+def _drop_alpha(pixels: np.ndarray) -> np.ndarray:
+    """``(H, W, 2)`` grey + alpha becomes ``(H, W)`` grey, ``(H, W, 4)`` RGBA becomes RGB.
+
+    Other channel counts (1 and 3: no alpha) are returned unchanged.
+    """
+    bands = pixels.shape[2] if pixels.ndim == 3 else 1
+    if bands == 2:
+        return pixels[:, :, 0]
+    if bands == 4:
+        return pixels[:, :, :3]
+    return pixels
+
+
+def _palette_colours(im: Image.Image) -> np.ndarray:
+    """The colours a palette image shows: ``uint8`` grey ``(H, W)`` or RGB ``(H, W, 3)``.
+
+    The indices are looked up in the palette; the result is one grey band when
+    every pixel's colour has R = G = B (a grey palette, as far as it is used),
+    RGB otherwise. Transparency (a ``tRNS`` entry or a palette alpha) is dropped
+    like any alpha channel.
+    """
+    rgb = _drop_alpha(np.asarray(im.convert("RGBA")))
+    red, green, blue = rgb[:, :, 0], rgb[:, :, 1], rgb[:, :, 2]
+    if np.array_equal(red, green) and np.array_equal(green, blue):
+        return red
+    return rgb
 
 
 @contextlib.contextmanager

@@ -1,5 +1,6 @@
-"""Writing image files: ``.png`` (``uint8`` or ``uint16``; 1, 3 or 4 channels),
-``.tif`` / ``.tiff`` (any real type, bands interleaved as ``(H, W, C)``) and ``.npy``.
+"""Writing image files: ``.png`` (``uint8`` through Pillow, ``uint16`` through pypng; 1, 3
+or 4 channels), ``.tif`` / ``.tiff`` (any real type, bands interleaved as ``(H, W, C)``)
+and ``.npy``.
 
 Arrays are written as they are (no scaling), atomically (:mod:`cmsr.files.atomic`).
 """
@@ -18,7 +19,7 @@ from PIL import Image
 from cmsr.errors import InputError
 from cmsr.files.atomic import write_atomically
 from cmsr.files.checks import DTYPE_KIND_NAMES, check_shape
-from cmsr.files.png16 import encode_png
+from cmsr.files.png16 import write_png16
 
 SUPPORTED_WRITE: tuple[str, ...] = (".png", ".tif", ".tiff", ".npy")
 """File extensions :func:`write_image` accepts (compared case-insensitively)."""
@@ -128,8 +129,8 @@ def _prepare_for_writing(image: np.ndarray, ext: str, source: str) -> np.ndarray
 
 
 def _write_png(fh: BinaryIO, image: np.ndarray) -> None:
-    if image.dtype == np.uint16 and image.ndim == 3:
-        fh.write(encode_png(image))  # Pillow cannot write 16-bit colour
+    if image.dtype == np.uint16:
+        write_png16(fh, image)  # Pillow cannot write 16-bit colour; one path for 16 bits
     else:
         Image.fromarray(np.ascontiguousarray(image)).save(fh, format="PNG")
 
