@@ -223,7 +223,7 @@ def test_non_integer_ratio(tmp_path):
 
 def test_another_crs_is_reprojected_onto_a_grid_aligned_with_the_guide(tmp_path):
     lon0, lat0, step = -3.45, 40.61, 0.0005
-    rows, cols = np.mgrid[0:8, 0:8]
+    rows = np.mgrid[0:8, 0:8][0]
     lat = lat0 - (rows + 0.5) * step
     target = ((lat - 40.6) * 10000).astype(np.float32)  # metres north of 40.6 N, roughly
     t = _write(tmp_path / "t.tif", target, left=lon0, top=lat0, pixel=step, crs="EPSG:4326")
@@ -250,7 +250,7 @@ def test_another_crs_is_reprojected_onto_a_grid_aligned_with_the_guide(tmp_path)
 def test_grids_that_do_not_overlap_are_refused(tmp_path):
     t = _write(tmp_path / "t.tif", _ramp((8, 8), LEFT, TOP, 40.0), pixel=40.0)
     g = _write(tmp_path / "g.tif", _guide(), left=LEFT + 5000.0)
-    with pytest.raises(InputError, match="g.tif: does not overlap the target"):
+    with pytest.raises(InputError, match=r"g\.tif: does not overlap the target"):
         prepare_geo_pair(t, g)
 
 

@@ -75,9 +75,9 @@ def add_raster_options(parser: argparse.ArgumentParser) -> None:
     """``--target-band``, ``--guide-bands`` and ``--resolution``."""
     group = parser.add_argument_group(
         "bands and georeferenced rasters",
-        "GeoTIFF pairs (with a CRS; needs pip install 'cmsr[geo]') are matched on the "
-        "ground from their grids, and a .tif result keeps the guide's grid, CRS and the "
-        "target's nodata, units and dtype.")
+        "GeoTIFF pairs (with a CRS; needs pip install 'cmsr[geo]') are matched on the\n"
+        "ground from their grids, and a .tif result keeps the guide's grid and CRS and\n"
+        "the target's nodata, units and dtype; nodata is the invalid mask.")
     group.add_argument("--target-band", type=band_number, default=None, metavar="N",
                        help="use band N of a multi-band target (from 1, as GDAL; default: "
                             "all bands)")
