@@ -6,11 +6,12 @@ high-resolution RGB photo of the same scene, learning from that one pair at run 
 >>> import cmsr
 >>> high = cmsr.super_resolve(target_lr, guide_hr)                      # doctest: +SKIP
 >>> model = cmsr.CMSR(cmsr.Config.preset("thermal")).fit(target_lr, guide_hr)  # doctest: +SKIP
+>>> cmsr.super_resolve_geotiff("lst_100m.tif", "ndbi_20m.tif", "lst_20m.tif")  # doctest: +SKIP
 """
 
 from cmsr.errors import InputError
-from cmsr.method.api import CMSR, super_resolve
+from cmsr.method.api import CMSR, super_resolve, super_resolve_geotiff
 from cmsr.method.config import PRESETS, Config
 
-__all__ = ["CMSR", "PRESETS", "Config", "InputError", "super_resolve"]
+__all__ = ["CMSR", "PRESETS", "Config", "InputError", "super_resolve", "super_resolve_geotiff"]
 __version__ = "0.5.0"

@@ -22,9 +22,10 @@ from cmsr.cli.options import (
     load_start_states,
     use_threads,
 )
-from cmsr.cli.outputs import FIGURE_FILES, check_figures, check_output, result_layout
+from cmsr.cli.outputs import FIGURE_FILES, check_figures, check_output
+from cmsr.cli.rasters import add_raster_options, read_pair, write_result
 from cmsr.evaluation.metrics import rmse
-from cmsr.files import SUPPORTED_WRITE, describe, read_image, write_image, write_text
+from cmsr.files import SUPPORTED_WRITE, describe, write_image, write_text
 from cmsr.method.api import CMSR
 from cmsr.method.checkpoint import StateSource
 from cmsr.method.config import PRESETS, Config
@@ -49,6 +50,7 @@ SR_EXAMPLES = """examples:
   cmsr sr --target depth.png --guide rgb.png -o depth_sr.png --preset depth --invalid 0
   cmsr sr --target t1.png --guide g1.png -o sr1.png --align full --save-warp rig.pt
   cmsr sr --target t2.png --guide g2.png -o sr2.png --load-warp rig.pt   # next frame
+  cmsr sr --target lst_100m.tif --guide s2_10m.tif --guide-bands 4,3,2 -o lst_10m.tif
 """
 
 
@@ -69,10 +71,13 @@ def add_sr_parser(commands: argparse._SubParsersAction) -> None:
     add_state_options(sr)
     sr.set_defaults(run=run_sr)
     sr.add_argument("--scale", type=float, default=None,
-                    help="force this scale (default: guide size / target size)")
+                    help="force this scale (default: guide size / target size; for "
+                         "georeferenced inputs the ratio of their pixel sizes, which a "
+                         "given scale must match)")
     sr.add_argument("--invalid", type=float, default=None, metavar="VALUE",
                     help="target value meaning 'no measurement' (e.g. 0 in depth maps); "
-                         "NaN is always invalid")
+                         "NaN and a GeoTIFF's nodata are always invalid")
+    add_raster_options(sr)
 
 
 def add_demo_parser(commands: argparse._SubParsersAction) -> None:
@@ -166,19 +171,19 @@ def save_figures(folder: Path, model: CMSR, target: np.ndarray, guide: np.ndarra
 def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
                     scale: float | None, invalid: float | None, quiet: bool,
                     target_name: str, guide_name: str, init: StateSource | None = None,
-                    warp_init: StateSource | None = None
+                    warp_init: StateSource | None = None, mask: np.ndarray | None = None
                     ) -> tuple[CMSR, np.ndarray, float]:
     """Train with a progress bar, predict; return the model, result and seconds taken.
 
     ``init`` / ``warp_init``: checkpoint and warp (files or dicts) to start from, see
-    :meth:`CMSR.fit`.
+    :meth:`CMSR.fit`; ``mask``: ``(h, w)`` bool, True for valid target pixels.
     """
     use_threads(config)
     progress = TrainingProgress(enabled=not quiet)
     start = time.perf_counter()
     try:
         model = CMSR(config).fit(target, guide, scale=scale, invalid_value=invalid,
-                                 on_step=progress, target_name=target_name,
+                                 mask=mask, on_step=progress, target_name=target_name,
                                  guide_name=guide_name, init=init, warp_init=warp_init)
     except BaseException:
         progress.close(finished=False)
@@ -206,21 +211,22 @@ def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
 def run_sr(args: argparse.Namespace) -> int:
     """``cmsr sr``: one pair in, one result out."""
     config, _, _ = load_start_states(args, config_from_args(args))  # checked early
-    target = read_image(args.target)
-    guide = read_image(args.guide)
+    pair = read_pair(args)
+    target, guide = pair.target, pair.guide
     inputs = tuple(p for p in (args.target, args.guide, args.init, args.load_warp) if p)
     check_output(args.output, overwrite=args.overwrite, inputs=inputs,
-                 result=result_layout(target))
+                 result=pair.result_layout())
     check_state_outputs(args, config, inputs=inputs, output=args.output)
     if args.save_figures is not None:
         check_figures(args.save_figures, overwrite=args.overwrite,
                       alignment=config.align != "none", inputs=inputs,
                       output=args.output)
     model, result, seconds = fit_and_predict(
-        config, target, guide, scale=args.scale, invalid=args.invalid, quiet=args.quiet,
-        target_name=str(args.target), guide_name=str(args.guide), init=args.init,
-        warp_init=args.load_warp)
-    written = write_image(args.output, result, overwrite=args.overwrite)
+        config, target, guide, scale=None if pair.geo else args.scale, invalid=args.invalid,
+        quiet=args.quiet, target_name=str(args.target), guide_name=str(args.guide),
+        init=args.init, warp_init=args.load_warp, mask=pair.mask)
+    result = pair.finish(result)
+    where = write_result(args.output, result, pair, overwrite=args.overwrite)
     if args.save_warp is not None:
         model.save_warp(args.save_warp, overwrite=args.overwrite)
     if args.save_checkpoint is not None:
@@ -228,8 +234,8 @@ def run_sr(args: argparse.Namespace) -> int:
     if args.save_figures is not None:
         save_figures(args.save_figures, model, target, guide, result, overwrite=args.overwrite)
     steps = sum(stage[-1].step for stage in model.records if stage)
-    print(f"cmsr: wrote {written} ({describe(result)}) in {seconds:.1f} s, {steps} steps",
-          file=sys.stderr)
+    print(f"cmsr: wrote {args.output} ({describe(result)}){where} in {seconds:.1f} s, "
+          f"{steps} steps", file=sys.stderr)
     return 0
 
 

@@ -8,6 +8,7 @@ module              job
 :mod:`.png16`       16-bit PNGs, read and written with pypng
 :mod:`.readers`     :func:`read_image`: PNG 8/16, TIFF (any real type), NPY, JPEG, BMP
 :mod:`.writers`     :func:`write_image`: PNG 8/16, TIFF, NPY
+:mod:`.geotiff`     GeoTIFFs via rasterio (optional): read, match two grids, write
 :mod:`.runs`        the store of finished runs shared by ``cmsr eval`` and ``cmsr batch``
 ==================  =================================================================
 

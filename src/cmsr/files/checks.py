@@ -167,3 +167,23 @@ def finish(image: np.ndarray, source: str) -> np.ndarray:
     if not image.flags.writeable:
         image = image.copy()
     return image
+
+
+def check_band_numbers(bands: tuple[int, ...], count: int, source: str) -> None:
+    """Refuse band numbers outside ``1..count`` (numbered from 1, as GDAL does).
+
+    Examples
+    --------
+    >>> check_band_numbers((1, 3), 3, "rgb.tif")
+    >>> check_band_numbers((4,), 3, "rgb.tif")
+    Traceback (most recent call last):
+    ...
+    cmsr.errors.InputError: rgb.tif: has no band 4 (it has 3 bands, numbered from 1)
+    """
+    if not bands:
+        raise InputError("no bands chosen (give band numbers from 1)", source)
+    for band in bands:
+        if not 1 <= band <= count:
+            plural = "band" if count == 1 else "bands"
+            raise InputError(f"has no band {band} (it has {count} {plural}, numbered from 1)",
+                             source)

@@ -74,6 +74,7 @@ from PIL import Image, UnidentifiedImageError
 from cmsr.errors import InputError
 from cmsr.files.checks import (
     MAX_CHANNELS,
+    check_band_numbers,
     check_declared,
     check_shape,
     finish,
@@ -378,3 +379,26 @@ def _read_npy(fh: BinaryIO, source: str) -> np.ndarray:
     if not isinstance(array, np.ndarray):
         raise InputError("is not a single NumPy array", source)
     return array
+
+
+def select_bands(image: np.ndarray, bands: tuple[int, ...] | None, source: str) -> np.ndarray:
+    """The bands numbered ``bands`` (from 1, as GDAL) of an ``(H, W)`` or ``(H, W, C)`` image.
+
+    ``None`` keeps every band. One band gives ``(H, W)``, several ``(H, W, len(bands))``.
+    A band number the image lacks raises :class:`InputError` naming ``source``.
+
+    Examples
+    --------
+    >>> rgb = np.arange(24).reshape(2, 4, 3)
+    >>> select_bands(rgb, (3, 1), "rgb.tif")[0, 0].tolist()
+    [2, 0]
+    >>> select_bands(rgb, (2,), "rgb.tif").shape
+    (2, 4)
+    """
+    if bands is None:
+        return image
+    count = 1 if image.ndim == 2 else image.shape[2]
+    check_band_numbers(bands, count, source)
+    stack = image[:, :, None] if image.ndim == 2 else image
+    chosen = stack[:, :, [band - 1 for band in bands]]
+    return np.ascontiguousarray(chosen[:, :, 0] if len(bands) == 1 else chosen)

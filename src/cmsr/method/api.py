@@ -1,4 +1,5 @@
-"""The Python face of cmsr: :class:`CMSR` (fit / predict) and :func:`super_resolve`.
+"""The Python face of cmsr: :class:`CMSR` (fit / predict), :func:`super_resolve` and
+:func:`super_resolve_geotiff`.
 
 Arrays in and out are numpy, in the user's own units and dtype: the target
 ``(h, w)`` or ``(h, w, c)``, the guide ``(H, W)`` or ``(H, W, C)``, the result
@@ -18,6 +19,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from cmsr.errors import InputError
+from cmsr.files.atomic import same_file
+from cmsr.files.geotiff import Georeferencing, prepare_geo_pair, write_geotiff
 from cmsr.method import checkpoint
 from cmsr.method.checkpoint import StateSource
 from cmsr.method.coarse_alignment import align_coarse_to_fine
@@ -30,6 +34,7 @@ from cmsr.method.normalize import (
     fill_invalid,
     fit_normalization,
     normalize_guide,
+    to_dtype,
     valid_mask,
 )
 from cmsr.method.resample import downsample, resize, scaled_size, upsample_bicubic
@@ -440,3 +445,74 @@ def super_resolve(target_lr: np.ndarray, guide_hr: np.ndarray, scale: float | No
     model = CMSR(config).fit(target_lr, guide_hr, scale=scale, mask=mask,
                              invalid_value=invalid_value)
     return model.predict()
+
+
+def super_resolve_geotiff(target_path: str | os.PathLike[str],
+                          guide_path: str | os.PathLike[str],
+                          output_path: str | os.PathLike[str], config: Config | None = None,
+                          *, target_bands: tuple[int, ...] | None = None,
+                          guide_bands: tuple[int, ...] | None = None,
+                          scale: float | None = None, resolution: float | None = None,
+                          invalid_value: float | None = None, overwrite: bool = False,
+                          on_step: Callable[[StepInfo], None] | None = None
+                          ) -> Georeferencing:
+    """Super-resolve a georeferenced target with a georeferenced guide, GeoTIFF to GeoTIFF.
+
+    The two are laid on matching grids from their CRSs and transforms
+    (:func:`cmsr.files.geotiff.prepare_geo_pair`: the overlap, the target resampled or
+    reprojected unless its pixels nest exactly in the guide's), and the result is
+    written on the guide's grid over the overlap (or one of pixel size ``resolution``)
+    with the guide's CRS and the target's dtype, nodata, units, scale/offset, band
+    descriptions and tags (:func:`cmsr.files.geotiff.write_geotiff`). Needs rasterio
+    (``pip install 'cmsr[geo]'``).
+
+    Parameters
+    ----------
+    target_path, guide_path:
+        Georeferenced rasters (north-up, with a CRS); their nodata and NaN pixels are
+        invalid.
+    output_path:
+        ``.tif`` / ``.tiff`` file to write (atomically); never an input.
+    config:
+        Settings; default ``Config()``.
+    target_bands, guide_bands:
+        Band numbers from 1, as GDAL; default all bands.
+    scale:
+        Output pixels per target pixel; default the ratio of the pixel sizes (a
+        contradicting value raises, see ``prepare_geo_pair``).
+    resolution:
+        Output pixel size in the guide CRS's units; default the guide's.
+    invalid_value:
+        A target value meaning "no measurement" besides nodata (and the output's nodata
+        if the target declares none).
+    overwrite:
+        Replace an existing output file.
+    on_step:
+        Called after each training step (see :meth:`CMSR.fit`).
+
+    Returns
+    -------
+    Georeferencing
+        The written file's grid and metadata.
+
+    Examples
+    --------
+    >>> import cmsr                                                     # doctest: +SKIP
+    >>> cmsr.super_resolve_geotiff("lst_100m.tif", "ndbi_20m.tif", "lst_20m.tif",
+    ...                            cmsr.Config.preset("thermal"))       # doctest: +SKIP
+    """
+    output = Path(output_path)
+    for source in (target_path, guide_path):
+        if same_file(output, source):
+            raise InputError("is also an input; refusing to overwrite it", os.fspath(output))
+    if output.exists() and not overwrite:
+        raise InputError("already exists; pass --overwrite to replace it", os.fspath(output))
+    pair = prepare_geo_pair(target_path, guide_path, target_bands=target_bands,
+                            guide_bands=guide_bands, scale=scale, resolution=resolution,
+                            invalid_value=invalid_value)
+    model = CMSR(config).fit(pair.target, pair.guide, on_step=on_step,
+                             target_name=os.fspath(target_path),
+                             guide_name=os.fspath(guide_path))
+    result = to_dtype(model.predict(), np.dtype(pair.output.dtype))
+    return write_geotiff(output, result, pair.output, invalid=pair.invalid,
+                         overwrite=overwrite)
