@@ -12,6 +12,7 @@ import torch
 import cmsr
 from cmsr import CMSR, Config, InputError, super_resolve
 from cmsr.method.api import gradual_scales, prepare_pair, resolve_device
+from cmsr.method.self_check import SelfCheck
 
 FAST = Config.preset("quick", max_iters=10, eval_every=5, min_iters=5)
 
@@ -108,6 +109,33 @@ def test_invalid_value_zero_in_uint16_depth():
     # holes are not pulled towards 0: every output pixel stays near the valid range
     assert int(out.min()) > 800
     assert int(out.max()) < 2200
+
+
+def test_clip_to_input_range_keeps_an_int64_result_inside_what_was_measured():
+    guide, base = _scene()
+    target = np.where(_target(base) > 0.5, 5000, 0).astype(np.int64)  # sharp steps
+    target[0, 0] = 2500
+    model = CMSR(FAST).fit(target, guide)
+    free = model.predict()
+    assert free.dtype == np.int64
+    assert free.min() < 0 and free.max() > 5000  # sharpening overshoots the steps
+    clipped = CMSR(FAST.replace(clip_to_input_range=True)).fit(target, guide).predict()
+    np.testing.assert_array_equal(clipped, np.clip(free, 0, 5000))
+    # also when the self-check keeps plain bicubic enlargement
+    model.config = model.config.replace(clip_to_input_range=True)
+    model.self_check = SelfCheck(0.3, 0.2, 0.1, 10, "bicubic")
+    bicubic = model.predict()
+    assert bicubic.min() == 0 and bicubic.max() == 5000
+
+
+def test_no_valid_pixels_rather_than_constant():
+    guide, _ = _scene()
+    with pytest.raises(InputError, match=r"^target: has no valid pixels"):
+        super_resolve(np.full((12, 12), 77, np.uint16), guide, config=FAST,
+                      invalid_value=77)
+    with pytest.raises(InputError, match=r"^target: has no valid pixels"):
+        super_resolve(np.full((12, 12), 77, np.uint16), guide, config=FAST,
+                      mask=np.zeros((12, 12), bool))
 
 
 def test_mask_argument_marks_pixels_invalid():
@@ -280,7 +308,41 @@ def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     assert resolve_device("auto").type == expected
-    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if gpus >= 2:
+        assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(InputError, match=r"^device: 'mps' is not a device cmsr runs on"):
+        resolve_device("mps")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+@pytest.mark.parametrize("device", ["cuda", "cuda:1"])
+def test_a_device_this_machine_lacks_is_refused_when_the_model_is_made(device):
+    with pytest.raises(InputError, match=f"^device: {device} is not available on this machine"):
+        CMSR(FAST.replace(device=device))
+    assert FAST.replace(device=device).device == device  # a config may name it
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"seed": 10**20}, r"seed must be an integer in \[0, 2\*\*63\), got 100000000000000000000"),
+    ({"seed": 2**63}, "seed must be an integer"),
+    ({"seed": -1}, "seed must be an integer"),
+    ({"seed": 1.5}, "seed must be an integer"),
+    ({"threads": 0}, "threads must be an integer >= 1"),
+    ({"threads": -3}, "threads must be an integer >= 1"),
+    ({"device": "mps"}, "'mps' is not a device cmsr runs on"),
+    ({"device": "cuda:x"}, "'cuda:x' is not a device cmsr runs on"),
+])
+def test_config_refuses_run_settings_torch_would_choke_on(changes, message):
+    with pytest.raises(ValueError, match=message):
+        Config.preset("quick", **changes)
+
+
+def test_the_largest_seed_runs():
+    guide, base = _scene(size=16)
+    out = super_resolve(_target(base), guide,
+                        config=Config.preset("quick", max_iters=1, seed=2**63 - 1))
+    assert out.shape == (16, 16)
 
 
 @pytest.mark.parametrize(("scale", "stages"), [(4.0, [2.0, 4.0]), (2.0, [2.0]), (1.5, [1.5]),

@@ -47,6 +47,27 @@ TRACED_BYTES = 64 * 2**20
 """Most memory NumPy may allocate while refusing a bad file (the largest real file is tiny)."""
 QUICK = ["--preset", "quick", "--iters", "2", "--quiet"]
 
+_NO_CUDA = pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+_FEW_GPUS = pytest.mark.skipif(torch.cuda.is_available() and torch.cuda.device_count() > 1,
+                               reason="needs a machine with fewer than 2 CUDA devices")
+BAD_SETTINGS = [
+    pytest.param(["--seed", "99999999999999999999"],
+                 "seed must be an integer in [0, 2**63), got 99999999999999999999", id="seed-huge"),
+    pytest.param(["--seed", "-1"], "seed must be an integer in [0, 2**63), got -1",
+                 id="seed-negative"),
+    pytest.param(["--threads", "0"], "threads must be an integer >= 1 (or None for torch's "
+                 "choice), got 0", id="threads-0"),
+    pytest.param(["--threads", "-3"], "threads must be an integer >= 1", id="threads-negative"),
+    pytest.param(["--device", "cuda"], "--device: cuda is not available on this machine",
+                 marks=_NO_CUDA, id="cuda"),
+    pytest.param(["--device", "cuda:1"], "--device: cuda:1 is not available on this machine",
+                 marks=_FEW_GPUS, id="cuda-1"),
+    pytest.param(["--device", "mps"], "--device: 'mps' is not a device cmsr runs on",
+                 id="mps"),
+]
+"""Training options the hostile test of issue 12 found tracebacks with, and what the one-line
+refusal says (used by the tests of every command that trains)."""
+
 READ_CASES = [case for case in CASES if case.stage == "read"]
 CHECK_CASES = [case for case in CASES if case.stage == "check"]
 
@@ -341,3 +362,24 @@ def test_a_run_writes_only_the_output_it_was_asked_for(
     _refused(["sr", "--target", str(target), "--guide", str(guide), "-o",
               str(outputs / "r.png"), *QUICK], capsys, "already exists")
     assert (outputs / "r.png").read_bytes() == first
+
+
+@pytest.mark.parametrize(("extra", "message"), BAD_SETTINGS)
+def test_unusable_settings_are_one_line_refusals(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str,
+) -> None:
+    target, guide = _valid_pair(tmp_path)
+    _refused(["sr", "--target", str(target), "--guide", str(guide), "-o",
+              str(tmp_path / "r.png"), *QUICK, *extra], capsys, message)
+    assert not (tmp_path / "r.png").exists()
+
+
+def test_invalid_everywhere_says_no_valid_pixels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    target, guide = _valid_pair(tmp_path)
+    write_image(target, np.full((12, 12), 77, np.uint8), overwrite=True)
+    line = _refused(["sr", "--target", str(target), "--guide", str(guide), "-o",
+                     str(tmp_path / "r.png"), "--invalid", "77", *QUICK], capsys,
+                    "has no valid pixels")
+    assert str(target) in line and "constant" not in line

@@ -348,6 +348,34 @@ def test_warp_learning_rate_multipliers_reach_the_config():
     assert levels.align_levels == 3
 
 
+@pytest.mark.parametrize(("preset", "clip", "local", "whole"), [
+    ("depth", "auto", True, False), ("thermal", "auto", False, False),
+    ("depth", "none", False, False), ("depth", "input", False, True),
+    ("thermal", "local", True, False), ("thermal", "input", False, True),
+])
+def test_clip_option_reaches_the_config(preset, clip, local, whole):
+    from cmsr.cli import build_parser
+    from cmsr.cli.options import config_from_args
+
+    config = config_from_args(build_parser().parse_args(
+        ["batch", "data", "-o", "out", "--preset", preset, "--clip", clip]))
+    assert (config.clamp_to_local_range, config.clip_to_input_range) == (local, whole)
+
+
+def test_clip_input_keeps_a_16_bit_result_inside_the_input_range(tmp_path):
+    target, guide = _pair(tmp_path, dtype=np.uint16)
+    low = np.where(read_image(target) > 30000, 60000, 1000).astype(np.uint16)  # steps
+    write_image(target, low, overwrite=True)
+    assert _sr(target, guide, tmp_path / "o.png", "--clip", "input") == 0
+    result = read_image(tmp_path / "o.png")
+    assert result.dtype == np.uint16
+    assert low.min() <= result.min() and result.max() <= low.max()
+    assert _sr(target, guide, tmp_path / "free.png", "--clip", "none") == 0
+    free = read_image(tmp_path / "free.png").astype(np.int64)
+    assert free.min() < low.min() or free.max() > low.max()  # what the clip removed
+    np.testing.assert_array_equal(result, np.clip(free, low.min(), low.max()))
+
+
 def test_negative_alignment_levels_are_refused(tmp_path, capsys):
     target, guide = _pair(tmp_path)
     assert _sr(target, guide, tmp_path / "o.png", "--align-levels", "-1") == 2

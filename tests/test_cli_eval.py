@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_bad_input import BAD_SETTINGS
 
+import cmsr.cli.eval
 from cmsr.cli import main
 from cmsr.files import read_image, write_image
 
@@ -101,6 +103,13 @@ def test_eval_failures_give_exit_code_1_and_are_listed(tmp_path: Path,
 @pytest.mark.parametrize(("extra", "message"), [
     (["--methods", "bicubic,srcnn"], "unknown method srcnn"),
     (["--option", "jbu.colour=2"], "takes no option colour"),
+    (["--option", "mmsr.seed=99999999999999999999"], "--option: seed must be an integer"),
+    (["--option", "p2p.seed=-4"], "--option: seed must be an integer in [0, 2**63), got -4"),
+    (["--option", "p2p.threads=0"], "--option: threads must be None or >= 1, got 0"),
+    (["--option", "mmsr.device=mps"], "--option: device: 'mps' is not a device"),
+    pytest.param(["--option", "p2p.device=cuda"],
+                 "--option: device: cuda is not available on this machine",
+                 marks=pytest.mark.skipif(torch.cuda.is_available(), reason="has CUDA")),
     (["--scenes", "nothing*"], "nothing"),
     (["--save-figures", "figs"], "--save-figures"),
 ])
@@ -116,3 +125,20 @@ def test_eval_user_mistakes_are_one_line_errors(tmp_path: Path, extra: list[str]
 def test_eval_missing_data_folder(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["eval", str(tmp_path / "nope"), "-o", str(tmp_path / "r"), *QUICK]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("extra", "message"), BAD_SETTINGS)
+def test_unusable_settings_are_refused_once_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    extra: list[str], message: str,
+) -> None:
+    data = make_data(tmp_path / "data")
+
+    def no_run(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a run started")
+
+    monkeypatch.setattr(cmsr.cli.eval, "evaluate", no_run)
+    assert main(["eval", str(data), "-o", str(tmp_path / "r"), *QUICK, *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("cmsr: error:") and message in err and "\n" not in err
+    assert not (tmp_path / "r").exists()

@@ -141,7 +141,7 @@ def test_read_manifest_paths_names_and_blanks(tmp_path):
     assert scenes == read_manifest(str(manifest))
     a, b, c = scenes
     assert a == Scene(name="ir", guide=tmp_path / "a/rgb.png", target=tmp_path / "a/ir.png",
-                      output=tmp_path / "out/a.png")
+                      output=Path("out/a.png"))  # inside the batch's output folder
     assert b == Scene(name="scene-b", guide=tmp_path / "b/rgb.png",
                       target=tmp_path / "b/ir.png", target_lr=tmp_path / "b/ir_lr.png",
                       mask=tmp_path / "b/mask.png")
@@ -186,6 +186,10 @@ def test_read_manifest_accepts_byte_order_mark_and_quotes(tmp_path):
         ("target,guide,mask\nt.png,g.png,sub\n", "line 2: mask sub: not a file"),
         ("target,guide\nt.png,g.png,extra\n", "line 2: 3 cells but the header has 2"),
         ("target,guide,name\nt.png,g.png,../up\n", "line 2: name '../up'"),
+        ("target,guide,output\nt.png,g.png,a/../../up.png\n",
+         "line 2: output 'a/../../up.png' must be a relative name without '..'"),
+        ("target,guide,output\nt.png,g.png,/tmp/up.png\n", "line 2: output '/tmp/up.png'"),
+        ("target,guide,output\nt.png,g.png,..\\up.png\n", r"line 2: output '\.\.\\\\up"),
         ("target,guide\n", "no scenes"),
     ],
 )
@@ -197,6 +201,25 @@ def test_read_manifest_errors_name_file_and_line(tmp_path, text, message):
     with pytest.raises(InputError, match=message) as info:
         read_manifest(manifest)
     assert info.value.source == str(manifest)
+
+
+def test_read_manifest_can_keep_rows_naming_missing_files(tmp_path):
+    _files(tmp_path, "t.png", "g.png")
+    manifest = tmp_path / "pairs.csv"
+    manifest.write_text("target,guide,mask\nt.png,g.png,\ngone.png,g.png,\n"
+                        "t.png,g.png,nomask.png\n")
+    with pytest.raises(InputError, match=r"line 3: target gone\.png: no such file"):
+        read_manifest(manifest)
+    good, gone, nomask = find_scenes(manifest, keep_missing=True)
+    assert good.problem is None
+    assert gone.problem == f"{manifest}: line 3: target gone.png: no such file"
+    assert gone.name == "gone" and gone.target == tmp_path / "gone.png"
+    assert nomask.problem == f"{manifest}: line 4: mask nomask.png: no such file"
+    assert nomask.name == "t-4" and good.name == "t-2"
+    # problems of the manifest itself are refused all the same
+    manifest.write_text("target,guide,output\ngone.png,g.png,../x.png\n")
+    with pytest.raises(InputError, match=r"output '\.\./x\.png'"):
+        read_manifest(manifest, keep_missing=True)
 
 
 def test_read_manifest_missing_or_not_utf8(tmp_path):

@@ -10,6 +10,7 @@ import torch
 from cmsr.method.config import Config
 from cmsr.method.infer import (
     back_project,
+    clamp_to_input_range,
     clamp_to_local_range,
     dihedral,
     dihedral_inverse,
@@ -247,3 +248,15 @@ def test_clamp_to_local_range_per_channel_and_non_integer_scale():
     assert clipped.shape == high.shape
     assert torch.all(clipped <= low.amax(dim=(2, 3), keepdim=True) + 1e-6)
     assert torch.all(clipped >= low.amin(dim=(2, 3), keepdim=True) - 1e-6)
+
+
+def test_clamp_to_input_range_per_band_and_only_over_valid_pixels():
+    low = torch.tensor([[[[0.2, 0.5], [0.8, 5.0]], [[-1.0, 0.0], [1.0, 2.0]]]])
+    valid = torch.tensor([[[[1.0, 1.0], [1.0, 0.0]]]])  # the 5.0 is no measurement
+    high = torch.linspace(-3, 3, 16).reshape(1, 1, 4, 4).repeat(1, 2, 1, 1)
+    clipped = clamp_to_input_range(high, low, valid)
+    assert clipped[0, 0].min() == pytest.approx(0.2) and clipped[0, 0].max() == pytest.approx(0.8)
+    assert clipped[0, 1].min() == pytest.approx(-1.0) and clipped[0, 1].max() == pytest.approx(1.0)
+    inside = (high[0, 1] >= -1) & (high[0, 1] <= 1)
+    torch.testing.assert_close(clipped[0, 1][inside], high[0, 1][inside])  # untouched
+    assert clamp_to_input_range(high, low)[0, 0].max() == 3.0  # all count: up to 5

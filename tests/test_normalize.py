@@ -79,6 +79,26 @@ def test_from_unit_clips_to_signed_range():
     np.testing.assert_array_equal(back, np.array([[-128, 127], [-100, 100]], dtype=np.int8))
 
 
+@pytest.mark.parametrize("dtype", [np.int64, np.uint64, np.int32, np.uint32])
+def test_integer_results_never_wrap_around_at_the_dtype_limits(dtype):
+    # float(2**63 - 1) == 2**63: clipped to that and cast, int64 used to wrap to -2**63
+    info = np.iinfo(dtype)
+    values = np.array([-1e30, float(info.min), float(info.max), 1e30, 12.4])
+    cast = to_dtype(values, dtype)
+    assert cast.dtype == dtype
+    assert cast[0] == cast[1] == info.min
+    assert cast[2] == cast[3] and info.max - cast[3] <= 2048 and cast[3] > info.max // 2
+    assert cast[4] == 12
+    assert clip_to_dtype(np.float32([1e30]), dtype)[0] <= info.max
+
+
+def test_an_int64_result_outside_the_input_range_keeps_its_values():
+    # the range an integer result may take is its dtype's: 0-5000 in, overshoot kept
+    norm = fit_normalization(np.array([[0, 5000]], dtype=np.int64))
+    back = norm.from_unit(torch.tensor([[[[-0.071, 1.0736]]]]))
+    assert back.dtype == np.int64 and back.tolist() == [[-355, 5368]]
+
+
 def test_fit_normalization_uses_only_valid_finite_pixels():
     image = np.array([[np.nan, 5.0, 7.0], [0.0, 6.0, 1000.0]])
     valid = np.array([[True, True, True], [False, True, False]])

@@ -123,6 +123,23 @@ def test_all_nan_target():
             "t.tif", "no valid")
 
 
+def test_no_valid_pixels_is_said_before_constant():
+    # every pixel is the invalid value: nothing is valid, which is not "constant"
+    image = np.full((8, 8), 77.0)
+    _expect(lambda: check_image(image, "t.png", allow_nan=True, valid=image != 77),
+            "t.png", "no valid pixels")
+    # the valid pixels alone decide whether the image is constant
+    image[:, :4] = 5.0
+    _expect(lambda: check_image(image, "t.png", allow_nan=True, valid=image != 77),
+            "t.png", "constant (every valid pixel is 5)")
+    bands = np.stack([image, image], axis=2)
+    bands[0, 0, 1] = 9.0  # varies, but only in a pixel that does not count
+    valid = image != 77
+    valid[0, 0] = False
+    _expect(lambda: check_image(bands, "t.tif", allow_nan=True, valid=valid), "t.tif",
+            "constant")
+
+
 @pytest.mark.parametrize("shape", [(3, 8), (8, 3), (2, 2), (3, 8, 1)])
 def test_too_small(shape):
     _expect(lambda: check_image(_img(*shape), "tiny.png", allow_nan=True), "tiny.png",

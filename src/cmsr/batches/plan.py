@@ -154,10 +154,13 @@ def plan_jobs(scenes: Sequence[Scene], out_dir: Path, settings: BatchSettings, *
               from_manifest: bool = False) -> list[Job]:
     """One :class:`Job` per scene, with its output path; checked before any work.
 
-    Outputs: a manifest row's ``output`` column, else ``OUT_DIR/<name>.png`` for
-    manifest rows and ``OUT_DIR/<name>/result.png`` for scene folders (both become
-    ``.tif`` when PNG cannot hold the result). With ``settings.warm_start`` the jobs
-    are sorted by name.
+    Outputs: ``OUT_DIR/<output>`` for a manifest row's ``output`` column (a relative
+    path, checked by :func:`~cmsr.evaluation.datasets.read_manifest`; an absolute
+    :attr:`Scene.output` is used as it is), else ``OUT_DIR/<name>.png`` for manifest
+    rows and ``OUT_DIR/<name>/result.png`` for scene folders (both become ``.tif``
+    when PNG cannot hold the result). With ``settings.warm_start`` the jobs are
+    sorted by name. A scene with a :attr:`Scene.problem` gets its job too: the batch
+    records it as failed without running it.
 
     Raises
     ------
@@ -170,7 +173,7 @@ def plan_jobs(scenes: Sequence[Scene], out_dir: Path, settings: BatchSettings, *
     previous: str | None = None
     for scene in ordered:
         if scene.output is not None:
-            output, automatic = scene.output, False
+            output, automatic = out_dir / scene.output, False
         elif from_manifest:
             output, automatic = out_dir / f"{scene.name}.png", True
         else:

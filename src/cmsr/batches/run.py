@@ -199,7 +199,8 @@ class Triage:
     """What a run of the batch has to do (:func:`triage`).
 
     ``skipped``: jobs finished earlier and still valid (status ``"skipped"``);
-    ``refused``: jobs failed before running (a foreign file sits at the output);
+    ``refused``: jobs failed before running (their scene has a problem, such as a
+    manifest row naming a missing file, or a foreign file sits at the output);
     ``chains``: the work for the backend.
     """
 
@@ -235,6 +236,10 @@ def triage(jobs: Sequence[Job], store: RunStore, settings: BatchSettings) -> Tri
                     for result in (finished[job.name] for job in done) if result is not None)
     refused, runnable = [], []
     for job in todo:
+        if job.scene.problem is not None:
+            refused.append(JobResult(job.name, "failed", error=job.scene.problem,
+                                     key=job.key(), inputs=hashes[job.name]))
+            continue
         replace = settings.overwrite or any(store.owns(path) for path in job.candidates)
         foreign = [path for path in job.candidates if path.exists() and not replace]
         if foreign:

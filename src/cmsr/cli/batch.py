@@ -1,10 +1,11 @@
 """``cmsr batch``: super-resolve every pair of a dataset, resumably, on local cores or Dask.
 
 Writes into OUT_DIR one result per pair (``<scene>/result.png`` for scene folders,
-the ``output`` column or ``<name>.png`` for CSV manifests; ``.tif`` where PNG cannot
-hold the result), ``manifest.jsonl`` (what finished, with content hashes: a rerun
-skips exactly those) and ``summary.csv`` (one row per pair). Exit code 0 when every
-pair succeeded, 1 when some failed, 2 for usage errors, 130 after Ctrl-C.
+the ``output`` column (a path inside OUT_DIR) or ``<name>.png`` for CSV manifests;
+``.tif`` where PNG cannot hold the result), ``manifest.jsonl`` (what finished, with
+content hashes: a rerun skips exactly those) and ``summary.csv`` (one row per pair).
+Exit code 0 when every pair succeeded, 1 when some failed (a manifest row naming a
+missing file is one of them), 2 for usage errors, 130 after Ctrl-C.
 """
 
 from __future__ import annotations
@@ -67,7 +68,8 @@ def add_batch_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("data", type=Path,
                         help="a folder of scene folders (guide_*, target_*, optional "
                              "target_*_lr*, mask_*) or a CSV manifest "
-                             "(target,guide[,lr,mask,output,name])")
+                             "(target,guide[,lr,mask,output,name]; output: a path "
+                             "inside OUT_DIR)")
     parser.add_argument("-o", "--output", required=True, type=Path, metavar="OUT_DIR",
                         help="folder for results, manifest.jsonl and summary.csv "
                              "(created; reused to resume)")
@@ -149,7 +151,9 @@ def settings_from_args(args: argparse.Namespace) -> BatchSettings:
         if value is not None:
             raise InputError("cmsr batch keeps each pair's networks and warp as "
                              "OUT_DIR/states/<scene>.pt with --warm-start", source=option)
-    config, _, _ = load_start_states(args, config_from_args(args))  # fail now, not per pair
+    # fail now, not per pair; a remote cluster's workers may have a device this machine lacks
+    here = args.scheduler in (None, LOCAL_DASK)
+    config, _, _ = load_start_states(args, config_from_args(args, device_here=here))
     protocol = EvalProtocol(kind=args.protocol, scale=args.scale, seed=args.seed)
     protocol.validate()
     return BatchSettings(config=config, protocol=protocol, invalid=args.invalid,
@@ -163,7 +167,8 @@ def run_batch_command(args: argparse.Namespace) -> int:
     out_dir: Path = args.output
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError("exists and is not a folder", source=str(out_dir))
-    scenes = select_scenes(find_scenes(args.data), args.scenes)
+    # a manifest row naming a missing file is recorded as failed; the other rows run
+    scenes = select_scenes(find_scenes(args.data, keep_missing=True), args.scenes)
     from_manifest = args.data.is_file()
     jobs = plan_jobs(scenes, out_dir, settings, from_manifest=from_manifest)
     out_dir.mkdir(parents=True, exist_ok=True)

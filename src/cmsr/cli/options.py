@@ -23,6 +23,7 @@ import torch
 from cmsr.errors import InputError
 from cmsr.files import same_file
 from cmsr.method import checkpoint
+from cmsr.method.api import resolve_device
 from cmsr.method.config import (
     ALIGNMENTS,
     DEVICES,
@@ -33,6 +34,14 @@ from cmsr.method.config import (
 )
 from cmsr.method.resample import DEGRADATION_NAMES
 
+CLIPS: dict[str, dict[str, bool]] = {
+    "auto": {},
+    "none": {"clamp_to_local_range": False, "clip_to_input_range": False},
+    "input": {"clamp_to_local_range": False, "clip_to_input_range": True},
+    "local": {"clamp_to_local_range": True, "clip_to_input_range": False},
+}
+"""``--clip``: the config fields each choice sets (``auto``: the preset's)."""
+
 
 def add_training_options(parser: argparse.ArgumentParser, default_preset: str = "thermal"
                          ) -> None:
@@ -41,10 +50,13 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
                         help=f"settings per modality (default: {default_preset})")
     parser.add_argument("--iters", type=int, default=None,
                         help="maximum training steps per stage (default: the preset's)")
-    parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    parser.add_argument("--device", choices=DEVICES, default="auto")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="random seed, 0 <= N < 2**63 (default: 0)")
+    parser.add_argument("--device", default="auto", metavar="|".join((*DEVICES, "cuda:N")),
+                        help="where torch computes; auto: CUDA when this machine has it, "
+                             "else the CPU (default: auto)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="CPU threads for torch (default: torch's choice)")
+                        help="CPU threads for torch, at least 1 (default: torch's choice)")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
                         help="training precision (default: the preset's)")
     parser.add_argument("--align", choices=ALIGNMENTS,
@@ -84,6 +96,14 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
                         help="skip the 8-fold geometric self-ensemble")
     parser.add_argument("--back-projection", type=int, default=None, metavar="N",
                         help="iterative back-projection steps (default: the preset's)")
+    parser.add_argument("--clip", choices=CLIPS, default="auto",
+                        help="keep the result inside what was measured: input clips each "
+                             "band to the range of its valid input pixels, local each pixel "
+                             "to the range of the 3x3 measured pixels around it, none adds no "
+                             "clip (default: auto, the preset's: local for depth, none "
+                             "otherwise). Sharpening may otherwise overshoot the input's "
+                             "range a little; integer results always stay inside their "
+                             "dtype's range (e.g. 0-255 for 8-bit)")
     gradual = parser.add_mutually_exclusive_group()
     gradual.add_argument("--gradual", dest="gradual", action="store_true", default=None,
                          help="enlarge in steps of at most x2 (default for scales above 2)")
@@ -133,8 +153,11 @@ def read_kernel(text: str) -> str | tuple[tuple[float, ...], ...]:
     return degradation
 
 
-def config_from_args(args: argparse.Namespace) -> Config:
-    """The preset named by ``--preset`` with the command-line overrides."""
+def config_from_args(args: argparse.Namespace, *, device_here: bool = True) -> Config:
+    """The preset named by ``--preset`` with the command-line overrides, checked before
+    any work: an unusable value (``--seed``, ``--threads``, ...) is a one-line
+    :class:`InputError`, and so is a ``--device`` this machine lacks unless
+    ``device_here`` is False (the work runs elsewhere, e.g. on a Dask cluster)."""
     changes: dict[str, object] = {"seed": args.seed, "device": args.device}
     if args.iters is not None:
         changes["max_iters"] = args.iters
@@ -166,6 +189,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         changes["freeze_warp"] = True
     if getattr(args, "warm_iters", None) is not None:
         changes["warm_start_iters"] = args.warm_iters
+    changes.update(CLIPS[getattr(args, "clip", "auto")])
+    if device_here:
+        resolve_device(args.device, source="--device")
     try:
         return Config.preset(args.preset, **changes)
     except ValueError as error:

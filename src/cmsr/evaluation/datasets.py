@@ -68,7 +68,11 @@ class Scene:
     mask:
         Valid pixels of ``target`` (nonzero = valid), if any.
     output:
-        Manifests only: where a batch run writes this row's result.
+        Manifests only: where a batch run writes this row's result, relative to the
+        batch's output folder.
+    problem:
+        Why the scene cannot run (a manifest row naming a file that does not exist,
+        read with ``keep_missing``), as one line; None for a usable scene.
     """
 
     name: str
@@ -77,6 +81,7 @@ class Scene:
     target_lr: Path | None = None
     mask: Path | None = None
     output: Path | None = None
+    problem: str | None = None
 
 
 # --------------------------------------------------------------------------- folders
@@ -169,7 +174,7 @@ def scene_from_folder(folder: Path | str, name: str | None = None) -> Scene:
     )
 
 
-def find_scenes(source: Path | str) -> list[Scene]:
+def find_scenes(source: Path | str, *, keep_missing: bool = False) -> list[Scene]:
     """All scenes in a folder tree, or the rows of a CSV manifest.
 
     Parameters
@@ -179,6 +184,9 @@ def find_scenes(source: Path | str) -> list[Scene]:
         folders anywhere below it (each named by its path relative to ``source``,
         with ``/``; the search does not descend into scene folders nor into hidden
         folders), or a ``.csv`` manifest (see :func:`read_manifest`).
+    keep_missing:
+        Manifests: keep rows naming missing files, with their :attr:`Scene.problem`
+        (see :func:`read_manifest`).
 
     Returns
     -------
@@ -212,7 +220,7 @@ def find_scenes(source: Path | str) -> list[Scene]:
     if root.is_file():
         if root.suffix.lower() != ".csv":
             raise InputError("not a folder of scenes nor a .csv manifest", str(source))
-        return read_manifest(root)
+        return read_manifest(root, keep_missing=keep_missing)
     if _is_scene_folder(_image_files(root)):
         return [scene_from_folder(root, name=root.resolve().name or str(root))]
 
@@ -237,30 +245,39 @@ def find_scenes(source: Path | str) -> list[Scene]:
 # --------------------------------------------------------------------------- manifests
 
 
-def _check_name(name: str, path: Path, line: int) -> str:
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    if name.startswith(("/", "\\")) or ".." in parts or os.path.isabs(name):
-        raise InputError(f"line {line}: name {name!r} must be a relative name without '..'",
-                         str(path))
-    return name
+def _check_relative(column: str, cell: str, path: Path, line: int) -> str:
+    """``cell`` of ``column`` if it is a relative path without ``..`` (it names a place
+    inside the batch's output folder), else an :class:`InputError` naming the line."""
+    parts = PurePosixPath(cell.replace("\\", "/")).parts
+    if cell.startswith(("/", "\\")) or ".." in parts or os.path.isabs(cell):
+        raise InputError(f"line {line}: {column} {cell!r} must be a relative name without "
+                         "'..'", str(path))
+    return cell
 
 
-def read_manifest(path: Path | str) -> list[Scene]:
+def read_manifest(path: Path | str, *, keep_missing: bool = False) -> list[Scene]:
     """Read the scenes listed in a CSV manifest.
 
     The first row is a header naming the columns (any order; names are stripped of
     spaces and compared in lower case): ``target`` and ``guide`` are required, ``lr``
     (a real low-resolution capture), ``mask``, ``output`` (where a batch run writes
-    the result) and ``name`` are optional. Each following row is one scene; cells are
-    stripped of spaces, blank optional cells mean "none", fully blank rows are
-    skipped. Relative paths are relative to the manifest's folder; ``~`` is expanded.
-    A scene's name is its ``name`` cell, else its target's file stem; names that
-    occur more than once get ``-<line>`` appended (the line number in the file).
+    the result, relative to its output folder) and ``name`` are optional. Each
+    following row is one scene; cells are stripped of spaces, blank optional cells
+    mean "none", fully blank rows are skipped. Relative input paths are relative to
+    the manifest's folder; ``~`` is expanded. ``name`` and ``output`` must be
+    relative, without ``..``: they name files inside the batch's output folder. A
+    scene's name is its ``name`` cell, else its target's file stem; names that occur
+    more than once get ``-<line>`` appended (the line number in the file).
 
     Parameters
     ----------
     path:
         The ``.csv`` file (UTF-8, an optional byte-order mark is ignored).
+    keep_missing:
+        Keep a row whose ``target``, ``guide``, ``lr`` or ``mask`` file does not exist,
+        with the error it would raise as its :attr:`Scene.problem` (a batch records
+        the row as failed and runs the others). Problems of the manifest itself are
+        raised either way.
 
     Returns
     -------
@@ -272,8 +289,9 @@ def read_manifest(path: Path | str) -> list[Scene]:
     InputError
         The file is missing, unreadable or empty; a column is unknown, repeated or
         missing; a row has more cells than the header, an empty ``target`` or
-        ``guide`` cell, or names a file that does not exist (``output`` excepted).
-        Messages name the manifest and the line.
+        ``guide`` cell, a ``name`` or ``output`` that is absolute or has ``..``, or
+        (unless ``keep_missing``) names an input file that does not exist. Messages
+        name the manifest and the line.
 
     Examples
     --------
@@ -286,8 +304,8 @@ def read_manifest(path: Path | str) -> list[Scene]:
     ...     "a_ir.png,a_rgb.png,out/a.png\\n"
     ...     "b_ir.png,b_rgb.png,\\n")
     >>> scenes = read_manifest(folder / "pairs.csv")
-    >>> [(s.name, s.guide.name, s.output) for s in scenes]  # doctest: +ELLIPSIS
-    [('a_ir', 'a_rgb.png', PosixPath('.../out/a.png')), ('b_ir', 'b_rgb.png', None)]
+    >>> [(s.name, s.guide.name, s.output) for s in scenes]
+    [('a_ir', 'a_rgb.png', PosixPath('out/a.png')), ('b_ir', 'b_rgb.png', None)]
     """
     file = Path(path)
     source = str(path)
@@ -350,10 +368,11 @@ def read_manifest(path: Path | str) -> list[Scene]:
         candidate = Path(cell).expanduser()
         return candidate if candidate.is_absolute() else base / candidate
 
-    entries: list[tuple[int, str, dict[str, Path | None]]] = []
+    entries: list[tuple[int, str, dict[str, Path | None], str | None]] = []
     for line, values in rows:
         paths: dict[str, Path | None] = {}
-        for column in ("target", "guide", "lr", "mask", "output"):
+        problem: str | None = None
+        for column in _PATH_COLUMNS:
             cell = values.get(column, "")
             if not cell:
                 if column in REQUIRED_COLUMNS:
@@ -361,21 +380,26 @@ def read_manifest(path: Path | str) -> list[Scene]:
                 paths[column] = None
                 continue
             resolved = resolve(cell)
-            if column in _PATH_COLUMNS and not resolved.is_file():
+            if not resolved.is_file() and problem is None:
                 what = "no such file" if not resolved.exists() else "not a file"
-                raise InputError(f"line {line}: {column} {cell}: {what}", source)
+                refusal = InputError(f"line {line}: {column} {cell}: {what}", source)
+                if not keep_missing:
+                    raise refusal
+                problem = str(refusal)
             paths[column] = resolved
+        output = values.get("output", "")
+        paths["output"] = Path(_check_relative("output", output, file, line)) if output else None
         target = paths["target"]
         assert target is not None
-        name = values.get("name", "") or target.stem
-        entries.append((line, _check_name(name, file, line), paths))
+        name = _check_relative("name", values.get("name", "") or target.stem, file, line)
+        entries.append((line, name, paths, problem))
 
     counts: dict[str, int] = {}
-    for _, name, _ in entries:
+    for _, name, _, _ in entries:
         counts[name] = counts.get(name, 0) + 1
     used = {name for name, count in counts.items() if count == 1}
     scenes = []
-    for line, name, paths in entries:
+    for line, name, paths, problem in entries:
         unique = name
         if counts[name] > 1:
             unique = f"{name}-{line}"
@@ -392,6 +416,7 @@ def read_manifest(path: Path | str) -> list[Scene]:
                 target_lr=paths["lr"],
                 mask=paths["mask"],
                 output=paths["output"],
+                problem=problem,
             )
         )
     if not scenes:

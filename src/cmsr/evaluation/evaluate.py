@@ -169,6 +169,8 @@ def load_pair(scene: Scene, protocol: EvalProtocol) -> EvaluationPair:
     except InputError as error:
         if error.source is None:
             raise InputError(error.problem, source=str(scene.target.parent)) from None
+        if error.source == "mask" and scene.mask is not None:  # name the file
+            raise InputError(error.problem, source=str(scene.mask)) from None
         raise
 
 

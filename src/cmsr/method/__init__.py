@@ -16,7 +16,7 @@ module                     job
 :mod:`.coarse_alignment`   the warp's first fits on the pair reduced by 4 and 2
 :mod:`.self_check`         held-out pixels: does the guide help on this pair?
 :mod:`.consistency`        optional fine-tuning at the target's own scale
-:mod:`.infer`              tiles, self-ensemble, back-projection, local-range clipping
+:mod:`.infer`              tiles, self-ensemble, back-projection, range clipping
 :mod:`.checkpoint`         saved warps and checkpoints for warm starts
 :mod:`.api`                :class:`~cmsr.method.api.CMSR` (fit / predict), super_resolve
 =========================  ==========================================================

@@ -25,9 +25,14 @@ from cmsr.files.geotiff import Georeferencing, prepare_geo_pair, write_geotiff
 from cmsr.method import checkpoint
 from cmsr.method.checkpoint import StateSource
 from cmsr.method.coarse_alignment import align_coarse_to_fine
-from cmsr.method.config import Config
+from cmsr.method.config import Config, device_problems
 from cmsr.method.consistency import fine_tune_consistency
-from cmsr.method.infer import back_project, clamp_to_local_range, predict
+from cmsr.method.infer import (
+    back_project,
+    clamp_to_input_range,
+    clamp_to_local_range,
+    predict,
+)
 from cmsr.method.model import CMSRNet
 from cmsr.method.normalize import (
     Normalization,
@@ -40,15 +45,39 @@ from cmsr.method.normalize import (
 from cmsr.method.resample import downsample, resize, scaled_size, upsample_bicubic
 from cmsr.method.self_check import SelfCheck, decide, held_out_errors, held_out_mask
 from cmsr.method.train import StepInfo, TrainRecord, train
-from cmsr.method.validate import check_image, check_mask, check_pair
+from cmsr.method.validate import check_array, check_image, check_mask, check_pair
 from cmsr.method.warp import GuideWarp
 
 
-def resolve_device(name: str) -> torch.device:
-    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"``."""
+def resolve_device(name: str, source: str = "device") -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; ``"cpu"``, ``"cuda"``, ``"cuda:N"``.
+
+    Raises
+    ------
+    InputError
+        The name is none of these, or this machine does not have that device (torch
+        built without CUDA, no CUDA device, fewer than N + 1 of them); ``source`` names
+        the setting in the message.
+    """
+    problems = device_problems(name)
+    if problems:
+        raise InputError(problems[0], source=source)
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            why = ("this torch was built without CUDA" if not torch.backends.cuda.is_built()
+                   else "no CUDA device was found")
+            raise InputError(f"{name} is not available on this machine ({why}); use cpu "
+                             "or auto", source=source)
+        if device.index is not None and device.index >= count:
+            raise InputError(f"{name} is not available on this machine (it has {count} "
+                             f"CUDA device{'s' if count > 1 else ''}: cuda:0"
+                             f"{f' to cuda:{count - 1}' if count > 1 else ''})",
+                             source=source)
+    return device
 
 
 def gradual_scales(scale: float, step: float = 2.0) -> list[float]:
@@ -85,11 +114,12 @@ def prepare_pair(target_lr: np.ndarray, guide_hr: np.ndarray, *, scale: float | 
                  mask: np.ndarray | None, invalid_value: float | None, device: torch.device,
                  target_name: str = "target", guide_name: str = "guide") -> PreparedPair:
     """Validate, normalise and move a pair to ``device`` (see :class:`PreparedPair`)."""
-    check_image(target_lr, target_name, allow_nan=True)
-    check_image(guide_hr, guide_name, allow_nan=False)
+    check_array(target_lr, target_name)  # an image at all, before its values are read
     valid = valid_mask(target_lr, invalid_value)
     if mask is not None:
         valid &= check_mask(mask, valid.shape)
+    check_image(target_lr, target_name, allow_nan=True, valid=valid)
+    check_image(guide_hr, guide_name, allow_nan=False)
     masked = np.where(valid[..., None] if target_lr.ndim == 3 else valid,
                       np.asarray(target_lr, dtype=np.float64), np.nan)
     check_pair(masked, guide_hr, scale=scale, target_name=target_name, guide_name=guide_name)
@@ -379,7 +409,15 @@ class CMSR:
             raise RuntimeError("call fit() before predict()")
         pair = self.pair
         if self.self_check is not None and self.self_check.choice == "bicubic":
-            return upsample_bicubic(pair.target, tuple(pair.guide.shape[-2:]))
+            current = upsample_bicubic(pair.target, tuple(pair.guide.shape[-2:]))
+        else:
+            current = self._predict_networks(pair)
+        if self.config.clip_to_input_range:
+            current = clamp_to_input_range(current, pair.target, pair.valid)
+        return current
+
+    def _predict_networks(self, pair: PreparedPair) -> torch.Tensor:
+        """The fitted networks' result, stage after stage, ``(1, c, H, W)`` unit range."""
         current, current_valid = pair.target, pair.valid
         aligned = self.aligned_guide()
         for index, (net, size) in enumerate(zip(self.networks, self._stages(pair),

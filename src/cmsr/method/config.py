@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any, Literal, get_args
 
 from cmsr.method.resample import DEGRADATION_NAMES, DegradationKernel
@@ -21,6 +23,9 @@ Device = Literal["auto", "cpu", "cuda"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 ALIGNMENTS: tuple[str, ...] = get_args(Alignment)
 DEVICES: tuple[str, ...] = get_args(Device)
+SEED_LIMIT = 2**63
+"""Seeds are integers in ``[0, SEED_LIMIT)``: torch's generators take at most 64 bits, and
+runs add small offsets to the seed (one per stage, one for the self-check)."""
 
 
 @dataclass(frozen=True)
@@ -109,8 +114,12 @@ class Config:
         ``back_projection_iters``: iterative back-projection steps.
         ``clamp_to_local_range``: clip each output pixel to the range of the measured
         pixels around it (3x3), which stops overshoot and ringing beside structures
-        thinner than two measured pixels. ``gradual``: for scales above 2, enlarge in
-        steps of at most 2, training once per step, each on the previous step's output.
+        thinner than two measured pixels. ``clip_to_input_range``: clip each band of the
+        result to the range of its valid input pixels (the result never leaves what
+        was measured; sharpening may otherwise overshoot it a little). Integer results
+        are always clipped to what their dtype holds. ``gradual``: for scales above 2,
+        enlarge in steps of at most 2, training once per step, each on the previous
+        step's output.
         ``tile_size``: largest side, in output pixels, run through the network at once
         (memory is about ``tile_size**2 * fe_channels * 12`` bytes).
     """
@@ -169,9 +178,12 @@ class Config:
     self_ensemble: bool = True
     back_projection_iters: int = 10
     clamp_to_local_range: bool = False
+    clip_to_input_range: bool = False
     gradual: bool = True
     tile_size: int = 512
-    # run
+    # run: ``seed`` in [0, 2**63); ``device`` auto, cpu, cuda or cuda:N (checked to
+    # exist when a model is made: cmsr.method.api.resolve_device); ``threads`` >= 1 or
+    # None for torch's choice
     seed: int = 0
     device: str = "auto"
     threads: int | None = None
@@ -226,8 +238,11 @@ class Config:
                             "[0, 1)")
         if self.back_projection_iters < 0:
             problems.append("back_projection_iters must be >= 0")
-        if self.device not in DEVICES and not self.device.startswith("cuda:"):
-            problems.append("device must be auto, cpu or cuda")
+        problems += seed_problems(self.seed)
+        problems += device_problems(self.device)
+        if self.threads is not None and (not _is_integer(self.threads) or self.threads < 1):
+            problems.append(f"threads must be an integer >= 1 (or None for torch's choice), "
+                            f"got {self.threads!r}")
         if problems:
             raise ValueError("invalid config: " + "; ".join(problems))
 
@@ -241,6 +256,38 @@ class Config:
     def replace(self, **changes: Any) -> Config:
         """A copy with ``changes`` applied (validated again)."""
         return dataclasses.replace(self, **changes)
+
+
+def _is_integer(value: object) -> bool:
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def seed_problems(seed: object) -> list[str]:
+    """Why ``seed`` is not an integer in ``[0, SEED_LIMIT)`` (empty: fine).
+
+    Examples
+    --------
+    >>> seed_problems(7), seed_problems(2**70)
+    ([], ['seed must be an integer in [0, 2**63), got 1180591620717411303424'])
+    """
+    if _is_integer(seed) and 0 <= seed < SEED_LIMIT:  # type: ignore[operator]
+        return []
+    return [f"seed must be an integer in [0, 2**63), got {seed!r}"]
+
+
+def device_problems(device: object) -> list[str]:
+    """Why ``device`` is not a device name cmsr runs on: ``auto``, ``cpu``, ``cuda`` or
+    ``cuda:N`` (empty: fine). Whether the machine has that device is
+    :func:`cmsr.method.api.resolve_device`'s question.
+
+    Examples
+    --------
+    >>> device_problems("cuda:1"), device_problems("mps")
+    ([], ["'mps' is not a device cmsr runs on: choose auto, cpu, cuda or cuda:N"])
+    """
+    if isinstance(device, str) and (device in DEVICES or re.fullmatch(r"cuda:\d+", device)):
+        return []
+    return [f"{device!r} is not a device cmsr runs on: choose auto, cpu, cuda or cuda:N"]
 
 
 def degradation_problems(degradation: object) -> list[str]:

@@ -2,7 +2,9 @@
 
 The trained network runs on the full pair (in overlapping tiles when large), averaged
 over the 8 flips and quarter turns (geometric self-ensemble), then corrected by
-iterative back-projection so that reducing the result gives back the input.
+iterative back-projection so that reducing the result gives back the input. Results
+may be clipped to the range of the measured pixels around each pixel
+(:func:`clamp_to_local_range`) or of the whole input (:func:`clamp_to_input_range`).
 """
 
 from __future__ import annotations
@@ -129,6 +131,34 @@ def clamp_to_local_range(estimate: torch.Tensor, target: torch.Tensor, *,
     high = torch.nn.functional.interpolate(high, size=big, mode="nearest-exact")
     low = torch.nn.functional.interpolate(low, size=big, mode="nearest-exact")
     return torch.minimum(torch.maximum(estimate, low), high)
+
+
+def clamp_to_input_range(estimate: torch.Tensor, target: torch.Tensor,
+                         valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Clip each band of the output to the range of that band's valid measured pixels.
+
+    Parameters
+    ----------
+    estimate:
+        ``(1, c, H, W)`` float32 result.
+    target:
+        ``(1, c, h, w)`` float32 measurement, same units.
+    valid:
+        ``(1, 1, h, w)``, nonzero at the measured pixels that count (all when None).
+
+    Examples
+    --------
+    >>> low = torch.tensor([[[[0.0, 1.0, 5.0]]]])
+    >>> high = torch.tensor([[[[-0.2, 0.1, 1.3, 1.1]]]])
+    >>> clamp_to_input_range(high, low, valid=torch.tensor([[[[1, 1, 0]]]]))
+    tensor([[[[0.0000, 0.1000, 1.0000, 1.0000]]]])
+    """
+    values = target.flatten(2)                                       # (1, c, h*w)
+    keep = (torch.ones_like(target[:, :1], dtype=torch.bool) if valid is None
+            else valid != 0).flatten(2)
+    low = torch.where(keep, values, torch.full_like(values, float("inf"))).amin(dim=2)
+    high = torch.where(keep, values, torch.full_like(values, -float("inf"))).amax(dim=2)
+    return torch.minimum(torch.maximum(estimate, low[..., None, None]), high[..., None, None])
 
 
 @torch.no_grad()

@@ -83,14 +83,32 @@ def result_dtype(dtype: np.dtype | type) -> np.dtype:
 
 def clip_to_dtype(values: np.ndarray, dtype: np.dtype | type) -> np.ndarray:
     """``values`` clipped to the range ``dtype`` can hold when it is an integer type (bool:
-    [0, 1]); unchanged for floating types. The values keep their own dtype."""
+    [0, 1]); unchanged for floating types. The values keep their own dtype.
+
+    Floating-point values are clipped to the nearest floats inside the range, so the
+    cast that follows never wraps around: ``float(2**63 - 1)`` is ``2**63``, which
+    int64 cannot hold, so int64 gets ``2**63 - 1024``.
+
+    Examples
+    --------
+    >>> clip_to_dtype(np.array([-1e30, 1e30]), np.int64).astype(np.int64).tolist()
+    [-9223372036854775808, 9223372036854774784]
+    """
     dtype = np.dtype(dtype)
     if dtype == np.bool_:
         return np.clip(values, 0, 1)
-    if np.issubdtype(dtype, np.integer):
-        info = np.iinfo(dtype)
-        return np.clip(values, info.min, info.max)
-    return values
+    if not np.issubdtype(dtype, np.integer):
+        return values
+    info = np.iinfo(dtype)
+    array = np.asarray(values)
+    if array.dtype.kind != "f":
+        return np.clip(array, info.min, info.max)
+    low, high = array.dtype.type(info.min), array.dtype.type(info.max)
+    if int(low) < info.min:
+        low = np.nextafter(low, array.dtype.type(np.inf))
+    if int(high) > info.max:
+        high = np.nextafter(high, array.dtype.type(-np.inf))
+    return np.clip(array, low, high)
 
 
 def to_dtype(values: np.ndarray, dtype: np.dtype | type) -> np.ndarray:

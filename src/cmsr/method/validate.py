@@ -76,18 +76,36 @@ def check_mask(mask: Any, size: tuple[int, ...], *, of: str = "target",
     return valid
 
 
-def check_image(image: np.ndarray, name: str, *, allow_nan: bool) -> None:
+def check_image(image: np.ndarray, name: str, *, allow_nan: bool,
+                valid: np.ndarray | None = None) -> None:
     """Shape, dtype and value checks for one image of a pair, ``(H, W)`` or ``(H, W, C)``:
-    :func:`check_array`, a plausible size and band count, finite and not constant."""
+    :func:`check_array`, a plausible size and band count, no infinite values, and some
+    valid pixels that are not all the same.
+
+    ``valid``: ``(H, W)`` bool, the pixels that count (e.g. not the ``invalid_value``,
+    not masked out); NaN pixels never count. Whether any pixel is valid is asked before
+    whether the valid ones are constant.
+
+    Examples
+    --------
+    >>> check_image(np.full((8, 8), 77.0), "t.png", allow_nan=True,
+    ...             valid=np.zeros((8, 8), bool))
+    Traceback (most recent call last):
+    ...
+    cmsr.errors.InputError: t.png: has no valid pixels (all NaN or invalid)
+    """
     if not isinstance(image, np.ndarray):
         raise InputError(f"expected a numpy array, got {type(image).__name__}", source=name)
     check_array(image, name, max_bands=MAX_BANDS, min_side=MIN_SIDE)
     values = np.asarray(image, dtype=np.float64)
     if np.isinf(values).any():
         raise InputError("contains infinite values", source=name)
-    finite = values[np.isfinite(values)]
     if np.isnan(values).any() and not allow_nan:
         raise InputError("contains NaN values", source=name)
+    counted = np.isfinite(values)
+    if valid is not None:
+        counted &= valid[..., None] if values.ndim == 3 else valid
+    finite = values[counted]
     if finite.size == 0:
         raise InputError("has no valid pixels (all NaN or invalid)", source=name)
     low, high = finite.min(), finite.max()

@@ -61,6 +61,7 @@ from torch import nn
 from cmsr.evaluation.baselines.base import Baseline
 from cmsr.evaluation.baselines.local_attention import DEFAULT_CHUNK_BYTES, local_attention
 from cmsr.method.api import PreparedPair, resolve_device
+from cmsr.method.config import seed_problems
 from cmsr.method.resample import downsample
 
 WIDTH = 64
@@ -275,6 +276,8 @@ class MMSR(Baseline):
             raise ValueError("iterations must be >= 1 and learning_rate > 0")
         if loss not in ("l1", "mse"):
             raise ValueError(f"loss must be 'l1' or 'mse', got {loss!r}")
+        if seed_problems(seed):
+            raise ValueError(seed_problems(seed)[0])
         for size in (source_neighbourhood, guide_neighbourhood):
             if size < 1 or size % 2 == 0:
                 raise ValueError(f"neighbourhoods must be odd and >= 1, got {size}")

@@ -55,6 +55,7 @@ from torch import nn
 
 from cmsr.evaluation.baselines.base import Baseline
 from cmsr.method.api import PreparedPair, resolve_device
+from cmsr.method.config import seed_problems
 from cmsr.method.resample import area_matrix
 from cmsr.method.threads import torch_threads
 
@@ -275,6 +276,8 @@ class P2P(Baseline):
             raise ValueError("iterations and batch_size must be >= 1, learning_rate > 0")
         if loss not in ("l1", "mse"):
             raise ValueError(f"loss must be 'l1' or 'mse', got {loss!r}")
+        if seed_problems(seed):
+            raise ValueError(seed_problems(seed)[0])
         self.iterations = iterations
         self.batch_size = batch_size
         self.learning_rate = learning_rate
