@@ -21,6 +21,10 @@ Device = Literal["auto", "cpu", "cuda"]
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 ALIGNMENTS: tuple[str, ...] = get_args(Alignment)
 DEVICES: tuple[str, ...] = get_args(Device)
+STREAM_FIELDS: tuple[str, ...] = ("stream_above", "stream_tile", "stream_halo",
+                                  "train_max_pixels")
+"""Settings used only when a large output is computed tile by tile (never in ``cmsr batch``
+or ``cmsr eval``, whose stores leave them out of their keys)."""
 
 
 @dataclass(frozen=True)
@@ -113,6 +117,13 @@ class Config:
         steps of at most 2, training once per step, each on the previous step's output.
         ``tile_size``: largest side, in output pixels, run through the network at once
         (memory is about ``tile_size**2 * fe_channels * 12`` bytes).
+
+    Large outputs (:mod:`cmsr.method.tiled_inference`, :func:`cmsr.super_resolve_tiled`)
+        Outputs of more than ``stream_above`` pixels are computed and written tile by
+        tile, ``stream_tile`` output pixels a side, each with the networks' receptive
+        fields plus ``stream_halo`` target pixels of context (back-projection and the
+        local-range clip). The fit then trains on the central part of the pair of at
+        most ``train_max_pixels`` output pixels, without the learned alignment.
     """
 
     # network
@@ -171,6 +182,11 @@ class Config:
     clamp_to_local_range: bool = False
     gradual: bool = True
     tile_size: int = 512
+    # large outputs (cmsr.method.tiled_inference)
+    stream_above: int = 4096 * 4096
+    stream_tile: int = 1024
+    stream_halo: int = 8
+    train_max_pixels: int = 2048 * 2048
     # run
     seed: int = 0
     device: str = "auto"
@@ -183,7 +199,8 @@ class Config:
                 problems.append(f"{name} must be >= 2")
         for name in ("fe1_channels", "fe2_channels", "batch_size", "max_iters",
                      "eval_every", "tile_size", "warm_start_iters", "consistency_patch",
-                     "consistency_batch"):
+                     "consistency_batch", "stream_above", "stream_tile",
+                     "train_max_pixels"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1")
         if self.patch_size < 4:
@@ -226,6 +243,8 @@ class Config:
                             "[0, 1)")
         if self.back_projection_iters < 0:
             problems.append("back_projection_iters must be >= 0")
+        if self.stream_halo < 0:
+            problems.append("stream_halo must be >= 0")
         if self.device not in DEVICES and not self.device.startswith("cuda:"):
             problems.append("device must be auto, cpu or cuda")
         if problems:
