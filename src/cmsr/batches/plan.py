@@ -130,8 +130,8 @@ class Job:
     def key(self) -> str:
         """sha256 of everything besides the input files that decides the result."""
         config = dataclasses.asdict(self.settings.config)
-        for field in ("threads", *STREAM_FIELDS):
-            config.pop(field, None)
+        for name in ("threads", *STREAM_FIELDS):
+            config.pop(name, None)
         settings = {
             "batch": BATCH_VERSION, "cmsr": __version__, "config": config,
             "protocol": self.settings.protocol.name, "invalid": self.settings.invalid,

@@ -142,6 +142,7 @@ def read_pair(args: argparse.Namespace) -> LoadedPair:
         if not args.quiet:
             for note in notes:
                 print(f"cmsr: {note}", file=sys.stderr)
+        assert pair.guide is not None  # read_guide=True
         return LoadedPair(pair.target, pair.guide, None, pair)
     target, target_valid, _ = read_raster(args.target, target_bands)
     guide, guide_valid, _ = read_raster(args.guide, args.guide_bands)
