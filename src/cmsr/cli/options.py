@@ -166,6 +166,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         changes["freeze_warp"] = True
     if getattr(args, "warm_iters", None) is not None:
         changes["warm_start_iters"] = args.warm_iters
+    if getattr(args, "stream_above", None) is not None:
+        changes["stream_above"] = args.stream_above
+    if getattr(args, "stream_tile", None) is not None:
+        changes["stream_tile"] = args.stream_tile
     try:
         return Config.preset(args.preset, **changes)
     except ValueError as error:
