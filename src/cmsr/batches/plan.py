@@ -19,7 +19,7 @@ from cmsr.errors import InputError
 from cmsr.evaluation.datasets import Scene
 from cmsr.evaluation.protocols import EvalProtocol
 from cmsr.files.runs import JOURNAL_NAME, settings_key
-from cmsr.method.config import Config
+from cmsr.method.config import STREAM_FIELDS, Config
 
 MANIFEST_NAME = JOURNAL_NAME
 """The batch's store of finished runs in OUT_DIR (:mod:`cmsr.files.runs`): one JSON line
@@ -130,7 +130,8 @@ class Job:
     def key(self) -> str:
         """sha256 of everything besides the input files that decides the result."""
         config = dataclasses.asdict(self.settings.config)
-        config.pop("threads", None)
+        for name in ("threads", *STREAM_FIELDS):
+            config.pop(name, None)
         settings = {
             "batch": BATCH_VERSION, "cmsr": __version__, "config": config,
             "protocol": self.settings.protocol.name, "invalid": self.settings.invalid,

@@ -192,6 +192,10 @@ def config_from_args(args: argparse.Namespace, *, device_here: bool = True) -> C
     changes.update(CLIPS[getattr(args, "clip", "auto")])
     if device_here:
         resolve_device(args.device, source="--device")
+    if getattr(args, "stream_above", None) is not None:
+        changes["stream_above"] = args.stream_above
+    if getattr(args, "stream_tile", None) is not None:
+        changes["stream_tile"] = args.stream_tile
     try:
         return Config.preset(args.preset, **changes)
     except ValueError as error:

@@ -86,6 +86,12 @@ def add_raster_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--resolution", type=pixel_size, default=None, metavar="SIZE",
                        help="output pixel size in the guide CRS's units, for georeferenced "
                             "inputs (default: the guide's pixel size)")
+    group.add_argument("--stream-above", type=int, default=None, metavar="PIXELS",
+                       help="GeoTIFF outputs of more output pixels than this are computed "
+                            "and written tile by tile, training on the central part "
+                            "(default: 4096*4096 = 16777216)")
+    group.add_argument("--stream-tile", type=int, default=None, metavar="N",
+                       help="side of those tiles in output pixels (default: 1024)")
 
 
 @dataclass(frozen=True)
@@ -115,6 +121,27 @@ class LoadedPair:
         return result if self.geo is None else to_dtype(result, np.dtype(self.geo.output.dtype))
 
 
+def streaming_pair(args: argparse.Namespace, stream_above: int) -> GeoPair | None:
+    """The GeoTIFF pair, its guide unread, when its ``.tif`` result is to be computed and
+    written tile by tile (more than ``stream_above`` output pixels, guide on the output
+    grid); None otherwise (then :func:`read_pair` reads it whole). Prints the notes."""
+    if (args.output.suffix.lower() not in GEO_SUFFIXES or not rasterio_available()
+            or not (is_georeferenced(args.target) and is_georeferenced(args.guide))):
+        return None
+    target_bands = (args.target_band,) if args.target_band is not None else None
+    pair = prepare_geo_pair(args.target, args.guide, target_bands=target_bands,
+                            guide_bands=args.guide_bands, scale=args.scale,
+                            resolution=args.resolution, invalid_value=args.invalid,
+                            read_guide=False)
+    height, width = pair.output.shape
+    if height * width <= stream_above or pair.guide_origin is None:
+        return None
+    if not args.quiet:
+        for note in pair.notes:
+            print(f"cmsr: {note}", file=sys.stderr)
+    return pair
+
+
 def read_pair(args: argparse.Namespace) -> LoadedPair:
     """Read ``--target`` and ``--guide`` with the band and grid options; print what was
     done to them (unless ``--quiet``) and the warning when rasterio is missing."""
@@ -142,6 +169,7 @@ def read_pair(args: argparse.Namespace) -> LoadedPair:
         if not args.quiet:
             for note in notes:
                 print(f"cmsr: {note}", file=sys.stderr)
+        assert pair.guide is not None  # read_guide=True
         return LoadedPair(pair.target, pair.guide, None, pair)
     target, target_valid, _ = read_raster(args.target, target_bands)
     guide, guide_valid, _ = read_raster(args.guide, args.guide_bands)

@@ -23,18 +23,20 @@ from cmsr.cli.options import (
     use_threads,
 )
 from cmsr.cli.outputs import FIGURE_FILES, check_figures, check_output
-from cmsr.cli.rasters import add_raster_options, read_pair, write_result
+from cmsr.cli.rasters import add_raster_options, read_pair, streaming_pair, write_result
+from cmsr.errors import InputError, describe_shape
 from cmsr.evaluation.metrics import rmse
 from cmsr.files import SUPPORTED_WRITE, describe, write_image, write_text
-from cmsr.method.api import CMSR
+from cmsr.files.geotiff import GeoPair
+from cmsr.method.api import CMSR, stream_geotiff
 from cmsr.method.checkpoint import StateSource
 from cmsr.method.config import PRESETS, Config
-from cmsr.method.normalize import array_to_tensor, tensor_to_array
+from cmsr.method.normalize import array_to_tensor, result_dtype, tensor_to_array
 from cmsr.method.resample import upsample_bicubic
 from cmsr.pictures.curves import loss_curve
 from cmsr.pictures.display import error_map
 from cmsr.pictures.panels import alignment_figure, panel_grid
-from cmsr.pictures.progress import TrainingProgress
+from cmsr.pictures.progress import TileProgress, TrainingProgress
 
 #: At most this many training steps per stage in ``cmsr demo`` unless --iters is given.
 DEMO_MAX_ITERS = 300
@@ -211,6 +213,9 @@ def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
 def run_sr(args: argparse.Namespace) -> int:
     """``cmsr sr``: one pair in, one result out."""
     config, _, _ = load_start_states(args, config_from_args(args))  # checked early
+    streaming = streaming_pair(args, config.stream_above)
+    if streaming is not None:
+        return run_sr_tiled(args, config, streaming)
     pair = read_pair(args)
     target, guide = pair.target, pair.guide
     inputs = tuple(p for p in (args.target, args.guide, args.init, args.load_warp) if p)
@@ -236,6 +241,51 @@ def run_sr(args: argparse.Namespace) -> int:
     steps = sum(stage[-1].step for stage in model.records if stage)
     print(f"cmsr: wrote {args.output} ({describe(result)}){where} in {seconds:.1f} s, "
           f"{steps} steps", file=sys.stderr)
+    return 0
+
+
+def run_sr_tiled(args: argparse.Namespace, config: Config, pair: GeoPair) -> int:
+    """``cmsr sr`` for a GeoTIFF result too large to hold: trained on the central part,
+    computed and written tile by tile (:func:`cmsr.method.api.stream_geotiff`)."""
+    for option, value in (("--save-figures", args.save_figures), ("--save-warp", args.save_warp),
+                          ("--load-warp", args.load_warp), ("--init", args.init),
+                          ("--save-checkpoint", args.save_checkpoint)):
+        if value is not None:
+            raise InputError(f"is not available for outputs computed tile by tile "
+                             f"({describe_shape(pair.output.shape)} output pixels, more than "
+                             f"--stream-above {config.stream_above})", source=option)
+    inputs = (args.target, args.guide)
+    count = 1 if pair.target.ndim == 2 else pair.target.shape[2]
+    check_output(args.output, overwrite=args.overwrite, inputs=inputs,
+                 result=(result_dtype(np.dtype(pair.output.dtype)), count))
+    use_threads(config)
+    if not args.quiet:
+        print(f"cmsr: {describe_shape(pair.output.shape)} output: training on its central "
+              f"part (at most {config.train_max_pixels} pixels, no learned alignment), then "
+              f"tiles of {config.stream_tile} pixels", file=sys.stderr)
+    progress = TrainingProgress(enabled=not args.quiet)
+    tiles = TileProgress(enabled=not args.quiet)
+    start = time.perf_counter()
+
+    def on_tile(done: int, total: int) -> None:
+        if done == 1:
+            progress.close()
+        tiles(done, total)
+
+    try:
+        written = stream_geotiff(pair, args.target, args.guide, args.output, config,
+                                 invalid_value=args.invalid, overwrite=args.overwrite,
+                                 on_step=progress, on_tile=on_tile)
+    except BaseException:
+        progress.close(finished=False)
+        tiles.close()
+        raise
+    progress.close()
+    tiles.close()
+    nodata = "" if written.nodata is None else f", nodata {written.nodata:g}"
+    print(f"cmsr: wrote {args.output} ({describe_shape(written.shape)} {written.dtype}, "
+          f"{tiles.done} tiles) on {written.describe()}{nodata} in "
+          f"{time.perf_counter() - start:.1f} s", file=sys.stderr)
     return 0
 
 

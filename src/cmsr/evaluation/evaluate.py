@@ -39,7 +39,7 @@ from cmsr.evaluation.usage import track_usage
 from cmsr.files import read_image, write_image
 from cmsr.files.runs import RunStore, settings_key, sha256_file
 from cmsr.method.api import CMSR
-from cmsr.method.config import Config
+from cmsr.method.config import STREAM_FIELDS, Config
 from cmsr.method.normalize import array_to_tensor, tensor_to_array
 from cmsr.method.resample import resize
 from cmsr.method.train import StepInfo
@@ -136,7 +136,8 @@ def method_settings(name: str, config: Config, options: Mapping[str, Mapping[str
     """What a run of ``name`` depends on besides its inputs (part of the store key)."""
     if name in CONFIGURED:
         fields = dataclasses.asdict(config)
-        fields.pop("threads", None)
+        for field in ("threads", *STREAM_FIELDS):
+            fields.pop(field, None)
         if config.align == "none" or name == "zssr":  # no warp: its knobs change nothing
             for field in WARP_FIELDS:
                 fields.pop(field, None)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import BinaryIO
 
@@ -68,6 +68,37 @@ def write_atomically(final: Path, write: Callable[[BinaryIO], object], *,
             os.unlink(temp)  # gone already after a successful rename; a link leaves it
     _fsync_folder(folder)
     return final
+
+
+@contextlib.contextmanager
+def atomic_path(final: Path, *, overwrite: bool) -> Iterator[Path]:
+    """A hidden temporary file name in ``final``'s folder, for writers that need a path
+    (GDAL writing a tiled GeoTIFF window by window); moved to ``final`` when the block
+    ends without error, removed otherwise. Checks and errors as :func:`write_atomically`.
+    """
+    source = os.fspath(final)
+    if final.is_dir():
+        raise InputError("is a directory; give a file name to write to", source)
+    if not overwrite and os.path.lexists(final):
+        raise InputError("already exists; pass --overwrite to replace it", source)
+    folder = final.parent
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"cannot create the folder {folder}: {os_reason(exc)}", source) from None
+    fh, temp = _create_temp_file(folder, final.name, source)
+    fh.close()
+    try:
+        yield temp
+        with open(temp, "rb+") as written:
+            os.fsync(written.fileno())
+        _move_into_place(temp, final, overwrite, source)
+    except OSError as exc:
+        raise InputError(f"could not write the file: {os_reason(exc)}", source) from exc
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+    _fsync_folder(folder)
 
 
 def append_line(path: Path, line: str) -> None:

@@ -37,20 +37,21 @@ pixel under them, or with an invalid guide, are written as nodata.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, TracebackType
 from typing import Any
 
 import numpy as np
 import tifffile
 
 from cmsr.errors import InputError, describe_shape
-from cmsr.files.atomic import write_atomically
+from cmsr.files.atomic import atomic_path, write_atomically
 from cmsr.files.checks import DTYPE_KIND_NAMES, check_band_numbers, check_declared, check_shape
 from cmsr.files.readers import _tifffile_quiet, read_image, select_bands
 
@@ -175,11 +176,13 @@ class GeoPair:
     guide:
         ``(H, W)`` or ``(H, W, C)`` on the output grid: the guide's stored dtype when read
         unchanged, float64 when resampled; invalid pixels filled with their band's mean.
+        None when :func:`prepare_geo_pair` was asked not to read it (``read_guide=False``,
+        for large outputs read window by window with :class:`GuideWindows`).
     output:
         The output grid, with the target's dtype, nodata and band metadata.
     invalid:
         ``(H, W)`` bool: output pixels without a valid target pixel under them or without
-        a valid guide; written as nodata.
+        a valid guide; written as nodata. None when the guide was not read.
     coarse:
         The coarse grid the target was read on.
     scale:
@@ -187,15 +190,22 @@ class GeoPair:
     notes:
         What was done to the inputs (cropped, resampled, reprojected, the scale
         derived), one line each, for people.
+    guide_origin:
+        ``(row, column)`` of the output grid's first pixel in the guide's own grid when
+        the guide is read unchanged (a window of the file), else None (resampled).
+    guide_bands:
+        The guide's band numbers (from 1) used.
     """
 
     target: np.ndarray
-    guide: np.ndarray
+    guide: np.ndarray | None
     output: Georeferencing
-    invalid: np.ndarray
+    invalid: np.ndarray | None
     coarse: Georeferencing
     scale: tuple[float, float]
     notes: tuple[str, ...] = ()
+    guide_origin: tuple[int, int] | None = None
+    guide_bands: tuple[int, ...] = (1,)
 
 
 # --------------------------------------------------------------------------- rasterio
@@ -472,9 +482,12 @@ def _reproject(values: np.ndarray, source: Georeferencing, grid: Georeferencing,
     return _bands_last(out)
 
 
-def fill_invalid_guide(guide: np.ndarray, valid: np.ndarray, source: str) -> np.ndarray:
+def fill_invalid_guide(guide: np.ndarray, valid: np.ndarray, source: str,
+                       means: np.ndarray | None = None) -> np.ndarray:
     """``guide`` ``(H, W[, C])`` with pixels where ``valid`` is False set to their band's
-    mean over the valid pixels (a flat patch without edges), in the guide's dtype.
+    mean over the valid pixels (a flat patch without edges), in the guide's dtype; or to
+    ``means`` ``(C,)`` when given (for windows of a guide: the means of one window, the
+    same in every window; see :func:`guide_means`).
 
     Raises :class:`InputError` naming ``source`` when no pixel is valid.
 
@@ -486,23 +499,40 @@ def fill_invalid_guide(guide: np.ndarray, valid: np.ndarray, source: str) -> np.
     """
     if valid.all():
         return guide
-    if not valid.any():
-        raise InputError("has no valid pixels (all nodata) where it overlaps the target",
-                         source)
     stack = guide[:, :, None] if guide.ndim == 2 else guide
-    means = stack[valid].astype(np.float64).mean(axis=0)
+    if means is None:
+        means = guide_means(guide, valid, source)
     if np.dtype(guide.dtype).kind in "iub":
         means = np.rint(means)
     filled = np.where(valid[:, :, None], stack, means.astype(guide.dtype))
     return filled[:, :, 0] if guide.ndim == 2 else filled
 
 
-def _fine_mask(coarse: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+def guide_means(guide: np.ndarray, valid: np.ndarray, source: str) -> np.ndarray:
+    """``(C,)`` float64: each band's mean over the valid pixels of ``guide`` ``(H, W[, C])``;
+    :class:`InputError` naming ``source`` when no pixel is valid."""
+    if not valid.any():
+        raise InputError("has no valid pixels (all nodata) where it overlaps the target",
+                         source)
+    stack = guide[:, :, None] if guide.ndim == 2 else guide
+    return np.asarray(stack[valid].astype(np.float64).mean(axis=0))
+
+
+def fine_mask(coarse: np.ndarray, shape: tuple[int, int],
+              box: tuple[int, int, int, int] | None = None) -> np.ndarray:
     """``(h, w)`` bool -> ``(H, W)``: each fine pixel takes the coarse pixel its centre
-    lies in."""
+    lies in; only the rows ``box[0]..box[1]-1`` and columns ``box[2]..box[3]-1`` of the
+    fine grid when ``box`` is given.
+
+    Examples
+    --------
+    >>> fine_mask(np.array([[True, False]]), (2, 4), (0, 1, 1, 3)).tolist()
+    [[True, False]]
+    """
     h, w = coarse.shape
-    rows = np.minimum(((np.arange(shape[0]) + 0.5) * h / shape[0]).astype(int), h - 1)
-    cols = np.minimum(((np.arange(shape[1]) + 0.5) * w / shape[1]).astype(int), w - 1)
+    top, bottom, left, right = box if box is not None else (0, shape[0], 0, shape[1])
+    rows = np.minimum(((np.arange(top, bottom) + 0.5) * h / shape[0]).astype(int), h - 1)
+    cols = np.minimum(((np.arange(left, right) + 0.5) * w / shape[1]).astype(int), w - 1)
     return coarse[np.ix_(rows, cols)]
 
 
@@ -510,7 +540,7 @@ def prepare_geo_pair(target_path: str | os.PathLike[str], guide_path: str | os.P
                      *, target_bands: Sequence[int] | None = None,
                      guide_bands: Sequence[int] | None = None, scale: float | None = None,
                      resolution: float | None = None, invalid_value: float | None = None,
-                     resampling: str = "bilinear") -> GeoPair:
+                     resampling: str = "bilinear", read_guide: bool = True) -> GeoPair:
     """Lay a georeferenced target and guide on matching grids (see the module docs).
 
     Parameters
@@ -536,6 +566,11 @@ def prepare_geo_pair(target_path: str | os.PathLike[str], guide_path: str | os.P
     resampling:
         How the target is resampled when its grid does not nest in the output's: one of
         :data:`RESAMPLINGS`.
+    read_guide:
+        False: leave the guide unread when it can be read window by window later (its
+        pixels lie on the output grid; :attr:`GeoPair.guide_origin` says where), for
+        outputs too large to hold; ``guide`` and ``invalid`` are then None. A guide that
+        must be resampled (``resolution``) is always read.
 
     Returns
     -------
@@ -650,19 +685,26 @@ def prepare_geo_pair(target_path: str | os.PathLike[str], guide_path: str | os.P
                 abs(out_x - guide.pixel_size[0]) <= _ON_GRID * out_x
                 and abs(out_y - guide.pixel_size[1]) <= _ON_GRID * out_y
                 and _on_grid(guide_col) and _on_grid(guide_row)):
-            window = Window(round(guide_col), round(guide_row), out_shape[1], out_shape[0])
-            guide_pixels, guide_valid = _read(guide_set, guide.bands, window)
+            guide_origin: tuple[int, int] | None = (round(guide_row), round(guide_col))
+            guide_pixels: np.ndarray | None = None
+            guide_valid: np.ndarray | None = None
+            if read_guide:
+                window = Window(round(guide_col), round(guide_row), out_shape[1],
+                                out_shape[0])
+                guide_pixels, guide_valid = _read(guide_set, guide.bands, window)
         else:
+            guide_origin = None
             pixels, valid = _read(guide_set, guide.bands)
             coarser = out_x >= guide.pixel_size[0] and out_y >= guide.pixel_size[1]
             method = "average" if coarser else "bilinear"
             guide_pixels = _reproject(_to_float(pixels, valid), guide,
                                       replace(output, crs=guide.crs), method)
-            guide_valid = np.isfinite(guide_pixels)
-            guide_valid = guide_valid if guide_valid.ndim == 2 else guide_valid.all(axis=-1)
+            finite = np.isfinite(guide_pixels)
+            guide_valid = finite if finite.ndim == 2 else np.all(finite, axis=-1)
             notes.append(f"{guide_source}: resampled ({method}) to {out_x:.6g} x "
                          f"{out_y:.6g} pixels")
-        if guide_pixels.shape[:2] != out_shape:  # cannot happen for grids inside the guide
+        # cannot happen for grids inside the guide
+        if guide_pixels is not None and guide_pixels.shape[:2] != out_shape:
             raise InputError(f"cannot be read over the target's area (got "
                              f"{describe_shape(guide_pixels.shape)})", source=guide_source)
 
@@ -692,13 +734,16 @@ def prepare_geo_pair(target_path: str | os.PathLike[str], guide_path: str | os.P
         notes.append(f"output grid: the overlap, {describe_shape(out_shape)} pixels of "
                      f"{out_x:.6g} x {out_y:.6g} (guide {describe_shape(guide.shape)}, target "
                      f"{describe_shape(target.shape)})")
-    guide_filled = fill_invalid_guide(guide_pixels, guide_valid, guide_source)
-    invalid = ~guide_valid | _fine_mask(~target_valid, out_shape)
+    guide_filled, invalid = None, None
+    if guide_pixels is not None and guide_valid is not None:
+        guide_filled = fill_invalid_guide(guide_pixels, guide_valid, guide_source)
+        invalid = ~guide_valid | fine_mask(~target_valid, out_shape)
     nodata = target.nodata if target.nodata is not None else invalid_value
     return GeoPair(target=target_values, guide=guide_filled,
                    output=replace(output, nodata=nodata), invalid=invalid,
                    coarse=replace(coarse, nodata=nodata),
-                   scale=(out_shape[0] / h, out_shape[1] / w), notes=tuple(notes))
+                   scale=(out_shape[0] / h, out_shape[1] / w), notes=tuple(notes),
+                   guide_origin=guide_origin, guide_bands=guide.bands)
 
 
 def _mark_invalid(values: np.ndarray, invalid_value: float) -> None:
@@ -771,8 +816,6 @@ def write_geotiff(path: str | os.PathLike[str], image: np.ndarray,
         raise InputError("georeferenced rasters are written as GeoTIFF: use a .tif or .tiff "
                          "name", source)
     rasterio = require_rasterio(source)
-    from affine import Affine
-    from rasterio.crs import CRS
     from rasterio.io import MemoryFile
 
     data = np.asarray(image)
@@ -800,45 +843,207 @@ def write_geotiff(path: str | os.PathLike[str], image: np.ndarray,
             nodata, data.dtype.name):
         raise InputError(f"nodata {nodata:g} does not fit the result's dtype {data.dtype}",
                          source)
-    profile: dict[str, Any] = {
-        "driver": "GTiff", "width": data.shape[1], "height": data.shape[0], "count": count,
-        "dtype": data.dtype.name, "transform": Affine(*georeferencing.transform),
-        "crs": CRS.from_user_input(georeferencing.crs) if georeferencing.crs else None,
-        "nodata": nodata, "compress": "deflate", "predictor": 3 if data.dtype.kind == "f" else 2,
-        "BIGTIFF": "IF_SAFER",
-    }
-    if max(data.shape[:2]) > TILED_ABOVE:
-        profile.update(tiled=True, blockxsize=TILE_SIZE, blockysize=TILE_SIZE)
-    per_band = len(georeferencing.bands) == count
+    profile = _profile(georeferencing, data.dtype, count, nodata,
+                       tiled=max(data.shape[:2]) > TILED_ABOVE)
 
     def write(fh: Any) -> None:
         with MemoryFile() as memory:
             with memory.open(**profile) as dataset:
                 dataset.write(stack)
-                tags = {k: v for k, v in georeferencing.tags if k != "AREA_OR_POINT"}
-                if tags:
-                    dataset.update_tags(**tags)
-                if per_band:
-                    for band in range(1, count + 1):
-                        if georeferencing.descriptions[band - 1]:
-                            dataset.set_band_description(band,
-                                                         georeferencing.descriptions[band - 1])
-                        if georeferencing.units[band - 1]:
-                            dataset.set_band_unit(band, georeferencing.units[band - 1])
-                        if georeferencing.band_tags[band - 1]:
-                            dataset.update_tags(band, **dict(georeferencing.band_tags[band - 1]))
-                    dataset.scales = georeferencing.scales
-                    dataset.offsets = georeferencing.offsets
+                _write_metadata(dataset, georeferencing, count)
             fh.write(memory.getbuffer())
 
     try:
         write_atomically(final, write, overwrite=overwrite)
     except rasterio.errors.RasterioError as exc:
         raise InputError(f"could not write the GeoTIFF ({_first_line(exc)})", source) from None
-    if per_band:
-        return replace(georeferencing, dtype=data.dtype.name, nodata=nodata,
+    return _written(georeferencing, data.dtype, count, nodata)
+
+
+def _profile(georeferencing: Georeferencing, dtype: np.dtype, count: int,
+             nodata: float | None, *, tiled: bool) -> dict[str, Any]:
+    """rasterio's creation options for a result: DEFLATE with the dtype's predictor,
+    BigTIFF when needed, :data:`TILE_SIZE`-pixel blocks when ``tiled``."""
+    from affine import Affine
+    from rasterio.crs import CRS
+
+    profile: dict[str, Any] = {
+        "driver": "GTiff", "width": georeferencing.shape[1],
+        "height": georeferencing.shape[0], "count": count, "dtype": dtype.name,
+        "transform": Affine(*georeferencing.transform),
+        "crs": CRS.from_user_input(georeferencing.crs) if georeferencing.crs else None,
+        "nodata": nodata, "compress": "deflate", "predictor": 3 if dtype.kind == "f" else 2,
+        "BIGTIFF": "IF_SAFER",
+    }
+    if tiled:
+        profile.update(tiled=True, blockxsize=TILE_SIZE, blockysize=TILE_SIZE)
+    return profile
+
+
+def _write_metadata(dataset: Any, georeferencing: Georeferencing, count: int) -> None:
+    """The file's tags and, when there is one entry per band, the band metadata."""
+    tags = {k: v for k, v in georeferencing.tags if k != "AREA_OR_POINT"}
+    if tags:
+        dataset.update_tags(**tags)
+    if len(georeferencing.bands) != count:
+        return
+    for band in range(1, count + 1):
+        if georeferencing.descriptions[band - 1]:
+            dataset.set_band_description(band, georeferencing.descriptions[band - 1])
+        if georeferencing.units[band - 1]:
+            dataset.set_band_unit(band, georeferencing.units[band - 1])
+        if georeferencing.band_tags[band - 1]:
+            dataset.update_tags(band, **dict(georeferencing.band_tags[band - 1]))
+    dataset.scales = georeferencing.scales
+    dataset.offsets = georeferencing.offsets
+
+
+def _written(georeferencing: Georeferencing, dtype: np.dtype, count: int,
+             nodata: float | None) -> Georeferencing:
+    """What a result written on ``georeferencing`` with ``count`` bands carries."""
+    if len(georeferencing.bands) == count:
+        return replace(georeferencing, dtype=dtype.name, nodata=nodata,
                        bands=tuple(range(1, count + 1)))
     return Georeferencing(georeferencing.crs, georeferencing.transform, georeferencing.shape,
-                          data.dtype.name, nodata, tuple(range(1, count + 1)),
+                          dtype.name, nodata, tuple(range(1, count + 1)),
                           (None,) * count, (None,) * count, (1.0,) * count, (0.0,) * count,
                           georeferencing.tags, ((),) * count)
+
+
+def _result_nodata(georeferencing: Georeferencing, dtype: np.dtype, source: str
+                   ) -> float | None:
+    """The nodata value a result of ``dtype`` is written with (NaN for floats without
+    one); an InputError when ``dtype`` cannot hold it."""
+    import rasterio
+
+    nodata = georeferencing.nodata
+    if nodata is None and dtype.kind == "f":
+        nodata = math.nan
+    if nodata is not None and not math.isnan(nodata) and not rasterio.dtypes.in_dtype_range(
+            nodata, dtype.name):
+        raise InputError(f"nodata {nodata:g} does not fit the result's dtype {dtype}", source)
+    return nodata
+
+
+# --------------------------------------------------------------------------- windows
+
+Box = tuple[int, int, int, int]
+"""A window ``(top, bottom, left, right)`` of the output grid (rows ``top..bottom-1``)."""
+
+
+class GuideWindows:
+    """Windows of a guide file on the output grid of :func:`prepare_geo_pair`, read one at
+    a time (``read_guide=False``), for outputs too large to hold.
+
+    Use as a context manager: ``with GuideWindows(path, pair) as guide:
+    pixels, valid = guide.read(box)``. ``pixels`` ``(H', W'[, C])`` in the stored dtype,
+    ``valid`` ``(H', W')`` bool (False where nodata, masked or NaN).
+    """
+
+    def __init__(self, path: str | os.PathLike[str], pair: GeoPair) -> None:
+        if pair.guide_origin is None:
+            raise ValueError("the guide is resampled onto the output grid; it cannot be "
+                             "read window by window")
+        self.source = os.fspath(path)
+        self.origin = pair.guide_origin
+        self.bands = pair.guide_bands
+        self._stack = contextlib.ExitStack()
+        self._dataset: Any = None
+
+    def __enter__(self) -> GuideWindows:
+        self._dataset = self._stack.enter_context(_open(self.source))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.close()
+        self._dataset = None
+
+    def read(self, box: Box) -> tuple[np.ndarray, np.ndarray]:
+        """The guide's pixels and validity in output window ``box``."""
+        from rasterio.windows import Window
+
+        top, bottom, left, right = box
+        window = Window(self.origin[1] + left, self.origin[0] + top, right - left,
+                        bottom - top)
+        return _read(self._dataset, self.bands, window)
+
+
+class TiledGeoTiff:
+    """A GeoTIFF written window by window, so the whole result is never in memory.
+
+    Tiled in :data:`TILE_SIZE`-pixel blocks, DEFLATE with the dtype's predictor, BigTIFF
+    when needed, with ``georeferencing``'s CRS, transform and metadata (as
+    :func:`write_geotiff`). Written to a hidden temporary file beside ``path`` and moved
+    into place when the ``with`` block ends without error (removed otherwise). GDAL's
+    block cache is capped at ``cache_mb`` megabytes.
+
+    Use: ``with TiledGeoTiff(path, grid, dtype, bands) as out: out.write(box, tile)``.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], georeferencing: Georeferencing,
+                 dtype: np.dtype, count: int, *, overwrite: bool = False,
+                 cache_mb: int = 256) -> None:
+        self.source = os.fspath(path)
+        self.final = Path(path)
+        if self.final.suffix.lower() not in GEO_SUFFIXES:
+            raise InputError("georeferenced rasters are written as GeoTIFF: use a .tif or "
+                             ".tiff name", self.source)
+        require_rasterio(self.source)
+        self.georeferencing = georeferencing
+        self.dtype = np.dtype(dtype)
+        self.count = count
+        self.overwrite = overwrite
+        self.cache_mb = cache_mb
+        self.nodata = _result_nodata(georeferencing, self.dtype, self.source)
+        self._stack = contextlib.ExitStack()
+        self._dataset: Any = None
+
+    def __enter__(self) -> TiledGeoTiff:
+        import rasterio
+
+        try:
+            temp = self._stack.enter_context(atomic_path(self.final, overwrite=self.overwrite))
+            self._stack.enter_context(rasterio.Env(GDAL_CACHEMAX=self.cache_mb))
+            profile = _profile(self.georeferencing, self.dtype, self.count, self.nodata,
+                               tiled=True)
+            self._dataset = rasterio.open(temp, "w", **profile)
+        except BaseException:
+            self._stack.close()
+            raise
+        return self
+
+    def write(self, box: Box, tile: np.ndarray, invalid: np.ndarray | None = None) -> None:
+        """Write ``tile`` ``(H', W'[, c])`` (this file's dtype) at output window ``box``;
+        pixels where ``invalid`` ``(H', W')`` is True as nodata (kept when there is none)."""
+        from rasterio.windows import Window
+
+        top, bottom, left, right = box
+        stack = _bands_first(np.asarray(tile, dtype=self.dtype))
+        if stack.shape != (self.count, bottom - top, right - left):
+            raise ValueError(f"tile of shape {tile.shape} does not fit window {box}")
+        if invalid is not None and self.nodata is not None and invalid.any():
+            stack = stack.copy()
+            stack[:, invalid] = self.nodata
+        self._dataset.write(stack, window=Window(left, top, right - left, bottom - top))
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        import rasterio
+
+        try:
+            if kind is None:
+                _write_metadata(self._dataset, self.georeferencing, self.count)
+            self._dataset.close()
+        except rasterio.errors.RasterioError as exc:
+            self._stack.__exit__(type(exc), exc, None)
+            raise InputError(f"could not write the GeoTIFF ({_first_line(exc)})",
+                             self.source) from None
+        except BaseException as exc:
+            self._stack.__exit__(type(exc), exc, None)
+            raise
+        self._stack.__exit__(kind, error, trace)
+
+    @property
+    def written(self) -> Georeferencing:
+        """What the file carries (dtype and nodata as stored)."""
+        return _written(self.georeferencing, self.dtype, self.count, self.nodata)

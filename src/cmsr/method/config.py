@@ -26,6 +26,10 @@ DEVICES: tuple[str, ...] = get_args(Device)
 SEED_LIMIT = 2**63
 """Seeds are integers in ``[0, SEED_LIMIT)``: torch's generators take at most 64 bits, and
 runs add small offsets to the seed (one per stage, one for the self-check)."""
+STREAM_FIELDS: tuple[str, ...] = ("stream_above", "stream_tile", "stream_halo",
+                                  "train_max_pixels")
+"""Settings used only when a large output is computed tile by tile (never in ``cmsr batch``
+or ``cmsr eval``, whose stores leave them out of their keys)."""
 
 
 @dataclass(frozen=True)
@@ -122,6 +126,13 @@ class Config:
         step's output.
         ``tile_size``: largest side, in output pixels, run through the network at once
         (memory is about ``tile_size**2 * fe_channels * 12`` bytes).
+
+    Large outputs (:mod:`cmsr.method.tiled_inference`, :func:`cmsr.super_resolve_tiled`)
+        Outputs of more than ``stream_above`` pixels are computed and written tile by
+        tile, ``stream_tile`` output pixels a side, each with the networks' receptive
+        fields plus ``stream_halo`` target pixels of context (back-projection and the
+        local-range clip). The fit then trains on the central part of the pair of at
+        most ``train_max_pixels`` output pixels, without the learned alignment.
     """
 
     # network
@@ -181,6 +192,11 @@ class Config:
     clip_to_input_range: bool = False
     gradual: bool = True
     tile_size: int = 512
+    # large outputs (cmsr.method.tiled_inference)
+    stream_above: int = 4096 * 4096
+    stream_tile: int = 1024
+    stream_halo: int = 8
+    train_max_pixels: int = 2048 * 2048
     # run: ``seed`` in [0, 2**63); ``device`` auto, cpu, cuda or cuda:N (checked to
     # exist when a model is made: cmsr.method.api.resolve_device); ``threads`` >= 1 or
     # None for torch's choice
@@ -195,7 +211,8 @@ class Config:
                 problems.append(f"{name} must be >= 2")
         for name in ("fe1_channels", "fe2_channels", "batch_size", "max_iters",
                      "eval_every", "tile_size", "warm_start_iters", "consistency_patch",
-                     "consistency_batch"):
+                     "consistency_batch", "stream_above", "stream_tile",
+                     "train_max_pixels"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1")
         if self.patch_size < 4:
@@ -243,6 +260,8 @@ class Config:
         if self.threads is not None and (not _is_integer(self.threads) or self.threads < 1):
             problems.append(f"threads must be an integer >= 1 (or None for torch's choice), "
                             f"got {self.threads!r}")
+        if self.stream_halo < 0:
+            problems.append("stream_halo must be >= 0")
         if problems:
             raise ValueError("invalid config: " + "; ".join(problems))
 

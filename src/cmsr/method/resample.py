@@ -106,13 +106,25 @@ def resize_matrix(
     scale = out_length / in_length
     if kernel == "box" and antialias and scale < 1.0:
         return area_matrix(in_length, out_length).to(device=device, dtype=dtype)
+    folded, weights = _taps(in_length, out_length, 0, out_length, kernel, antialias)
+    matrix = torch.zeros(out_length, in_length, dtype=torch.float64)
+    matrix.scatter_add_(1, folded, weights)
+    return matrix.to(device=device, dtype=dtype)
+
+
+def _taps(in_length: int, out_length: int, start: int, stop: int, kernel: Kernel,
+          antialias: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Input indices (0-based, mirrored into the axis) and weights of output samples
+    ``start..stop-1`` of a resize from ``in_length`` to ``out_length``; each
+    ``(stop - start, taps)``, weights float64 summing to 1 per row."""
+    scale = out_length / in_length
     function = _KERNELS[kernel]
     width = KERNEL_WIDTHS[kernel]
     shrink = antialias and scale < 1.0
     if shrink:
         width = width / scale
 
-    out_index = torch.arange(1, out_length + 1, dtype=torch.float64)
+    out_index = torch.arange(start + 1, stop + 1, dtype=torch.float64)
     centre = out_index / scale + 0.5 * (1.0 - 1.0 / scale)
     left = torch.floor(centre - width / 2.0)
     taps = math.ceil(width) + 2
@@ -126,10 +138,7 @@ def resize_matrix(
     period = 2 * in_length
     folded = torch.remainder(zero_based, period)
     folded = torch.where(folded >= in_length, period - 1 - folded, folded)
-
-    matrix = torch.zeros(out_length, in_length, dtype=torch.float64)
-    matrix.scatter_add_(1, folded, weights)
-    return matrix.to(device=device, dtype=dtype)
+    return folded, weights
 
 
 def area_matrix(in_length: int, out_length: int) -> torch.Tensor:
@@ -225,6 +234,18 @@ def blur_and_sample(image: torch.Tensor, size: Sequence[int], kernel: torch.Tens
     tensor([[[[ 2.5000,  4.5000],
               [10.5000, 12.5000]]]])
     """
+    out_h, out_w = int(size[0]), int(size[1])
+    height, width = image.shape[-2:]
+    ys = (torch.arange(out_h, dtype=image.dtype) + 0.5) * height / out_h - 0.5
+    xs = (torch.arange(out_w, dtype=image.dtype) + 0.5) * width / out_w - 0.5
+    return _blur_and_read(image, kernel, ys, xs)
+
+
+def _blur_and_read(image: torch.Tensor, kernel: torch.Tensor, ys: torch.Tensor,
+                   xs: torch.Tensor) -> torch.Tensor:
+    """Blur ``(B, C, H, W)`` by ``kernel (k, k)`` (normalised, mirrored borders) and read
+    it bilinearly at rows ``ys`` and columns ``xs`` (pixel centres of ``image``, 0-based),
+    the kernel centred there; returns ``(B, C, len(ys), len(xs))``."""
     kernel = kernel / kernel.sum()
     k_h, k_w = kernel.shape
     batch, channels, height, width = image.shape
@@ -234,16 +255,112 @@ def blur_and_sample(image: torch.Tensor, size: Sequence[int], kernel: torch.Tens
     blurred = torch.nn.functional.conv2d(padded, kernel.flip(0, 1)[None, None])
     # an even kernel's centre lies half a pixel after its index (k - 1) // 2
     shift_y, shift_x = (0.5 if k_h % 2 == 0 else 0.0), (0.5 if k_w % 2 == 0 else 0.0)
-    out_h, out_w = int(size[0]), int(size[1])
-    ys = (torch.arange(out_h, dtype=image.dtype) + 0.5) * height / out_h - 0.5 - shift_y
-    xs = (torch.arange(out_w, dtype=image.dtype) + 0.5) * width / out_w - 0.5 - shift_x
-    grid_y = (2 * ys + 1) / height - 1
-    grid_x = (2 * xs + 1) / width - 1
+    grid_y = (2 * (ys - shift_y) + 1) / height - 1
+    grid_x = (2 * (xs - shift_x) + 1) / width - 1
     grid = torch.stack(torch.meshgrid(grid_y, grid_x, indexing="ij")[::-1], dim=-1)
     sampled = torch.nn.functional.grid_sample(
         blurred, grid[None].expand(batch * channels, -1, -1, -1).to(image.device),
         mode="bilinear", padding_mode="border", align_corners=False)
-    return sampled.reshape(batch, channels, out_h, out_w)
+    return sampled.reshape(batch, channels, len(ys), len(xs))
+
+
+# --------------------------------------------------------------------------- windows
+
+Box = tuple[int, int, int, int]
+"""A window ``(top, bottom, left, right)`` of a grid: rows ``top..bottom-1`` and
+columns ``left..right-1``, 0-based."""
+
+
+def window_matrix(in_length: int, out_length: int, in_window: tuple[int, int],
+                  out_window: tuple[int, int], *, kernel: Kernel = "cubic",
+                  antialias: bool = True, device: torch.device | str | None = None,
+                  dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Rows ``out_window`` of :func:`resize_matrix` on columns ``in_window`` only.
+
+    Taps falling outside ``in_window`` are moved to its nearest column (replicated
+    border), so every row whose taps all lie inside the window equals
+    :func:`resize_matrix`'s row exactly; rows near the window's edge are approximate
+    (unless the window's edge is the axis's own, where the mirroring is the same).
+
+    Returns
+    -------
+    ``(out_stop - out_start, in_stop - in_start)`` tensor of ``dtype``; rows sum to 1.
+
+    Examples
+    --------
+    >>> full = resize_matrix(8, 16, dtype=torch.float64)
+    >>> part = window_matrix(8, 16, (2, 8), (8, 12), dtype=torch.float64)
+    >>> bool(torch.allclose(part, full[8:12, 2:8]))
+    True
+    """
+    start, stop = in_window
+    first, last = out_window
+    columns = stop - start
+    if columns < 1 or last <= first:
+        raise ValueError(f"empty window: {in_window} -> {out_window}")
+    if kernel == "box" and antialias and out_length < in_length:
+        ratio = in_length / out_length
+        lower = torch.arange(out_length, dtype=torch.float64)[first:last, None] * ratio
+        upper = lower + ratio
+        left = torch.arange(start, stop, dtype=torch.float64)[None, :]
+        overlap = (torch.minimum(upper, left + 1) - torch.maximum(lower, left)).clamp(min=0.0)
+        overlap[:, 0] += (upper[:, 0].clamp(max=start) - lower[:, 0]).clamp(min=0.0)
+        overlap[:, -1] += (upper[:, 0] - lower[:, 0].clamp(min=stop)).clamp(min=0.0)
+        matrix = overlap / overlap.sum(dim=1, keepdim=True)
+    else:
+        folded, weights = _taps(in_length, out_length, first, last, kernel, antialias)
+        matrix = torch.zeros(last - first, columns, dtype=torch.float64)
+        matrix.scatter_add_(1, (folded - start).clamp(0, columns - 1), weights)
+    return matrix.to(device=device, dtype=dtype)
+
+
+def resize_window(image: torch.Tensor, full_in: Sequence[int], full_out: Sequence[int],
+                  origin: Sequence[int], box: Box, *, kernel: Kernel = "cubic",
+                  antialias: bool = True) -> torch.Tensor:
+    """The window ``box`` of ``resize(whole, full_out)``, from a window of ``whole`` alone.
+
+    Parameters
+    ----------
+    image:
+        ``(B, C, h, w)`` float: rows ``origin[0]..+h`` and columns ``origin[1]..+w`` of
+        an image of size ``full_in``.
+    full_in, full_out:
+        ``(height, width)`` of the whole image before and after resizing.
+    box:
+        The output window to compute, on the ``full_out`` grid (see :data:`Box`).
+
+    Returns
+    -------
+    ``(B, C, bottom - top, right - left)``: exactly :func:`resize`'s values where the
+    kernel's taps lie inside ``image`` (see :func:`window_matrix`).
+    """
+    height, width = image.shape[-2:]
+    dtype = image.dtype if image.dtype in (torch.float32, torch.float64) else torch.float32
+    rows = window_matrix(int(full_in[0]), int(full_out[0]), (origin[0], origin[0] + height),
+                         (box[0], box[1]), kernel=kernel, antialias=antialias,
+                         device=image.device, dtype=dtype)
+    cols = window_matrix(int(full_in[1]), int(full_out[1]), (origin[1], origin[1] + width),
+                         (box[2], box[3]), kernel=kernel, antialias=antialias,
+                         device=image.device, dtype=dtype)
+    return rows @ image.to(dtype) @ cols.T
+
+
+def downsample_window(image: torch.Tensor, full_in: Sequence[int], full_out: Sequence[int],
+                      origin: Sequence[int], box: Box, *,
+                      kernel: DegradationKernel | Kernel = "cubic") -> torch.Tensor:
+    """The window ``box`` of ``downsample(whole, full_out, kernel=kernel)`` from a window
+    of ``whole`` (arguments as :func:`resize_window`); exact away from the window's edge."""
+    if isinstance(kernel, tuple):
+        full_h, full_w = int(full_in[0]), int(full_in[1])
+        out_h, out_w = int(full_out[0]), int(full_out[1])
+        ys = (torch.arange(box[0], box[1], dtype=image.dtype) + 0.5) * full_h / out_h - 0.5
+        xs = (torch.arange(box[2], box[3], dtype=image.dtype) + 0.5) * full_w / out_w - 0.5
+        return _blur_and_read(image, torch.tensor(kernel, dtype=image.dtype),
+                              ys - origin[0], xs - origin[1])
+    if kernel == "cubic-aliased" or kernel == "linear-aliased":
+        return resize_window(image, full_in, full_out, origin, box,
+                             kernel=_ALIASED[kernel], antialias=False)
+    return resize_window(image, full_in, full_out, origin, box, kernel=kernel)
 
 
 def scaled_size(size: tuple[int, int], scale: tuple[float, float]) -> tuple[int, int]:

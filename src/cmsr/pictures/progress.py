@@ -82,3 +82,39 @@ class TrainingProgress:
                                 "schedule ended", refresh=False)
         bar.close()
         self.bar = None
+
+
+class TileProgress:
+    """One tqdm bar over the output tiles of a tiled inference, fed ``(done, total)``
+    (an ``on_tile`` callback of :func:`cmsr.method.api.super_resolve_tiled`); call
+    :meth:`close` at the end.
+
+    Parameters
+    ----------
+    enabled:
+        False makes it silent (``--quiet``); tiles are still counted in :attr:`done`.
+    file:
+        Where the bar is drawn; default ``sys.stderr``.
+    """
+
+    def __init__(self, *, enabled: bool = True, file: TextIO | None = None) -> None:
+        self.enabled = enabled
+        self.file = file
+        self.bar: tqdm | None = None
+        self.done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        """``done`` of ``total`` tiles are written."""
+        if self.bar is None and self.enabled:
+            self.bar = tqdm(total=total, desc="inference", unit="tile",
+                            file=self.file if self.file is not None else sys.stderr,
+                            dynamic_ncols=True, leave=True)
+        self.done = done
+        if self.bar is not None:
+            self.bar.update(done - self.bar.n)
+
+    def close(self) -> None:
+        """Finish the bar, if any."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
