@@ -280,6 +280,15 @@ PRESETS: dict[str, Config] = {
     # (the ringing beside the pole), Middlebury13 026 2.175 against 2.221.
     "depth": Config(degradation="box", fe2_channels=64, alternating_scales=0.0,
                     guide_dropout=0.3, self_check=True, clamp_to_local_range=True),
+    # Elevation (DEMs, vegetation height; float metres): piecewise smooth like depth, a
+    # sensor footprint (box degradation), no learned alignment (georeferenced grids
+    # already match).
+    "elevation": Config(degradation="box", fe2_channels=64, alternating_scales=0.0,
+                        guide_dropout=0.3, self_check=True, clamp_to_local_range=True,
+                        align="none"),
+    # Temperature (LST, brightness temperature in K or deg C): sensor footprint (box).
+    "temperature": Config(degradation="box", fe2_channels=32, guide_dropout=0.3,
+                          self_check=True, align="none"),
     # A few seconds on a CPU: for smoke tests and trying the tool out.
     "quick": Config(fe1_channels=16, fe2_channels=16, fe1_layers=4, fe2_layers=3,
                     batch_size=4, max_iters=40, min_iters=10, self_ensemble=False,
