@@ -39,13 +39,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import (add_config_overrides, config_overrides, data_root, machine_line,
-                    markdown_table, write_results)
+from common import (
+    add_config_overrides,
+    config_overrides,
+    data_root,
+    machine_line,
+    markdown_table,
+    write_results,
+)
 
 from cmsr import CMSR, Config
 from cmsr.evaluation.baselines import make_baseline
-from cmsr.evaluation.wald import (Aggregation, SharpeningScore, block_mean, crop_to_multiple,
-                                  radiometric_mean, score_sharpening)
+from cmsr.evaluation.wald import (
+    Aggregation,
+    SharpeningScore,
+    block_mean,
+    crop_to_multiple,
+    radiometric_mean,
+    score_sharpening,
+)
 from cmsr.files.geotiff import read_geotiff
 
 METHODS = ("bicubic", "guided-filter", "cmsr")
@@ -164,7 +176,7 @@ def table(scores: dict[str, dict[str, SharpeningScore]], units: dict[str, str]
     rows = []
     for name, by_method in scores.items():
         row = [name, units[name]]
-        for label, field in metrics:
+        for _, field in metrics:
             digits = 4 if field == "correlation" else 3
             row += [f"{getattr(by_method[m], field):.{digits}f}" if m in by_method else ""
                     for m in METHODS]

@@ -148,8 +148,9 @@ def score_sharpening(result: np.ndarray, truth: np.ndarray, coarse: np.ndarray,
     Examples
     --------
     >>> truth = np.array([[1.0, 3.0], [5.0, 7.0]])
-    >>> score_sharpening(truth + 1.0, truth, np.array([[4.0]]), 2)
-    SharpeningScore(rmse=1.0, bias=1.0, correlation=1.0, conservation_rmse=1.0)
+    >>> score = score_sharpening(truth + 1.0, truth, np.array([[4.0]]), 2)
+    >>> score.rmse, score.bias, round(score.correlation, 12), score.conservation_rmse
+    (1.0, 1.0, 1.0, 1.0)
     """
     result = np.asarray(result, dtype=np.float64)
     truth = np.asarray(truth, dtype=np.float64)
