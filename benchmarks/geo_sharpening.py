@@ -154,11 +154,14 @@ CASES: dict[str, Callable[[Path], Case]] = {
 }
 
 
-def sharpen(case: Case, method: str, config: Config) -> np.ndarray:
-    """``case.coarse`` enlarged ``case.factor`` times by ``method`` with ``case.guide``."""
+def sharpen(case: Case, method: str, config: Config) -> tuple[np.ndarray, str]:
+    """``case.coarse`` enlarged ``case.factor`` times by ``method`` with ``case.guide``,
+    and for cmsr what its self-check chose (else an empty string)."""
     if method == "cmsr":
-        return CMSR(config).fit(case.coarse, case.guide).predict()
-    return make_baseline(method).fit(case.coarse, case.guide).predict()
+        model = CMSR(config).fit(case.coarse, case.guide)
+        check = model.self_check.describe() if model.self_check else "no self-check"
+        return model.predict(), check
+    return make_baseline(method).fit(case.coarse, case.guide).predict(), ""
 
 
 def score_case(case: Case, result: np.ndarray) -> SharpeningScore:
@@ -219,13 +222,14 @@ def main() -> None:
         scores[name] = {}
         for method in METHODS:
             began = time.perf_counter()
-            result = sharpen(case, method, config)
+            result, check = sharpen(case, method, config)
             scores[name][method] = score_case(case, result)
             seconds = time.perf_counter() - began
-            print(f"{name} {method}: {scores[name][method]} ({seconds:.1f} s)", flush=True)
+            print(f"{name} {method}: {scores[name][method]} ({seconds:.1f} s) {check}",
+                  flush=True)
         h, w = case.coarse.shape
         notes.append(f"- `{name}`: {case.what}; {w}x{h} -> x{case.factor}, preset "
-                     f"`{case.preset}`; cmsr {seconds:.0f} s")
+                     f"`{case.preset}`; cmsr {seconds:.0f} s, {check}")
     header, rows = table(scores, units)
     reduced = args.max_iters is not None
     markdown = "\n".join([
