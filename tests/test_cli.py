@@ -308,7 +308,8 @@ def test_warp_of_another_structure_is_one_line_error(tmp_path, capsys):
         capsys)
 
 
-@pytest.mark.parametrize("preset", ["thermal", "nir", "depth", "quick"])
+@pytest.mark.parametrize("preset", ["thermal", "nir", "depth", "elevation", "temperature",
+                                    "quick"])
 def test_full_alignment_with_every_preset_gradual_and_figures(tmp_path, preset):
     target, guide = _pair(tmp_path)
     figures = tmp_path / "figs"
