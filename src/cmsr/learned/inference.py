@@ -18,7 +18,7 @@ from cmsr.learned.model_file import ModelInfo, load_model
 from cmsr.learned.network import CrossSpectralNet
 from cmsr.method.normalize import array_to_tensor, fill_invalid, result_dtype, valid_mask
 from cmsr.method.resample import resize
-from cmsr.method.validate import check_image
+from cmsr.method.validate import check_image, check_mask
 
 __all__ = ["DEFAULT_HALO", "DEFAULT_TILE", "LearnedModel"]
 
@@ -111,8 +111,11 @@ class LearnedModel:
                     f"takes a guide {kind}: {describe_shape(need)} for the "
                     f"{describe_shape(target_lr.shape[:2])} target {target_name}; "
                     f"{guide_name} is {describe_shape(have)}", self.source)
+        self._check_dtype(np.asarray(target_lr).dtype, target_name)
+
+    def _check_dtype(self, dtype: np.dtype, target_name: str) -> None:
+        """An integer target must have the integer dtype the model was trained on."""
         trained = self.info.target_range.dtype
-        dtype = np.asarray(target_lr).dtype
         if trained and np.issubdtype(np.dtype(trained), np.integer) \
                 and np.issubdtype(dtype, np.integer) and dtype != np.dtype(trained):
             raise InputError(f"was trained on {trained} targets; {target_name} is {dtype.name} "
@@ -164,7 +167,9 @@ class LearnedModel:
             return out
 
     def predict(self, target_lr: np.ndarray, guide: np.ndarray, *,
-                target_name: str = "target", guide_name: str = "guide") -> np.ndarray:
+                target_name: str = "target", guide_name: str = "guide",
+                mask: np.ndarray | None = None, invalid_value: float | None = None
+                ) -> np.ndarray:
         """Super-resolve one pair.
 
         Parameters
@@ -176,6 +181,13 @@ class LearnedModel:
             as the model was trained (see :meth:`check_pair`).
         target_name, guide_name:
             Names for messages (file names).
+        mask:
+            ``(h, w)`` (or ``(h, w, k)``: valid where any band is nonzero), nonzero at
+            valid target pixels.
+        invalid_value:
+            A target value meaning "no measurement". Invalid pixels (these, NaN and
+            those outside ``mask``) are filled from their valid neighbours before the
+            network sees the target.
 
         Returns
         -------
@@ -183,10 +195,19 @@ class LearnedModel:
             ``(h*s, w*s)`` or ``(h*s, w*s, c)`` in the target's units and dtype (integers
             rounded and clipped, other floats float32, float64 kept).
         """
+        dtype = np.asarray(target_lr).dtype
+        valid = valid_mask(target_lr, invalid_value)
+        if mask is not None:
+            valid &= check_mask(mask, valid.shape)
+        if not valid.all():
+            target_lr = np.where(valid[..., None] if target_lr.ndim == 3 else valid,
+                                 np.asarray(target_lr, dtype=np.float64), np.nan)
         self.check_pair(target_lr, guide, target_name=target_name, guide_name=guide_name)
+        if not valid.all() and np.issubdtype(dtype, np.integer):
+            self._check_dtype(dtype, target_name)
         target, guide_t = self.prepare(target_lr, guide)
         result = self.run(target, guide_t)
         normalization = self.info.target_range.normalization(
-            band_axis=target_lr.ndim == 3, dtype=result_dtype(np.asarray(target_lr).dtype))
+            band_axis=target_lr.ndim == 3, dtype=result_dtype(dtype))
         return normalization.from_unit(result)
 
