@@ -21,7 +21,8 @@ def tiny_config(variant: str = "full", resolution: str = "low") -> ModelConfig:
 def quick_settings(**changes: object) -> TrainingSettings:
     """Small batches and patches, validation every 5 steps, no time limit to speak of."""
     base = TrainingSettings(minutes=60.0, batch_size=4, patch_size=8, learning_rate=2e-3,
-                            validation_every=5, validation_crop=16, checkpoint_seconds=1e9)
+                            warmup_steps=0, validation_every=5, validation_crop=16,
+                            checkpoint_seconds=1e9)
     return base.replace(**changes)
 
 

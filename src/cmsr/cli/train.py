@@ -93,6 +93,8 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
                           help=f"patch side in low-resolution pixels (default: "
                                f"{defaults.patch_size})")
     training.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    training.add_argument("--warmup-steps", type=int, default=defaults.warmup_steps,
+                          metavar="N", help="steps of linear learning-rate warm-up")
     training.add_argument("--loss", choices=LOSSES, default=defaults.loss)
     training.add_argument("--consistency-weight", type=float,
                           default=defaults.consistency_weight, metavar="LAMBDA1",
@@ -188,7 +190,7 @@ def _settings(args: argparse.Namespace) -> TrainingSettings:
         return TrainingSettings(
             minutes=args.minutes, max_steps=args.max_steps, seed=args.seed,
             batch_size=args.batch_size, patch_size=args.patch_size,
-            learning_rate=args.learning_rate, loss=args.loss,
+            learning_rate=args.learning_rate, warmup_steps=args.warmup_steps, loss=args.loss,
             consistency_weight=args.consistency_weight,
             matching_weight=args.matching_weight,
             validation_fraction=args.validation_fraction,

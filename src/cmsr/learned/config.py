@@ -179,8 +179,13 @@ class TrainingSettings:
         Side of a patch in low-resolution pixels (the output patch is ``scale`` times
         larger); smaller pairs make it smaller.
     learning_rate:
-        Adam's starting rate; it follows a half cosine to ``final_rate_fraction`` of
-        itself over the budget (steps or time, whichever runs out first).
+        Adam's top rate; it rises linearly over ``warmup_steps`` steps (Adam's first
+        steps move every weight by about the rate, which would throw an untrained
+        network far from its bicubic start) and then follows a half cosine to
+        ``final_rate_fraction`` of itself over the budget (steps or time, whichever
+        runs out first).
+    warmup_steps:
+        Steps of the linear warm-up (0: none).
     final_rate_fraction:
         The last learning rate as a fraction of the first.
     loss:
@@ -211,6 +216,7 @@ class TrainingSettings:
     batch_size: int = 8
     patch_size: int = 32
     learning_rate: float = 2e-4
+    warmup_steps: int = 100
     final_rate_fraction: float = 0.05
     loss: str = "mse"
     consistency_weight: float = 0.1
@@ -236,6 +242,8 @@ class TrainingSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 problems.append(f"{name} must be an integer >= 1, got {value!r}")
+        if not isinstance(self.warmup_steps, int) or self.warmup_steps < 0:
+            problems.append(f"warmup_steps must be an integer >= 0, got {self.warmup_steps!r}")
         if not isinstance(self.patch_size, int) or self.patch_size < 4:
             problems.append(f"patch_size must be an integer >= 4, got {self.patch_size!r}")
         if self.max_steps is not None and (not isinstance(self.max_steps, int)

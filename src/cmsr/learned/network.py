@@ -105,13 +105,11 @@ class DynamicConvolution(nn.Module):
         radius = self.kernel // 2
         height, width = guide.shape[-2:]
         padded = F.pad(guide, (radius, radius, radius, radius), mode="replicate")
-        out = torch.zeros_like(guide)
-        index = 0
-        for dy in range(self.kernel):
-            for dx in range(self.kernel):
-                out = out + kernels[:, index:index + 1] * padded[..., dy:dy + height,
-                                                                 dx:dx + width]
-                index += 1
+        out = kernels[:, :1] * padded[..., :height, :width]
+        for index in range(1, self.kernel * self.kernel):
+            dy, dx = divmod(index, self.kernel)
+            out = torch.addcmul(out, kernels[:, index:index + 1],
+                                padded[..., dy:dy + height, dx:dx + width])
         return out
 
 
@@ -142,7 +140,7 @@ class ConfidenceTransfer(nn.Module):
         for_target, for_guide = weights.chunk(2, dim=1)
         trust = torch.sigmoid(self.trust(both))
         guide_normalised = both[:, : guide.shape[1]]
-        return for_target * target + need * trust * for_guide * guide_normalised
+        return torch.addcmul(for_target * target, need * trust, for_guide * guide_normalised)
 
 
 class FusionBlock(nn.Module):

@@ -121,8 +121,9 @@ def split_pairs(names: Sequence[str], fraction: float, seed: int) -> tuple[list[
 
     Examples
     --------
-    >>> split_pairs(["a", "b", "c", "d"], 0.25, seed=0)[1]
-    ['d']
+    >>> train, held = split_pairs(["a", "b", "c", "d"], 0.25, seed=0)
+    >>> len(train), len(held), sorted(train + held)
+    (3, 1, ['a', 'b', 'c', 'd'])
     """
     count = len(names)
     held = round(fraction * count)
@@ -282,13 +283,16 @@ class _Trainer:
         return low, truth, guide, guide_truth
 
     def learning_rate(self) -> float:
-        """Half a cosine from the base rate to ``final_rate_fraction`` of it over the budget."""
+        """The rate of the next step: a linear warm-up, then half a cosine from the base
+        rate to ``final_rate_fraction`` of it over the budget."""
         settings = self.settings
         progress = self.seconds / settings.budget_seconds
         if settings.max_steps is not None:
             progress = max(progress, self.step / settings.max_steps)
         fraction = settings.final_rate_fraction
         factor = fraction + (1 - fraction) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+        if settings.warmup_steps:
+            factor *= min(1.0, (self.step + 1) / settings.warmup_steps)
         return settings.learning_rate * factor
 
     def train_step(self) -> float:
