@@ -61,6 +61,13 @@ class BatchSettings:
         the warp of the job before.
     overwrite:
         Replace output files the batch did not write itself.
+    model:
+        A learned model file (``cmsr train``) applied to every pair instead of
+        fitting on it (``config`` then only names the threads).
+    inputs_at_guide_size:
+        A target as large as its guide is the input, not a ground truth: set for a
+        model that takes the guide at the target's low resolution, when the guide is
+        not reduced by the protocol (frames of the rig as they come).
     """
 
     config: Config
@@ -70,6 +77,8 @@ class BatchSettings:
     init: Path | None = None
     warp_init: Path | None = None
     overwrite: bool = False
+    model: Path | None = None
+    inputs_at_guide_size: bool = False
 
 
 @dataclass(frozen=True)
@@ -124,7 +133,8 @@ class Job:
         roles = {"target": self.scene.target, "guide": self.scene.guide,
                  "target_lr": self.scene.target_lr, "mask": self.scene.mask,
                  "init": self.settings.init if self.after is None else None,
-                 "warp_init": self.settings.warp_init if self.after is None else None}
+                 "warp_init": self.settings.warp_init if self.after is None else None,
+                 "model": self.settings.model}
         return {role: path for role, path in roles.items() if path is not None}
 
     def key(self) -> str:
@@ -137,6 +147,8 @@ class Job:
             "protocol": self.settings.protocol.name, "invalid": self.settings.invalid,
             "warm_start": self.settings.warm_start, "after": self.after,
         }
+        if self.settings.model is not None:  # its file's hash is among the inputs
+            settings.update(learned=True, inputs_at_guide_size=self.settings.inputs_at_guide_size)
         return settings_key(settings)
 
 

@@ -5,9 +5,17 @@ A *job* super-resolves one :class:`~cmsr.evaluation.datasets.Scene`. Its input i
 * the scene's real low-resolution capture (``target_*_lr*``, a manifest's ``lr``
   column), when there is one; the full-resolution target is then the ground truth
   (:func:`cmsr.evaluation.evaluate.load_pair` with the ``real`` protocol);
-* the target itself, when it is smaller than the guide (no ground truth);
+* the target itself, when it is smaller than the guide (no ground truth), or as large
+  as the guide with :attr:`BatchSettings.inputs_at_guide_size` (a learned model that
+  takes a low-resolution guide);
 * otherwise the target is the ground truth, and the batch's
-  :class:`~cmsr.evaluation.protocols.EvalProtocol` makes the input from it (as ``cmsr eval`` does).
+  :class:`~cmsr.evaluation.protocols.EvalProtocol` makes the input from it (as ``cmsr eval`` does;
+  with ``swap`` always, from the scene's guide file).
+
+With :attr:`BatchSettings.model` each job applies that learned model
+(:class:`cmsr.learned.inference.LearnedModel`) instead of fitting cmsr on the pair;
+it gets the guide as the protocol makes it, while a cmsr fit gets a reduced guide
+enlarged back to the truth's size.
 
 Results where a ground truth exists are scored (RMSE, MAE, PSNR, SSIM) and written in
 the truth's dtype; others keep the input's dtype (:meth:`cmsr.CMSR.predict`). A scene's
@@ -62,6 +70,7 @@ from cmsr.evaluation.protocols import EvalProtocol
 from cmsr.evaluation.usage import track_usage
 from cmsr.files import read_image, same_file, write_image, write_text
 from cmsr.files.runs import RunStore, sha256_file
+from cmsr.learned.inference import LearnedModel
 from cmsr.method.api import CMSR
 from cmsr.method.checkpoint import save_checkpoint
 from cmsr.method.normalize import to_dtype
@@ -87,17 +96,23 @@ class JobInput:
 def load_input(job: Job) -> JobInput:
     """Read the job's files and make its input (see the module docstring)."""
     scene = job.scene
-    if scene.target_lr is not None:
-        pair = load_pair(scene, EvalProtocol("real"))
-        return JobInput(pair.low, pair.guide, pair.truth, truth_mask=pair.mask)
-    target = read_image(scene.target)
-    guide = read_image(scene.guide)
-    if target.shape[0] < guide.shape[0] or target.shape[1] < guide.shape[1]:
-        mask = read_image(scene.mask) if scene.mask is not None else None
-        return JobInput(target, guide, mask=mask)
-    pair = load_pair(scene, job.settings.protocol)
-    return JobInput(pair.low, pair.guide, pair.truth, truth_mask=pair.mask,
-                    scale=float(job.settings.protocol.scale))
+    protocol = job.settings.protocol
+    learned = job.settings.model is not None
+    if scene.target_lr is not None and not protocol.swap:
+        pair = load_pair(scene, EvalProtocol("real", reduce_guide=protocol.reduce_guide))
+        return JobInput(pair.low, pair.guide if learned else pair.guide_at_truth_size(),
+                        pair.truth, truth_mask=pair.mask)
+    if not protocol.swap:
+        target = read_image(scene.target)
+        guide = read_image(scene.guide)
+        smaller = target.shape[0] < guide.shape[0] or target.shape[1] < guide.shape[1]
+        if smaller or (job.settings.inputs_at_guide_size
+                       and target.shape[:2] == guide.shape[:2]):
+            mask = read_image(scene.mask) if scene.mask is not None else None
+            return JobInput(target, guide, mask=mask)
+    pair = load_pair(scene, protocol)
+    return JobInput(pair.low, pair.guide if learned else pair.guide_at_truth_size(),
+                    pair.truth, truth_mask=pair.mask, scale=float(protocol.scale))
 
 
 def _output_path(job: Job, result: np.ndarray) -> Path:
@@ -138,16 +153,20 @@ def run_job(job: Job, *, init: Any = None,
     hashes = input_hashes(job)
     key = job.key()
     start = time.perf_counter()
+    model: CMSR | None = None
     try:
         with track_usage() as usage:
             data = load_input(job)
-            model = CMSR(job.settings.config).fit(
-                data.low, data.guide, scale=data.scale, mask=data.mask,
-                invalid_value=job.settings.invalid, on_step=on_step, init=init,
-                warp_init=job.settings.warp_init if job.after is None else None,
-                target_name=str(job.scene.target_lr or job.scene.target),
-                guide_name=str(job.scene.guide))
-            result = model.predict()
+            if job.settings.model is not None:
+                result = _apply_model(job, data)
+            else:
+                model = CMSR(job.settings.config).fit(
+                    data.low, data.guide, scale=data.scale, mask=data.mask,
+                    invalid_value=job.settings.invalid, on_step=on_step, init=init,
+                    warp_init=job.settings.warp_init if job.after is None else None,
+                    target_name=str(job.scene.target_lr or job.scene.target),
+                    guide_name=str(job.scene.guide))
+                result = model.predict()
             if data.truth is not None:
                 result = to_dtype(result, data.truth.dtype)
             output = _output_path(job, result)
@@ -159,20 +178,33 @@ def run_job(job: Job, *, init: Any = None,
                 metrics = score(result, data.truth, data_range=data_range_for(data.truth),
                                 mask=data.truth_mask)
             state, state_file, state_hash = None, "", ""
-            if job.settings.warm_start:
+            if job.settings.warm_start and model is not None:
                 state = model.state()
                 save_checkpoint(job.state_path, state, overwrite=True)
                 state_file, state_hash = str(job.state_path), sha256_file(job.state_path)
     except Exception as error:  # recorded; the batch goes on
         return JobResult(job.name, "failed", seconds=time.perf_counter() - start,
                          error=one_line(error), key=key, inputs=hashes), None
-    history = model.history
+    history = model.history if model is not None else []
     return JobResult(
-        job.name, "ok", seconds=usage.seconds, steps=_steps(model),
+        job.name, "ok", seconds=usage.seconds, steps=_steps(model) if model else 0,
         final_loss=history[-1].loss if history else math.nan,
         peak_rss_mb=usage.peak_rss_mb, output=str(output), key=key, inputs=hashes,
         output_sha256=sha256_file(output), state=state_file, state_sha256=state_hash,
         **metrics), state
+
+
+def _apply_model(job: Job, data: JobInput) -> np.ndarray:
+    """The learned model's result for the job's input (no fitting)."""
+    assert job.settings.model is not None
+    model = LearnedModel.load(job.settings.model)
+    if data.scale is not None and data.scale != model.scale:
+        raise InputError(f"enlarges x{model.scale}; the batch reduces by x{data.scale:g} "
+                         "(--scale)", str(job.settings.model))
+    return model.predict(data.low, data.guide, mask=data.mask,
+                         invalid_value=job.settings.invalid,
+                         target_name=str(job.scene.target_lr or job.scene.target),
+                         guide_name=str(job.scene.guide))
 
 
 def run_chain(chain: Chain, *, on_step: Callable[[str, StepInfo], None] | None = None

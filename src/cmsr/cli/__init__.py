@@ -7,6 +7,7 @@ command     job                                                 module
 ``demo``    the built-in synthetic example, with figures        :mod:`.sr`
 ``batch``   every pair of a dataset: resumable, local or Dask   :mod:`.batch`
 ``eval``    methods side by side against ground truth           :mod:`.eval`
+``train``   learn a model from many pairs (CSPSR), apply later  :mod:`.train`
 ==========  ==================================================  ===============
 
 Each subcommand module has ``add_<name>_parser(commands)``, which declares the
@@ -25,6 +26,7 @@ from cmsr import __version__
 from cmsr.cli.batch import add_batch_parser
 from cmsr.cli.eval import add_eval_parser
 from cmsr.cli.sr import add_demo_parser, add_sr_parser
+from cmsr.cli.train import add_train_parser
 from cmsr.errors import InputError
 
 EXIT_USAGE = 2
@@ -43,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_demo_parser(commands)
     add_batch_parser(commands)
     add_eval_parser(commands)
+    add_train_parser(commands)
     return parser
 
 

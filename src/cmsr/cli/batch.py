@@ -22,6 +22,7 @@ from cmsr.batches.plan import MANIFEST_NAME, SUMMARY_NAME, BatchSettings, plan_j
 from cmsr.batches.results import JobResult
 from cmsr.batches.run import Triage, run_batch
 from cmsr.cli.options import (
+    add_pair_role_options,
     add_state_options,
     add_training_options,
     config_from_args,
@@ -30,6 +31,7 @@ from cmsr.cli.options import (
 from cmsr.errors import InputError
 from cmsr.evaluation.datasets import find_scenes, select_scenes
 from cmsr.evaluation.protocols import KINDS, USUAL_SCALES, EvalProtocol
+from cmsr.learned.inference import LearnedModel
 from cmsr.method.train import StepInfo
 
 BATCH_EXAMPLES = f"""examples:
@@ -40,6 +42,7 @@ BATCH_EXAMPLES = f"""examples:
   cmsr batch data/rig -o out/ --align full --load-warp rig.pt --freeze-warp
   cmsr batch data/nir -o out/ --scheduler {LOCAL_DASK}
   cmsr batch data/nir -o out/ --scheduler tcp://10.0.0.5:8786
+  cmsr batch data/rig -o out/ --model rig.pt        # a model from cmsr train: no fitting
 
 Run the same command again to resume: pairs whose inputs, settings and output are
 unchanged (by sha256, see OUT_DIR/{MANIFEST_NAME}) are skipped; failed ones are retried.
@@ -96,6 +99,11 @@ def add_batch_parser(commands: argparse._SubParsersAction) -> None:
                              "(pairs in name order, one after another in one worker; each "
                              "pair's state is saved as OUT_DIR/states/<scene>.pt)")
     add_state_options(parser)
+    parser.add_argument("--model", type=Path, default=None, metavar="MODEL.pt",
+                        help="apply a model made by cmsr train to every pair instead of "
+                             "fitting on it (with a --reduce-guide model and without "
+                             "--reduce-guide, a target as large as its guide is an input)")
+    add_pair_role_options(parser)
     parser.set_defaults(run=run_batch_command)
 
 
@@ -154,11 +162,23 @@ def settings_from_args(args: argparse.Namespace) -> BatchSettings:
     # fail now, not per pair; a remote cluster's workers may have a device this machine lacks
     here = args.scheduler in (None, LOCAL_DASK)
     config, _, _ = load_start_states(args, config_from_args(args, device_here=here))
-    protocol = EvalProtocol(kind=args.protocol, scale=args.scale, seed=args.seed)
+    protocol = EvalProtocol(kind=args.protocol, scale=args.scale, seed=args.seed,
+                            disparity=args.disparity, swap=args.swap,
+                            reduce_guide=args.reduce_guide)
     protocol.validate()
+    inputs_at_guide_size = False
+    if args.model is not None:
+        for option, value in (("--warm-start", args.warm_start), ("--init", args.init),
+                              ("--load-warp", args.load_warp)):
+            if value:
+                raise InputError("belongs to fitting on each pair; --model applies a "
+                                 "trained model", source=option)
+        model = LearnedModel.load(args.model)  # a bad file fails now, not per pair
+        inputs_at_guide_size = model.guide_is_low and not args.reduce_guide
     return BatchSettings(config=config, protocol=protocol, invalid=args.invalid,
                          warm_start=args.warm_start, init=args.init,
-                         warp_init=args.load_warp, overwrite=args.overwrite)
+                         warp_init=args.load_warp, overwrite=args.overwrite,
+                         model=args.model, inputs_at_guide_size=inputs_at_guide_size)
 
 
 def run_batch_command(args: argparse.Namespace) -> int:

@@ -17,7 +17,12 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from cmsr.cli.options import add_training_options, config_from_args, use_threads
+from cmsr.cli.options import (
+    add_pair_role_options,
+    add_training_options,
+    config_from_args,
+    use_threads,
+)
 from cmsr.errors import InputError
 from cmsr.evaluation.datasets import Scene, find_scenes, select_scenes
 from cmsr.evaluation.evaluate import (
@@ -39,6 +44,8 @@ EVAL_EXAMPLES = f"""examples:
   cmsr eval pairs.csv --methods {','.join(METHODS)} -o report/ --scenes '0*'
   cmsr eval data/unaligned --protocol real --methods bicubic,cmsr --align full -o rep/
   cmsr eval data/nir --shift 6 --rotation 2 --methods bicubic,cmsr -o misaligned/
+  cmsr eval data/nir --swap --reduce-guide --disparity 4 --methods bicubic,cspsr \
+      --option cspsr.model=vis-from-nir.pt -o learned/
 
 Run it again with the same REPORT_DIR to resume: finished runs are not recomputed.
 """
@@ -84,9 +91,11 @@ def add_eval_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--local-warp", type=float, default=0.0, metavar="PX",
                         help="smooth random local displacement of the guide, at most PX")
     parser.add_argument("--option", action="append", default=[], metavar="METHOD.NAME=VALUE",
-                        help="a baseline's option, e.g. mmsr.iterations=300 (repeatable)")
+                        help="a baseline's option, e.g. mmsr.iterations=300, or the "
+                             "learned model: cspsr.model=MODEL.pt (repeatable)")
     parser.add_argument("--no-grids", action="store_true",
                         help="write tables only, no comparison PNGs")
+    add_pair_role_options(parser)
     add_training_options(parser, default_preset="thermal")
     parser.set_defaults(run=run_eval)
 
@@ -95,7 +104,9 @@ def protocol_from_args(args: argparse.Namespace) -> EvalProtocol:
     """The :class:`EvalProtocol` the options describe."""
     protocol = EvalProtocol(kind=args.protocol, scale=args.scale, input_noise=args.input_noise,
                         guide_noise=args.guide_noise, shift=args.shift,
-                        rotation=args.rotation, local_warp=args.local_warp, seed=args.seed)
+                        rotation=args.rotation, local_warp=args.local_warp, seed=args.seed,
+                        disparity=args.disparity, swap=args.swap,
+                        reduce_guide=args.reduce_guide)
     protocol.validate()
     return protocol
 
@@ -135,6 +146,9 @@ def run_eval(args: argparse.Namespace) -> int:
     use_threads(config)  # cmsr, zssr and mmsr run in this process
     methods = parse_methods(args.methods)
     options = parse_method_options(args.option)
+    if "cspsr" in methods and "model" not in options.get("cspsr", {}):
+        raise InputError("cspsr applies a trained model: add --option cspsr.model=MODEL.pt "
+                         "(made by cmsr train)", source="--methods")
     protocol = protocol_from_args(args)
     scenes = select_scenes(find_scenes(args.data), args.scenes)
     report: Path = args.output

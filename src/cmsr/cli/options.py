@@ -277,3 +277,23 @@ def use_threads(config: Config) -> None:
     choice."""
     if config.threads is not None:
         torch.set_num_threads(config.threads)
+
+
+def add_pair_role_options(parser: argparse.ArgumentParser) -> None:
+    """``--swap``, ``--reduce-guide`` and ``--disparity``: how a scene's files make the
+    pair (see :class:`cmsr.evaluation.protocols.EvalProtocol`), for ``eval``, ``batch``
+    and ``train``."""
+    group = parser.add_argument_group(
+        "pair roles", "The setting of learned cross-spectral models (CSPSR): a visible "
+        "target with a near-infrared guide from another camera of a rig.")
+    group.add_argument("--swap", action="store_true",
+                       help="make the scene's guide the target (ground truth) and its "
+                            "target the guide, e.g. a visible target with a NIR guide on "
+                            "the EPFL folders")
+    group.add_argument("--reduce-guide", action="store_true",
+                       help="give the guide at the input's low resolution, reduced like "
+                            "the target (the paper's setting)")
+    group.add_argument("--disparity", type=float, default=0.0, metavar="PX",
+                       help="move the guide by a smooth horizontal disparity field with "
+                            "this mean, in full-resolution pixels (a stereo rig's other "
+                            "view)")

@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from cmsr.cli.options import (
     add_state_options,
@@ -22,12 +23,13 @@ from cmsr.cli.options import (
     load_start_states,
     use_threads,
 )
-from cmsr.cli.outputs import FIGURE_FILES, check_figures, check_output
+from cmsr.cli.outputs import FIGURE_FILES, check_figures, check_output, result_layout
 from cmsr.cli.rasters import add_raster_options, read_pair, streaming_pair, write_result
 from cmsr.errors import InputError, describe_shape
 from cmsr.evaluation.metrics import rmse
-from cmsr.files import SUPPORTED_WRITE, describe, write_image, write_text
+from cmsr.files import SUPPORTED_WRITE, describe, read_image, write_image, write_text
 from cmsr.files.geotiff import GeoPair
+from cmsr.learned.inference import LearnedModel
 from cmsr.method.api import CMSR, stream_geotiff
 from cmsr.method.checkpoint import StateSource
 from cmsr.method.config import PRESETS, Config
@@ -53,6 +55,7 @@ SR_EXAMPLES = """examples:
   cmsr sr --target t1.png --guide g1.png -o sr1.png --align full --save-warp rig.pt
   cmsr sr --target t2.png --guide g2.png -o sr2.png --load-warp rig.pt   # next frame
   cmsr sr --target lst_100m.tif --guide s2_10m.tif --guide-bands 4,3,2 -o lst_10m.tif
+  cmsr sr --model rig.pt --target t3.png --guide g3.png -o sr3.png  # learned: no fitting
 """
 
 
@@ -80,6 +83,10 @@ def add_sr_parser(commands: argparse._SubParsersAction) -> None:
                     help="target value meaning 'no measurement' (e.g. 0 in depth maps); "
                          "NaN and a GeoTIFF's nodata are always invalid")
     add_raster_options(sr)
+    sr.add_argument("--model", type=Path, default=None, metavar="MODEL.pt",
+                    help="apply a model made by cmsr train instead of fitting on the pair "
+                         "(the guide as the model was trained: full size, or the target's "
+                         "size for --reduce-guide models); the training options are not used")
 
 
 def add_demo_parser(commands: argparse._SubParsersAction) -> None:
@@ -210,8 +217,38 @@ def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
     return model, result, time.perf_counter() - start
 
 
+def run_sr_with_model(args: argparse.Namespace) -> int:
+    """``cmsr sr --model``: apply a learned model to one pair, no fitting."""
+    for option, value in (("--save-warp", args.save_warp), ("--load-warp", args.load_warp),
+                          ("--init", args.init), ("--save-checkpoint", args.save_checkpoint),
+                          ("--save-figures", args.save_figures)):
+        if value is not None:
+            raise InputError("belongs to fitting on the pair; --model applies a trained "
+                             "model", source=option)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    model = LearnedModel.load(args.model)
+    if args.scale is not None and float(args.scale) != float(model.scale):
+        raise InputError(f"the model enlarges x{model.scale}, not x{args.scale:g}",
+                         source="--scale")
+    target = read_image(args.target)
+    guide = read_image(args.guide)
+    check_output(args.output, overwrite=args.overwrite,
+                 inputs=(args.target, args.guide, args.model), result=result_layout(target))
+    start = time.perf_counter()
+    result = model.predict(target, guide, target_name=str(args.target),
+                           guide_name=str(args.guide), invalid_value=args.invalid)
+    seconds = time.perf_counter() - start
+    written = write_image(args.output, result, overwrite=args.overwrite)
+    print(f"cmsr: wrote {written} ({describe(result)}) in {seconds:.2f} s with "
+          f"{model.info.describe()} (no fitting)", file=sys.stderr)
+    return 0
+
+
 def run_sr(args: argparse.Namespace) -> int:
     """``cmsr sr``: one pair in, one result out."""
+    if args.model is not None:
+        return run_sr_with_model(args)
     config, _, _ = load_start_states(args, config_from_args(args))  # checked early
     streaming = streaming_pair(args, config.stream_above)
     if streaming is not None:

@@ -1,9 +1,11 @@
-"""Moving the guide for misalignment studies: a global shift and rotation and a smooth
-random local warp (:func:`displace`, :func:`displacement_field`).
+"""Moving the guide for misalignment studies: a global shift and rotation, a smooth
+random local warp, and a smooth horizontal disparity as between the two cameras of a
+stereo rig (:func:`displace`, :func:`displacement_field`, :func:`disparity_field`).
 
 Randomness is reproducible: everything is drawn from ``seed``, with separate streams
-(:func:`random_stream`) for the input noise, the guide noise, the shift direction and
-the local warp, so switching one of them on or off leaves the others unchanged.
+(:func:`random_stream`) for the input noise, the guide noise, the shift direction,
+the local warp and the disparity, so switching one of them on or off leaves the
+others unchanged.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ from cmsr.method.warp.grid import sample
 WARP_CONTROL_POINTS: int = 4
 """The local warp is a ``4 x 4`` grid of random control displacements, upsampled."""
 
-# Stream numbers under SeedSequence(seed).spawn: one per kind of randomness.
-INPUT_NOISE, GUIDE_NOISE, SHIFT, WARP = range(4)
-_STREAMS = 4
+#: How far a disparity field strays from its mean: it spans ``mean * (1 +- this)``.
+DISPARITY_VARIATION: float = 0.5
+
+# Stream numbers under SeedSequence(seed).spawn: one per kind of randomness. (Children of
+# a SeedSequence depend only on their index, so adding a stream changes no other.)
+INPUT_NOISE, GUIDE_NOISE, SHIFT, WARP, DISPARITY = range(5)
+_STREAMS = 5
 
 
 def random_stream(seed: int, stream: int) -> np.random.Generator:
@@ -33,6 +39,45 @@ def random_stream(seed: int, stream: int) -> np.random.Generator:
 
 
 # --------------------------------------------------------------------------- displacement
+
+
+def disparity_field(height: int, width: int, *, mean: float, seed: int) -> np.ndarray:
+    """A smooth random horizontal disparity, as between two cameras side by side.
+
+    A ``4 x 4`` grid of random values (the :data:`DISPARITY` stream of ``seed``),
+    enlarged with MATLAB-style bicubic interpolation, centred and scaled so that the
+    field's mean is exactly ``mean`` and it spans ``mean * (1 - v)`` to ``mean * (1 + v)``
+    at most, ``v`` = :data:`DISPARITY_VARIATION` (nearer and farther parts of a scene).
+
+    Parameters
+    ----------
+    height, width:
+        Size in pixels.
+    mean:
+        Mean disparity in pixels, >= 0.
+    seed:
+        Seed of the field's shape.
+
+    Returns
+    -------
+    numpy.ndarray
+        ``(height, width)`` float64, pixels.
+
+    Examples
+    --------
+    >>> field = disparity_field(30, 40, mean=4.0, seed=0)
+    >>> round(float(field.mean()), 6), bool(field.min() >= 2.0), bool(field.max() <= 6.0)
+    (4.0, True, True)
+    """
+    if not mean:
+        return np.zeros((height, width))
+    points = WARP_CONTROL_POINTS
+    coarse = random_stream(seed, DISPARITY).standard_normal((1, 1, points, points))
+    fine = resize(torch.from_numpy(coarse), (height, width), kernel="cubic")[0, 0].numpy()
+    fine = fine - fine.mean()
+    largest = float(np.abs(fine).max())
+    variation = fine / largest if largest > 0 else fine
+    return mean * (1.0 + DISPARITY_VARIATION * variation)
 
 
 def displacement_field(
@@ -44,6 +89,7 @@ def displacement_field(
     local_warp: float,
     seed: int,
     direction: float | None = None,
+    disparity: float = 0.0,
 ) -> np.ndarray:
     """Where each output pixel of a displaced image samples the input.
 
@@ -72,6 +118,10 @@ def displacement_field(
     direction:
         Direction the content moves in, degrees from the +x axis towards +y (down
         as displayed); drawn uniformly from ``seed`` when None.
+    disparity:
+        Mean of a horizontal disparity added last (:func:`disparity_field`): each
+        pixel samples that many pixels to its right, so the content moves left, as
+        in the right camera of a rig whose other camera saw the original.
 
     Returns
     -------
@@ -89,11 +139,11 @@ def displacement_field(
     2.0
     """
     return _field(height, width, shift=shift, rotation=rotation, local_warp=local_warp,
-                  seed=seed, direction=direction).astype(np.float32)
+                  seed=seed, direction=direction, disparity=disparity).astype(np.float32)
 
 
 def _field(height: int, width: int, *, shift: float, rotation: float, local_warp: float,
-           seed: int, direction: float | None) -> np.ndarray:
+           seed: int, direction: float | None, disparity: float = 0.0) -> np.ndarray:
     """:func:`displacement_field` in float64."""
     if height < 1 or width < 1:
         raise InputError(f"the image size must be positive, got {width}x{height}", "image")
@@ -125,6 +175,8 @@ def _field(height: int, width: int, *, shift: float, rotation: float, local_warp
         vx, vy = px - tx - cx, py - ty - cy
         # R maps (x, y) to (x cos + y sin, -x sin + y cos): counter-clockwise with y down
         px, py = cx + vx * cos - vy * sin, cy + vx * sin + vy * cos
+    if disparity:
+        px = px + disparity_field(height, width, mean=disparity, seed=seed)
     return np.stack((px - xs, py - ys), axis=-1)
 
 
@@ -136,8 +188,10 @@ def displace(
     local_warp: float = 0.0,
     seed: int = 0,
     direction: float | None = None,
+    disparity: float = 0.0,
 ) -> np.ndarray:
-    """Move an image by a global shift and rotation and a smooth local warp.
+    """Move an image by a global shift and rotation, a smooth local warp and a horizontal
+    disparity.
 
     See :func:`displacement_field` for the parameters. The image is resampled once
     with bicubic interpolation (a camera elsewhere sees the scene as sharply, so the
@@ -165,11 +219,11 @@ def displace(
     [19.0, 18.0, 17.0, 16.0, 15.0]
     """
     array = check_array(image, "image")
-    if not (shift or rotation or local_warp):
+    if not (shift or rotation or local_warp or disparity):
         return np.array(array, dtype=np.float32)
     height, width = array.shape[:2]
     field = _field(height, width, shift=shift, rotation=rotation, local_warp=local_warp,
-                   seed=seed, direction=direction)
+                   seed=seed, direction=direction, disparity=disparity)
     xs = np.arange(width, dtype=np.float64)[None, :] + field[..., 0]
     ys = np.arange(height, dtype=np.float64)[:, None] + field[..., 1]
     grid = np.stack(((2.0 * xs + 1.0) / width - 1.0, (2.0 * ys + 1.0) / height - 1.0), axis=-1)

@@ -11,8 +11,13 @@ retrains anything.
 
 Methods (:data:`METHODS`): ``cmsr`` and ``zssr`` train with the given
 :class:`cmsr.Config`; ``p2p`` and ``mmsr`` use their published defaults with the
-config's seed and device; the rest are fixed filters. Per-method keyword options
+config's seed and device; ``cspsr`` applies a model trained by ``cmsr train`` (option
+``model``); the rest are fixed filters. Per-method keyword options
 (``{"mmsr": {"iterations": 300}}``) override those defaults.
+
+With a protocol that reduces the guide (``reduce_guide``), learned models get the
+low-resolution guide they were trained on and every other method its bicubic
+enlargement (:meth:`EvaluationPair.guide_at_truth_size`): the same information.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ import numpy as np
 from cmsr import __version__
 from cmsr.errors import InputError, one_line
 from cmsr.evaluation.baselines import BASELINES, ZSSR, make_baseline
+from cmsr.evaluation.baselines.cspsr import CSPSR
 from cmsr.evaluation.datasets import Scene
 from cmsr.evaluation.metrics import Scores, data_range_for, score
 from cmsr.evaluation.protocols import EvalProtocol, EvaluationPair, apply_protocol
@@ -44,8 +50,11 @@ from cmsr.method.normalize import array_to_tensor, tensor_to_array
 from cmsr.method.resample import resize
 from cmsr.method.train import StepInfo
 
-#: Every method ``cmsr eval`` knows, in the order tables show them: the baselines, then cmsr.
-METHODS: tuple[str, ...] = (*BASELINES, "cmsr")
+#: Every method ``cmsr eval`` knows, in the order tables show them: the baselines, cmsr,
+#: then the learned model (which needs ``--option cspsr.model=MODEL.pt``).
+METHODS: tuple[str, ...] = (*BASELINES, "cmsr", "cspsr")
+#: Methods that apply a trained model file and take the guide as the protocol gives it.
+LEARNED = ("cspsr",)
 #: Methods whose result depends on the training :class:`Config`.
 CONFIGURED = ("cmsr", "zssr")
 #: Config fields that only matter to the learned warp (left out of a key without one).
@@ -102,8 +111,9 @@ def parse_method_options(items: Iterable[str]) -> dict[str, dict[str, Any]]:
         if not sep or not dot or not name:
             raise InputError(f"{item!r} is not METHOD.NAME=VALUE", source="--option")
         if method not in METHODS or method in CONFIGURED:
-            raise InputError(f"{item!r}: options apply to {', '.join(BASELINES)} (cmsr "
-                             "and zssr take the training options)", source="--option")
+            raise InputError(f"{item!r}: options apply to {', '.join(BASELINES)} and "
+                             f"{', '.join(LEARNED)} (cmsr and zssr take the training "
+                             "options)", source="--option")
         try:
             value = ast.literal_eval(text)
         except (ValueError, SyntaxError):
@@ -122,6 +132,12 @@ def make_method(name: str, config: Config, options: Mapping[str, Mapping[str, An
     if name == "zssr":
         return ZSSR(config)
     kwargs = dict(options.get(name, {}))
+    if name == "cspsr":
+        unknown = sorted(set(kwargs) - {"model"})
+        if unknown:
+            raise InputError(f"cspsr takes no option {', '.join(unknown)}; options: model",
+                             source="--option")
+        return CSPSR(**kwargs)
     if name in SEEDED:
         kwargs.setdefault("seed", config.seed)
         kwargs.setdefault("device", config.device)
@@ -147,6 +163,9 @@ def method_settings(name: str, config: Config, options: Mapping[str, Mapping[str
                 fields.pop(field, None)
         return {"config": fields}
     settings: dict[str, Any] = {"options": dict(options.get(name, {}))}
+    if name in LEARNED:  # a retrained model under the same name is another method
+        model = settings["options"].get("model")
+        settings["model_sha256"] = sha256_file(Path(model)) if model else ""
     if name in SEEDED:
         settings.update(seed=config.seed, device=config.device)
     return settings
@@ -157,11 +176,18 @@ def load_pair(scene: Scene, protocol: EvalProtocol) -> EvaluationPair:
 
     With the ``real`` protocol a guide of another size than the truth is resized to
     the truth's size (bicubic), so every method predicts on the truth's pixel grid.
+    With ``protocol.swap`` the scene's guide file is the truth and its target file the
+    guide (its mask and low-resolution capture are not used).
     """
-    truth = read_image(scene.target)
-    guide = read_image(scene.guide)
-    low = read_image(scene.target_lr) if scene.target_lr is not None else None
-    mask = read_image(scene.mask) if scene.mask is not None else None
+    if protocol.swap:
+        protocol.validate()
+        truth, guide = read_image(scene.guide), read_image(scene.target)
+        low = mask = None
+    else:
+        truth = read_image(scene.target)
+        guide = read_image(scene.guide)
+        low = read_image(scene.target_lr) if scene.target_lr is not None else None
+        mask = read_image(scene.mask) if scene.mask is not None else None
     if protocol.kind == "real" and guide.shape[:2] != truth.shape[:2]:
         tensor = array_to_tensor(guide.astype(np.float32))
         guide = tensor_to_array(resize(tensor, truth.shape[:2], kernel="cubic"))
@@ -285,12 +311,13 @@ def run_method(name: str, pair: EvaluationPair, config: Config,
     (``(H, W, C)`` float32 in [0, 1]), when the method learned one.
     """
     method = make_method(name, config, options)
+    guide = pair.guide if name in LEARNED else pair.guide_at_truth_size()
     if isinstance(method, CMSR):
-        method.fit(pair.low, pair.guide, on_step=on_step)
+        method.fit(pair.low, guide, on_step=on_step)
         if method.warp is not None and keep_aligned is not None:
             keep_aligned(method.aligned_guide()[0].permute(1, 2, 0).cpu().numpy())
     else:
-        method.fit(pair.low, pair.guide)
+        method.fit(pair.low, guide)
     return np.asarray(method.predict(), dtype=np.float32)
 
 

@@ -12,10 +12,17 @@ truth) and the guide -- and a :class:`EvalProtocol` says how to make the run's i
 
 On top of that, optionally: Gaussian noise on the input and on the guide (its
 standard deviation a fraction of the data range), and a displacement of the guide
--- a global shift and rotation and a smooth random local warp -- to test how a
-method copes with misalignment. :func:`apply_protocol` does it all and returns an
+-- a global shift and rotation, a smooth random local warp, and a smooth horizontal
+disparity as between the cameras of a stereo rig -- to test how a method copes with
+misalignment. :func:`apply_protocol` does it all and returns an
 :class:`EvaluationPair`; the displacement alone is in
 :mod:`cmsr.evaluation.displacement`.
+
+Two more switches make the setting of learned cross-spectral models (CSPSR):
+``swap`` exchanges the roles of a scene's files (its guide becomes the ground truth
+and its target the guide: on the EPFL folders, a visible target with a near-infrared
+guide), and ``reduce_guide`` gives the guide at the input's low resolution, reduced
+the same way as the target (after its displacement and noise).
 
 Randomness is reproducible: everything is drawn from ``seed``, with separate
 streams for the input noise, the guide noise, the shift direction and the local
@@ -34,7 +41,7 @@ from cmsr.errors import InputError, describe_shape
 from cmsr.evaluation.displacement import GUIDE_NOISE, INPUT_NOISE, displace, random_stream
 from cmsr.evaluation.metrics import data_range_for
 from cmsr.method.normalize import array_to_tensor, clip_to_dtype, tensor_to_array
-from cmsr.method.resample import downsample
+from cmsr.method.resample import downsample, resize
 from cmsr.method.validate import check_array, check_mask
 
 KINDS: dict[str, str | None] = {"avgpool": "box", "bicubic": "cubic", "real": None}
@@ -50,6 +57,7 @@ _PARTS: dict[str, str] = {
     "shift": "shift",
     "rot": "rotation",
     "warp": "local_warp",
+    "disp": "disparity",
     "seed": "seed",
 }
 _SOURCE = "protocol"
@@ -88,8 +96,18 @@ class EvalProtocol:
     local_warp:
         Largest displacement of a smooth random local warp of the guide, in
         high-resolution pixels.
+    disparity:
+        Mean of a smooth random horizontal disparity of the guide, in
+        high-resolution pixels (:func:`cmsr.evaluation.displacement.disparity_field`).
     seed:
         Seed (>= 0) of the noise and of the displacement's direction and field.
+    swap:
+        Exchange the scene's guide and target: the guide file is the ground truth,
+        the target file the guide (not with ``"real"``; a scene's mask, which
+        belongs to its target, is not used).
+    reduce_guide:
+        Give the guide at the input's size, reduced like the target (``"real"``:
+        MATLAB bicubic to the capture's size).
 
     Examples
     --------
@@ -105,20 +123,25 @@ class EvalProtocol:
     rotation: float = 0.0
     local_warp: float = 0.0
     seed: int = 0
+    disparity: float = 0.0
+    swap: bool = False
+    reduce_guide: bool = False
 
     @property
     def displaced(self) -> bool:
-        """Whether the guide is moved (any of shift, rotation, local warp nonzero)."""
-        return bool(self.shift or self.rotation or self.local_warp)
+        """Whether the guide is moved (any of shift, rotation, local warp, disparity
+        nonzero)."""
+        return bool(self.shift or self.rotation or self.local_warp or self.disparity)
 
     @property
     def name(self) -> str:
         """Short unique name, e.g. ``"avgpool-x4"``, ``"bicubic-x4-warp4-seed0"``.
 
-        ``"<kind>-x<scale>"`` (just ``"real"`` for real captures), then the nonzero
-        settings among ``noise``, ``gnoise`` (guide noise), ``shift``, ``rot`` and
-        ``warp`` in that order, then ``seed<seed>`` when the guide is displaced or
-        the seed is not 0. Numbers are written in the shortest form that reads back
+        ``"<kind>-x<scale>"`` (just ``"real"`` for real captures), then ``swap`` and
+        ``lowguide`` (``reduce_guide``) when set, then the nonzero settings among
+        ``noise``, ``gnoise`` (guide noise), ``shift``, ``rot``, ``warp`` and ``disp``
+        in that order, then ``seed<seed>`` when the guide is displaced or the seed is
+        not 0. Numbers are written in the shortest form that reads back
         exactly, so two valid protocols have the same name only when they are the same
         (``"real"``, whose name has no scale, ignores the scale).
 
@@ -130,8 +153,12 @@ class EvalProtocol:
         'bicubic-x4-noise0.05'
         >>> EvalProtocol("real", local_warp=2.5, seed=3).name
         'real-warp2.5-seed3'
+        >>> EvalProtocol("bicubic", 4, disparity=4, swap=True, reduce_guide=True).name
+        'bicubic-x4-swap-lowguide-disp4-seed0'
         """
         parts = [self.kind if self.kind == "real" else f"{self.kind}-x{self.scale}"]
+        parts += [label for label, on in (("swap", self.swap), ("lowguide", self.reduce_guide))
+                  if on]
         for label, field_name in _PARTS.items():
             value = getattr(self, field_name)
             if field_name == "seed":
@@ -161,8 +188,15 @@ class EvalProtocol:
             or self.scale < 2
         ):
             raise InputError(f"the scale must be an integer >= 2, got {self.scale!r}", _SOURCE)
+        for name in ("swap", "reduce_guide"):
+            if not isinstance(getattr(self, name), bool):
+                raise InputError(f"{name} must be True or False, got {getattr(self, name)!r}",
+                                 _SOURCE)
+        if self.swap and self.kind == "real":
+            raise InputError("swap needs ground truth for both images; protocol real uses "
+                             "the target's own low-resolution capture", _SOURCE)
         for item in fields(self):
-            if item.name in ("kind", "scale", "seed"):
+            if item.name in ("kind", "scale", "seed", "swap", "reduce_guide"):
                 continue
             value = getattr(self, item.name)
             if (not isinstance(value, Real) or isinstance(value, bool)
@@ -195,6 +229,10 @@ class EvaluationPair:
         ``(H, W)`` bool, True at valid pixels of ``truth``; None when not given.
     protocol:
         The protocol that made it.
+    guide_full:
+        With ``reduce_guide``: the guide before its reduction (``(H, W[, C])``,
+        displaced and noised like ``guide``), the ground truth of a learned model's
+        guide branch; None otherwise.
     """
 
     low: np.ndarray
@@ -202,6 +240,18 @@ class EvaluationPair:
     truth: np.ndarray
     mask: np.ndarray | None
     protocol: EvalProtocol
+    guide_full: np.ndarray | None = None
+
+    def guide_at_truth_size(self) -> np.ndarray:
+        """The guide at the truth's size: ``guide`` itself, or with ``reduce_guide`` its
+        bicubic enlargement (float32; what methods that need a full-size guide get, so
+        that they see only what the low-resolution guide holds)."""
+        if self.guide.shape[:2] == self.truth.shape[:2]:
+            return self.guide
+        enlarged = resize(array_to_tensor(self.guide, np.float64), self.truth.shape[:2],
+                          kernel="cubic")
+        return clip_to_dtype(tensor_to_array(enlarged, band_axis=self.guide.ndim == 3),
+                             self.guide.dtype).astype(np.float32)
 
 
 # --------------------------------------------------------------------------- helpers
@@ -263,7 +313,8 @@ def apply_protocol(
     with :func:`cmsr.method.resample.downsample` (kernel ``"box"`` or ``"cubic"``); for
     ``"real"``, take ``low`` as the input and keep truth and guide as they are.
     Then add the input noise, displace the guide (shift and rotation, then local
-    warp, one bicubic resampling with border replication) and add the guide noise.
+    warp, then disparity, one bicubic resampling with border replication), add the
+    guide noise, and with ``reduce_guide`` reduce the guide to the input's size.
 
     Parameters
     ----------
@@ -349,12 +400,22 @@ def apply_protocol(
 
     if protocol.displaced or protocol.guide_noise:
         moved = displace(guide_out, shift=protocol.shift, rotation=protocol.rotation,
-                         local_warp=protocol.local_warp, seed=protocol.seed)
+                         local_warp=protocol.local_warp, seed=protocol.seed,
+                         disparity=protocol.disparity)
         if protocol.guide_noise:
             sigma = protocol.guide_noise * data_range_for(guide_out)
             moved = _add_noise(moved, sigma, protocol.seed, GUIDE_NOISE)
         guide_out = clip_to_dtype(moved, guide_out.dtype)
 
+    guide_full = None
+    if protocol.reduce_guide:
+        guide_full = guide_out
+        kernel = KINDS[protocol.kind] or "cubic"
+        reduced = downsample(array_to_tensor(guide_out, np.float64), low_out.shape[:2],
+                             kernel=kernel)  # type: ignore[arg-type]
+        guide_out = clip_to_dtype(tensor_to_array(reduced, band_axis=guide_out.ndim == 3),
+                                  guide_out.dtype).astype(np.float32)
+
     return EvaluationPair(low=low_out, guide=guide_out, truth=truth_out, mask=valid,
-                          protocol=protocol)
+                          protocol=protocol, guide_full=guide_full)
 

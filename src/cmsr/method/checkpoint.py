@@ -303,3 +303,19 @@ def _load(path: Path, what: str) -> Any:
     except Exception:  # unpacking raises many types; all mean damaged or foreign
         raise InputError(f"is not {what} or is damaged (cannot be unpacked)", source) \
             from None
+
+
+def read_state_file(path: str | os.PathLike[str], what: str) -> Any:
+    """The dict a cmsr ``.pt`` file holds, read without running code (weights only).
+
+    ``what`` names the expected content in messages (e.g. ``"a cmsr learned model"``);
+    a missing, foreign or damaged file raises a one-line :class:`InputError` naming it.
+    Other modules' state files (learned models) share this reader.
+    """
+    return _load(Path(path), what)
+
+
+def write_state_file(path: str | os.PathLike[str], state: Mapping[str, Any], *,
+                     overwrite: bool = False) -> Path:
+    """Write a state dict with ``torch.save``, atomically; returns the path."""
+    return _save(Path(path), state, overwrite)
