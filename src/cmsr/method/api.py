@@ -169,7 +169,7 @@ def _measured(target_lr: np.ndarray, mask: np.ndarray | None, invalid_value: flo
     valid = valid_mask(target_lr, invalid_value)
     if mask is not None:
         valid &= check_mask(mask, valid.shape)
-    masked = np.where(valid[..., None] if target_lr.ndim == 3 else valid,
+    masked = np.where(valid[..., None] if np.ndim(target_lr) == 3 else valid,
                       np.asarray(target_lr, dtype=np.float64), np.nan)
     return masked, valid
 
