@@ -40,9 +40,9 @@ def write_bytes(path: str | os.PathLike[str], data: bytes, *, overwrite: bool = 
     return write_atomically(Path(path), lambda fh: fh.write(data), overwrite=overwrite)
 
 
-def write_atomically(final: Path, write: Callable[[BinaryIO], object], *,
-                      overwrite: bool) -> Path:
-    """Write through a hidden temporary file in ``final``'s folder, then move it in place."""
+def _writable_destination(final: Path, overwrite: bool) -> tuple[str, Path]:
+    """``(source name, folder)`` for writing ``final``: refuses a folder, or an existing
+    file without ``overwrite``, and creates the folder; :class:`InputError` otherwise."""
     source = os.fspath(final)
     if final.is_dir():
         raise InputError("is a directory; give a file name to write to", source)
@@ -53,6 +53,13 @@ def write_atomically(final: Path, write: Callable[[BinaryIO], object], *,
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise InputError(f"cannot create the folder {folder}: {os_reason(exc)}", source) from None
+    return source, folder
+
+
+def write_atomically(final: Path, write: Callable[[BinaryIO], object], *,
+                      overwrite: bool) -> Path:
+    """Write through a hidden temporary file in ``final``'s folder, then move it in place."""
+    source, folder = _writable_destination(final, overwrite)
 
     fh, temp = _create_temp_file(folder, final.name, source)
     try:
@@ -76,16 +83,7 @@ def atomic_path(final: Path, *, overwrite: bool) -> Iterator[Path]:
     (GDAL writing a tiled GeoTIFF window by window); moved to ``final`` when the block
     ends without error, removed otherwise. Checks and errors as :func:`write_atomically`.
     """
-    source = os.fspath(final)
-    if final.is_dir():
-        raise InputError("is a directory; give a file name to write to", source)
-    if not overwrite and os.path.lexists(final):
-        raise InputError("already exists; pass --overwrite to replace it", source)
-    folder = final.parent
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(f"cannot create the folder {folder}: {os_reason(exc)}", source) from None
+    source, folder = _writable_destination(final, overwrite)
     fh, temp = _create_temp_file(folder, final.name, source)
     fh.close()
     try:
