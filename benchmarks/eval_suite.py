@@ -61,6 +61,10 @@ SUITE = (
           scenes="026", optional=True,
           why="MMSR at its published 1000 steps on pair 026, against its own figures "
               "(over an hour at 1 thread; only with --only)"),
+    Entry("middlebury13-x4-mmsr-full-more", "depth/middlebury13", "avgpool", 4, "mmsr",
+          "depth", scenes="01_1,02_4", optional=True,
+          why="MMSR at its published 1000 steps on the next two pairs in name order "
+              "(about an hour each at 1 thread; only with --only)"),
     Entry("epfl-nir-x4", "nir/epfl", "bicubic", 4, f"{FAST},zssr,cmsr", "nir",
           scenes="train_0003,train_0005,train_0007,train_0008,train_0013,train_0014",
           why="6 of 20 pairs"),
