@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import cmsr
-from cmsr.method.api import CMSR, super_resolve_tiled, training_window
+from cmsr.method.api import CMSR
 from cmsr.method.resample import (
     downsample,
     downsample_window,
@@ -23,6 +23,7 @@ from cmsr.method.resample import (
     resize_window,
     window_matrix,
 )
+from cmsr.method.streaming import super_resolve_tiled, training_window
 from cmsr.method.tiled_inference import map_box, plan_tiles
 from cmsr.pictures.progress import TileProgress
 

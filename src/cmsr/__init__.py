@@ -10,8 +10,9 @@ high-resolution RGB photo of the same scene, learning from that one pair at run 
 """
 
 from cmsr.errors import InputError
-from cmsr.method.api import CMSR, super_resolve, super_resolve_geotiff
+from cmsr.method.api import CMSR, super_resolve
 from cmsr.method.config import PRESETS, Config
+from cmsr.method.georeferenced import super_resolve_geotiff
 
 __all__ = ["CMSR", "PRESETS", "Config", "InputError", "super_resolve", "super_resolve_geotiff"]
 __version__ = "0.5.0"

@@ -30,9 +30,10 @@ from cmsr.evaluation.metrics import rmse
 from cmsr.files import SUPPORTED_WRITE, describe, read_image, write_image, write_text
 from cmsr.files.geotiff import GeoPair
 from cmsr.learned.inference import LearnedModel
-from cmsr.method.api import CMSR, stream_geotiff
+from cmsr.method.api import CMSR
 from cmsr.method.checkpoint import StateSource
 from cmsr.method.config import PRESETS, Config
+from cmsr.method.georeferenced import stream_geotiff
 from cmsr.method.normalize import array_to_tensor, result_dtype, tensor_to_array
 from cmsr.method.resample import upsample_bicubic
 from cmsr.pictures.curves import loss_curve
@@ -283,7 +284,7 @@ def run_sr(args: argparse.Namespace) -> int:
 
 def run_sr_tiled(args: argparse.Namespace, config: Config, pair: GeoPair) -> int:
     """``cmsr sr`` for a GeoTIFF result too large to hold: trained on the central part,
-    computed and written tile by tile (:func:`cmsr.method.api.stream_geotiff`)."""
+    computed and written tile by tile (:func:`cmsr.method.georeferenced.stream_geotiff`)."""
     for option, value in (("--save-figures", args.save_figures), ("--save-warp", args.save_warp),
                           ("--load-warp", args.load_warp), ("--init", args.init),
                           ("--save-checkpoint", args.save_checkpoint)):

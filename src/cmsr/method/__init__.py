@@ -19,5 +19,8 @@ module                     job
 :mod:`.infer`              tiles, self-ensemble, back-projection, range clipping
 :mod:`.checkpoint`         saved warps and checkpoints for warm starts
 :mod:`.api`                :class:`~cmsr.method.api.CMSR` (fit / predict), super_resolve
+:mod:`.tiled_inference`    the tiles of a large output, each with its halo
+:mod:`.streaming`          super_resolve_tiled: fit on a part, the result tile by tile
+:mod:`.georeferenced`      super_resolve_geotiff: GeoTIFF to GeoTIFF, streamed when large
 =========================  ==========================================================
 """

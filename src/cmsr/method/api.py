@@ -1,5 +1,7 @@
-"""The Python face of cmsr: :class:`CMSR` (fit / predict), :func:`super_resolve` and
-:func:`super_resolve_geotiff`.
+"""The Python face of cmsr: :class:`CMSR` (fit / predict) and :func:`super_resolve`.
+
+Large results tile by tile: :mod:`cmsr.method.streaming`; GeoTIFF to GeoTIFF:
+:mod:`cmsr.method.georeferenced`.
 
 Arrays in and out are numpy, in the user's own units and dtype: the target
 ``(h, w)`` or ``(h, w, c)``, the guide ``(H, W)`` or ``(H, W, C)``, the result
@@ -20,18 +22,6 @@ import numpy as np
 import torch
 
 from cmsr.errors import InputError
-from cmsr.files.atomic import same_file
-from cmsr.files.geotiff import (
-    GeoPair,
-    Georeferencing,
-    GuideWindows,
-    TiledGeoTiff,
-    fill_invalid_guide,
-    fine_mask,
-    guide_means,
-    prepare_geo_pair,
-    write_geotiff,
-)
 from cmsr.method import checkpoint
 from cmsr.method.checkpoint import StateSource
 from cmsr.method.coarse_alignment import align_coarse_to_fine
@@ -46,18 +36,15 @@ from cmsr.method.infer import (
 from cmsr.method.model import CMSRNet
 from cmsr.method.normalize import (
     Normalization,
-    fill_invalid,
     fit_normalization,
+    measured_target,
     normalize_guide,
-    result_dtype,
-    to_dtype,
-    valid_mask,
+    target_tensors,
 )
-from cmsr.method.resample import Box, downsample, resize, scaled_size, upsample_bicubic
+from cmsr.method.resample import downsample, resize, scaled_size, upsample_bicubic
 from cmsr.method.self_check import SelfCheck, decide, held_out_errors, held_out_mask
-from cmsr.method.tiled_inference import crop_core, plan_tiles, predict_window, tile_halo
 from cmsr.method.train import StepInfo, TrainRecord, train
-from cmsr.method.validate import check_array, check_image, check_mask, check_pair
+from cmsr.method.validate import check_array, check_image, check_pair
 from cmsr.method.warp import GuideWarp
 
 
@@ -147,40 +134,19 @@ def prepare_pair(target_lr: np.ndarray, guide_hr: np.ndarray, *, scale: float | 
                  target_name: str = "target", guide_name: str = "guide") -> PreparedPair:
     """Validate, normalise and move a pair to ``device`` (see :class:`PreparedPair`)."""
     check_array(target_lr, target_name)  # an image at all, before its values are read
-    masked, valid = _measured(target_lr, mask, invalid_value)
+    masked, valid = measured_target(target_lr, mask, invalid_value)
     check_image(target_lr, target_name, allow_nan=True, valid=valid)
     check_image(guide_hr, guide_name, allow_nan=False)
     check_pair(masked, guide_hr, scale=scale, target_name=target_name, guide_name=guide_name)
     h, w = target_lr.shape[:2]
     out_size = guide_hr.shape[:2] if scale is None else scaled_size((h, w), (scale, scale))
     normalization = fit_normalization(target_lr, valid)
-    target, valid_t = _target_tensors(masked, valid, normalization, device)
+    target, valid_t = target_tensors(masked, valid, normalization, device)
     guide = normalize_guide(guide_hr).to(device)
     if tuple(guide.shape[-2:]) != tuple(out_size):
         guide = resize(guide, out_size).clamp(0.0, 1.0)
     scale_yx = (out_size[0] / h, out_size[1] / w)
     return PreparedPair(target, valid_t, guide, scale_yx, normalization)
-
-
-def _measured(target_lr: np.ndarray, mask: np.ndarray | None, invalid_value: float | None
-              ) -> tuple[np.ndarray, np.ndarray]:
-    """``(masked, valid)``: the target as float64 with NaN where invalid (NaN, equal to
-    ``invalid_value`` or outside ``mask``), and ``(h, w)`` bool validity."""
-    valid = valid_mask(target_lr, invalid_value)
-    if mask is not None:
-        valid &= check_mask(mask, valid.shape)
-    masked = np.where(valid[..., None] if np.ndim(target_lr) == 3 else valid,
-                      np.asarray(target_lr, dtype=np.float64), np.nan)
-    return masked, valid
-
-
-def _target_tensors(masked: np.ndarray, valid: np.ndarray, normalization: Normalization,
-                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(target, valid)``: ``(1, c, h, w)`` unit range with invalid pixels filled from
-    their neighbours, and ``(1, 1, h, w)`` float {0, 1}."""
-    target = normalization.to_unit(np.nan_to_num(masked, nan=0.0)).to(device)
-    valid_t = torch.from_numpy(valid)[None, None].to(device)
-    return fill_invalid(target, valid_t), valid_t.float()
 
 
 def _relabel(on_step: Callable[[StepInfo], None] | None, stage: int, stages: int,
@@ -524,243 +490,3 @@ def super_resolve(target_lr: np.ndarray, guide_hr: np.ndarray, scale: float | No
     model = CMSR(config).fit(target_lr, guide_hr, scale=scale, mask=mask,
                              invalid_value=invalid_value)
     return model.predict()
-
-
-GuideReader = Callable[[Box], np.ndarray]
-"""Returns the guide's pixels ``(H', W'[, C])`` (invalid pixels filled) in an output
-window (:data:`~cmsr.method.resample.Box`)."""
-
-TileWriter = Callable[[Box, np.ndarray], None]
-"""Receives one output tile ``(H', W'[, c])`` (the target's dtype) and its window."""
-
-
-def training_window(coarse: tuple[int, int], final: tuple[int, int], max_pixels: int
-                    ) -> tuple[Box, Box]:
-    """The central part of a pair that a fit trains on: ``(target window, output window)``
-    with at most about ``max_pixels`` output pixels, whole target pixels, the whole pair
-    when it is small enough.
-
-    Examples
-    --------
-    >>> training_window((100, 100), (400, 400), 200 * 200)
-    ((25, 75, 25, 75), (100, 300, 100, 300))
-    """
-    h, w = coarse
-    sy, sx = final[0] / h, final[1] / w
-    if final[0] * final[1] <= max_pixels:
-        return (0, h, 0, w), (0, final[0], 0, final[1])
-    side = math.sqrt(max_pixels)
-    rows = max(2, min(h, math.floor(side / sy)))
-    cols = max(2, min(w, math.floor(max_pixels / (rows * sy * sx))))
-    top, left = (h - rows) // 2, (w - cols) // 2
-    box = (top, top + rows, left, left + cols)
-    return box, (round(box[0] * sy), round(box[1] * sy), round(box[2] * sx),
-                 round(box[3] * sx))
-
-
-def super_resolve_tiled(target_lr: np.ndarray, read_guide: GuideReader,
-                        shape: tuple[int, int], write_tile: TileWriter,
-                        config: Config | None = None, *, mask: np.ndarray | None = None,
-                        invalid_value: float | None = None,
-                        on_step: Callable[[StepInfo], None] | None = None,
-                        on_tile: Callable[[int, int], None] | None = None,
-                        target_name: str = "target", guide_name: str = "guide") -> CMSR:
-    """Super-resolve a target whose result is too large to hold: train on a part, then
-    compute and hand over the result tile by tile.
-
-    The fit trains on the central part of the pair with at most
-    ``config.train_max_pixels`` output pixels (:func:`training_window`; the whole pair
-    when it is smaller), without the learned alignment (``align="none"``: a warp learned
-    on a part does not describe the whole). Then each tile of ``config.stream_tile``
-    output pixels is computed from its window of the guide, grown by
-    :func:`cmsr.method.tiled_inference.tile_halo` (the networks' receptive fields and
-    ``config.stream_halo`` target pixels), by
-    :func:`cmsr.method.tiled_inference.predict_window`, and handed to ``write_tile``. The
-    guide is mapped to [0, 1] by the range of the training part, the target by the fit's
-    normalization. Memory: the coarse target, the training part, and one tile's
-    network activations at a time.
-
-    Parameters
-    ----------
-    target_lr:
-        ``(h, w)`` or ``(h, w, c)``, any real dtype; NaN = invalid.
-    read_guide:
-        The guide's pixels in an output window (see :data:`GuideReader`).
-    shape:
-        ``(H, W)`` of the output (the guide).
-    write_tile:
-        Receives each tile with its window (see :data:`TileWriter`).
-    mask, invalid_value, on_step, target_name, guide_name:
-        As :meth:`CMSR.fit`.
-    on_tile:
-        Called with ``(tiles done, tiles)`` after each tile.
-
-    Returns
-    -------
-    CMSR
-        The fitted model (its ``pair`` is the training part).
-    """
-    config = (config or Config()).replace(align="none")
-    h, w = target_lr.shape[:2]
-    coarse_box, out_box = training_window((h, w), shape, config.train_max_pixels)
-    guide_part = read_guide(out_box)
-    part = (slice(coarse_box[0], coarse_box[1]), slice(coarse_box[2], coarse_box[3]))
-    model = CMSR(config).fit(target_lr[part], guide_part,
-                             mask=None if mask is None else mask[part],
-                             invalid_value=invalid_value, on_step=on_step,
-                             target_name=target_name, guide_name=guide_name)
-    guide_range = fit_normalization(guide_part)
-    del guide_part
-    assert model.pair is not None
-    normalization = model.pair.normalization
-    masked, valid = _measured(target_lr, mask, invalid_value)
-    target, valid_t = _target_tensors(masked, valid, normalization, model.device)
-    stages = stage_sizes((h, w), shape, gradual=config.gradual)
-    if len(stages) != len(model.networks):
-        raise RuntimeError(f"{len(model.networks)} stages trained but {len(stages)} to run")
-    halo = tile_halo(model.networks, stages, (h, w), config.stream_halo)
-    tiles = plan_tiles(shape, config.stream_tile, halo)
-    bicubic = model.self_check is not None and model.self_check.choice == "bicubic"
-    for index, tile in enumerate(tiles):
-        guide = guide_range.to_unit(read_guide(tile.read)).clamp(0.0, 1.0).to(model.device)
-        result = predict_window(model.networks, stages, target, valid_t, guide, tile.read,
-                                config=config, use_guide=model.uses_guide, bicubic=bicubic)
-        write_tile(tile.core, normalization.from_unit(crop_core(result, tile)))
-        if on_tile is not None:
-            on_tile(index + 1, len(tiles))
-    return model
-
-
-def super_resolve_geotiff(target_path: str | os.PathLike[str],
-                          guide_path: str | os.PathLike[str],
-                          output_path: str | os.PathLike[str], config: Config | None = None,
-                          *, target_bands: tuple[int, ...] | None = None,
-                          guide_bands: tuple[int, ...] | None = None,
-                          scale: float | None = None, resolution: float | None = None,
-                          invalid_value: float | None = None, overwrite: bool = False,
-                          on_step: Callable[[StepInfo], None] | None = None,
-                          on_tile: Callable[[int, int], None] | None = None
-                          ) -> Georeferencing:
-    """Super-resolve a georeferenced target with a georeferenced guide, GeoTIFF to GeoTIFF.
-
-    The two are laid on matching grids from their CRSs and transforms
-    (:func:`cmsr.files.geotiff.prepare_geo_pair`: the overlap, the target resampled or
-    reprojected unless its pixels nest exactly in the guide's), and the result is
-    written on the guide's grid over the overlap (or one of pixel size ``resolution``)
-    with the guide's CRS and the target's dtype, nodata, units, scale/offset, band
-    descriptions and tags (:func:`cmsr.files.geotiff.write_geotiff`). Needs rasterio
-    (``pip install 'cmsr[geo]'``).
-
-    Parameters
-    ----------
-    target_path, guide_path:
-        Georeferenced rasters (north-up, with a CRS); their nodata and NaN pixels are
-        invalid.
-    output_path:
-        ``.tif`` / ``.tiff`` file to write (atomically); never an input.
-    config:
-        Settings; default ``Config()``.
-    target_bands, guide_bands:
-        Band numbers from 1, as GDAL; default all bands.
-    scale:
-        Output pixels per target pixel; default the ratio of the pixel sizes (a
-        contradicting value raises, see ``prepare_geo_pair``).
-    resolution:
-        Output pixel size in the guide CRS's units; default the guide's.
-    invalid_value:
-        A target value meaning "no measurement" besides nodata (and the output's nodata
-        if the target declares none).
-    overwrite:
-        Replace an existing output file.
-    on_step:
-        Called after each training step (see :meth:`CMSR.fit`).
-    on_tile:
-        For outputs of more than ``config.stream_above`` pixels, which are computed and
-        written tile by tile (:func:`stream_geotiff`): called with ``(tiles done,
-        tiles)`` after each tile.
-
-    Returns
-    -------
-    Georeferencing
-        The written file's grid and metadata.
-
-    Examples
-    --------
-    >>> import cmsr                                                     # doctest: +SKIP
-    >>> cmsr.super_resolve_geotiff("lst_100m.tif", "ndbi_20m.tif", "lst_20m.tif",
-    ...                            cmsr.Config.preset("thermal"))       # doctest: +SKIP
-    """
-    output = Path(output_path)
-    for source in (target_path, guide_path):
-        if same_file(output, source):
-            raise InputError("is also an input; refusing to overwrite it", os.fspath(output))
-    if output.exists() and not overwrite:
-        raise InputError("already exists; pass --overwrite to replace it", os.fspath(output))
-    config = config or Config()
-    pair = prepare_geo_pair(target_path, guide_path, target_bands=target_bands,
-                            guide_bands=guide_bands, scale=scale, resolution=resolution,
-                            invalid_value=invalid_value, read_guide=False)
-    if streams(pair, config):
-        return stream_geotiff(pair, target_path, guide_path, output, config,
-                              invalid_value=invalid_value, overwrite=overwrite,
-                              on_step=on_step, on_tile=on_tile)
-    pair = prepare_geo_pair(target_path, guide_path, target_bands=target_bands,
-                            guide_bands=guide_bands, scale=scale, resolution=resolution,
-                            invalid_value=invalid_value)
-    assert pair.guide is not None
-    model = CMSR(config).fit(pair.target, pair.guide, on_step=on_step,
-                             target_name=os.fspath(target_path),
-                             guide_name=os.fspath(guide_path))
-    result = to_dtype(model.predict(), np.dtype(pair.output.dtype))
-    return write_geotiff(output, result, pair.output, invalid=pair.invalid,
-                         overwrite=overwrite)
-
-
-def streams(pair: GeoPair, config: Config) -> bool:
-    """Whether ``pair``'s result is computed and written tile by tile: more than
-    ``config.stream_above`` output pixels, and a guide that can be read by windows (on
-    the output grid, i.e. not resampled by ``resolution``)."""
-    height, width = pair.output.shape
-    return height * width > config.stream_above and pair.guide_origin is not None
-
-
-def stream_geotiff(pair: GeoPair, target_path: str | os.PathLike[str],
-                   guide_path: str | os.PathLike[str], output_path: str | os.PathLike[str],
-                   config: Config, *, invalid_value: float | None = None,
-                   overwrite: bool = False,
-                   on_step: Callable[[StepInfo], None] | None = None,
-                   on_tile: Callable[[int, int], None] | None = None) -> Georeferencing:
-    """:func:`super_resolve_tiled` from a :class:`GeoPair` prepared with
-    ``read_guide=False``: the guide read window by window
-    (:class:`cmsr.files.geotiff.GuideWindows`; invalid guide pixels filled with the
-    training part's band means), the result written window by window into a tiled
-    GeoTIFF (:class:`cmsr.files.geotiff.TiledGeoTiff`), output pixels over an invalid
-    target or guide pixel as nodata. Returns the written file's georeferencing."""
-    guide_source = os.fspath(guide_path)
-    coarse_valid = np.isfinite(pair.target)
-    coarse_invalid = ~(coarse_valid if coarse_valid.ndim == 2 else coarse_valid.all(axis=-1))
-    dtype = result_dtype(np.dtype(pair.output.dtype))
-    count = 1 if pair.target.ndim == 2 else pair.target.shape[2]
-    means: list[np.ndarray] = []
-    last: dict[str, Any] = {}
-    with GuideWindows(guide_path, pair) as guide, TiledGeoTiff(
-            output_path, pair.output, dtype, count, overwrite=overwrite) as out:
-
-        def read_guide(box: Box) -> np.ndarray:
-            pixels, valid = guide.read(box)
-            if not means:
-                means.append(guide_means(pixels, valid, guide_source))
-            last.update(box=box, valid=valid)
-            return fill_invalid_guide(pixels, valid, guide_source, means[0])
-
-        def write_tile(box: Box, tile: np.ndarray) -> None:
-            read, valid = last["box"], last["valid"]
-            guide_valid = valid[box[0] - read[0]:box[1] - read[0],
-                                box[2] - read[2]:box[3] - read[2]]
-            invalid = ~guide_valid | fine_mask(coarse_invalid, pair.output.shape, box)
-            out.write(box, to_dtype(tile, dtype), invalid)
-
-        super_resolve_tiled(pair.target, read_guide, pair.output.shape, write_tile, config,
-                            invalid_value=invalid_value, on_step=on_step, on_tile=on_tile,
-                            target_name=os.fspath(target_path), guide_name=guide_source)
-    return out.written

@@ -127,7 +127,7 @@ class Config:
         ``tile_size``: largest side, in output pixels, run through the network at once
         (memory is about ``tile_size**2 * fe_channels * 12`` bytes).
 
-    Large outputs (:mod:`cmsr.method.tiled_inference`, :func:`cmsr.super_resolve_tiled`)
+    Large outputs (:mod:`cmsr.method.streaming`, :mod:`cmsr.method.tiled_inference`)
         Outputs of more than ``stream_above`` pixels are computed and written tile by
         tile, ``stream_tile`` output pixels a side, each with the networks' receptive
         fields plus ``stream_halo`` target pixels of context (back-projection and the

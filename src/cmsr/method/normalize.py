@@ -14,6 +14,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from cmsr.method.validate import check_mask
+
 
 @dataclass(frozen=True)
 class Normalization:
@@ -183,3 +185,24 @@ def normalize_guide(guide: np.ndarray) -> torch.Tensor:
     One range for all bands (their minimum and maximum), so colour ratios are kept.
     """
     return fit_normalization(guide).to_unit(guide).clamp(0.0, 1.0)
+
+
+def measured_target(target_lr: np.ndarray, mask: np.ndarray | None, invalid_value: float | None
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """``(masked, valid)``: the target as float64 with NaN where invalid (NaN, equal to
+    ``invalid_value`` or outside ``mask``), and ``(h, w)`` bool validity."""
+    valid = valid_mask(target_lr, invalid_value)
+    if mask is not None:
+        valid &= check_mask(mask, valid.shape)
+    masked = np.where(valid[..., None] if np.ndim(target_lr) == 3 else valid,
+                      np.asarray(target_lr, dtype=np.float64), np.nan)
+    return masked, valid
+
+
+def target_tensors(masked: np.ndarray, valid: np.ndarray, normalization: Normalization,
+                    device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(target, valid)``: ``(1, c, h, w)`` unit range with invalid pixels filled from
+    their neighbours, and ``(1, 1, h, w)`` float {0, 1}."""
+    target = normalization.to_unit(np.nan_to_num(masked, nan=0.0)).to(device)
+    valid_t = torch.from_numpy(valid)[None, None].to(device)
+    return fill_invalid(target, valid_t), valid_t.float()

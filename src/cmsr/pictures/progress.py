@@ -86,7 +86,7 @@ class TrainingProgress:
 
 class TileProgress:
     """One tqdm bar over the output tiles of a tiled inference, fed ``(done, total)``
-    (an ``on_tile`` callback of :func:`cmsr.method.api.super_resolve_tiled`); call
+    (an ``on_tile`` callback of :func:`cmsr.method.streaming.super_resolve_tiled`); call
     :meth:`close` at the end.
 
     Parameters
