@@ -186,7 +186,7 @@ def test_rerun_skips_only_jobs_whose_inputs_settings_and_output_match(tmp_path):
 
     changed = read_image(data / "b" / "target_ir.png")[::-1]
     write_image(data / "b" / "target_ir.png", changed, overwrite=True)  # changed input
-    (out / "c" / "result.png").write_bytes(b"tampered")               # changed output
+    (out / "c" / "result.png").unlink()                                # lost output
     again = run(data, out)
     assert statuses(again) == {"a": "skipped", "b": "ok", "c": "ok"}
     assert again[2].output_sha256 == first[2].output_sha256            # same numbers
@@ -242,6 +242,33 @@ def test_foreign_file_at_the_output_is_kept_unless_overwrite(tmp_path):
     assert statuses(run(data, out, overwrite=True)) == {"a": "ok", "b": "skipped"}
     (out / "b" / "result.png").unlink()  # its own file: replaced without --overwrite
     assert statuses(run(data, out)) == {"a": "skipped", "b": "ok"}
+
+
+def test_an_output_edited_since_the_batch_wrote_it_is_a_kept_conflict(tmp_path):
+    data, out = write_scenes(tmp_path / "data", ("a", "b")), tmp_path / "out"
+    run(data, out, config=QUICK.replace(seed=1))
+    edited = np.full((64, 64), 7, np.uint8)
+    write_image(out / "a" / "result.png", edited, overwrite=True)  # the user's edit
+    again = run(data, out)  # other settings: both jobs are due to run again
+    assert statuses(again) == {"a": "conflict", "b": "ok"}
+    assert "was changed since this batch wrote it" in again[0].error
+    assert np.array_equal(read_image(out / "a" / "result.png"), edited)  # kept
+    assert statuses(run(data, out)) == {"a": "conflict", "b": "skipped"}  # still kept
+    replaced = run(data, out, overwrite=True)
+    assert statuses(replaced) == {"a": "ok", "b": "skipped"}
+    assert sha256_file(out / "a" / "result.png") == replaced[0].output_sha256
+    assert not np.array_equal(read_image(out / "a" / "result.png"), edited)
+    rows = [line.split(",")[:2] for line in (out / SUMMARY_NAME).read_text().splitlines()]
+    assert rows[1:] == [["a", "ok"], ["b", "skipped"]]
+
+
+def test_a_second_batch_on_the_same_folder_is_refused_while_the_first_runs(tmp_path):
+    data, out = write_scenes(tmp_path / "data", ("a",)), tmp_path / "out"
+    with batch.lock_output_folder(out):
+        with pytest.raises(InputError, match="another cmsr batch is writing"):
+            run(data, out)
+        assert not (out / "a").exists()  # nothing computed
+    assert statuses(run(data, out)) == {"a": "ok"}  # the lock is released
 
 
 # --------------------------------------------------------------------------- warm start

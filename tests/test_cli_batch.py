@@ -254,3 +254,24 @@ def test_every_pair_starts_from_a_loaded_warp(tmp_path):
                  str(warp), "--freeze-warp"]) == 0
     assert {s: r["status"] for s, r in _summary(out).items()} == {"a": "skipped",
                                                                   "b": "skipped"}
+
+
+def test_an_edited_output_is_kept_and_counted_and_a_second_batch_is_refused(tmp_path,
+                                                                           capsys):
+    data, out = write_scenes(tmp_path / "data", ("a",)), tmp_path / "out"
+    assert main(["batch", str(data), "-o", str(out), *QUICK, "--quiet"]) == 0
+    edited = np.full((64, 64), 3, np.uint8)
+    write_image(out / "a" / "result.png", edited, overwrite=True)
+    capsys.readouterr()
+    assert main(["batch", str(data), "-o", str(out), *QUICK, "--seed", "5"]) == 1
+    err = capsys.readouterr().err
+    assert "1 kept because their outputs were changed since" in err
+    assert np.array_equal(read_image(out / "a" / "result.png"), edited)
+    assert _summary(out)["a"]["status"] == "conflict"
+    with batch.lock_output_folder(out):
+        assert main(["batch", str(data), "-o", str(out), *QUICK, "--overwrite"]) == 2
+        line = _error_line(capsys)
+        assert "another cmsr batch is writing to this folder" in line and str(out) in line
+    assert main(["batch", str(data), "-o", str(out), *QUICK, "--overwrite",
+                 "--quiet"]) == 0
+    assert not np.array_equal(read_image(out / "a" / "result.png"), edited)

@@ -17,8 +17,9 @@ from cmsr.batches.plan import Job
 from cmsr.files.runs import RunStore, sha256_file
 
 #: Ways a job ends; ``skipped`` = finished in an earlier run and still valid,
-#: ``interrupted`` = not finished because the batch was stopped.
-STATUSES = ("ok", "failed", "skipped", "interrupted")
+#: ``interrupted`` = not finished because the batch was stopped, ``conflict`` = not run
+#: because its output was changed since the batch wrote it (the file is kept).
+STATUSES = ("ok", "failed", "skipped", "interrupted", "conflict")
 
 # --------------------------------------------------------------------------- results
 

@@ -33,7 +33,11 @@ on a rerun a job is skipped only when all of them still match the files on disk
 (:func:`cmsr.files.write_image`), so a partial file never carries a finished name.
 Before a job runs, its output path is *claimed* in the manifest; a claimed path
 belongs to the batch and is replaced on a rerun without ``--overwrite``, while a
-foreign file there is kept (the job fails with a one-line error).
+foreign file there is kept (the job fails with a one-line error). An output changed
+since the batch wrote it (its sha256 no longer the recorded one) is kept too: the job
+is recorded as a ``conflict`` and not run, unless ``--overwrite``. One batch at a time
+writes to an output folder: :func:`run_batch` holds ``OUT_DIR/.cmsr-batch.lock``
+(:mod:`filelock`) while it runs, and a second batch on the same folder is refused.
 
 Warm start (:attr:`BatchSettings.warm_start`): the jobs form one chain, in name
 order; each starts from the network and warp of the previous successful job (the
@@ -49,11 +53,13 @@ import dataclasses
 import math
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
+from filelock import FileLock, Timeout
 
 from cmsr.batches.plan import SUMMARY_NAME, BatchSettings, Chain, Job, make_chains
 from cmsr.batches.results import (
@@ -272,6 +278,12 @@ def triage(jobs: Sequence[Job], store: RunStore, settings: BatchSettings) -> Tri
             refused.append(JobResult(job.name, "failed", error=job.scene.problem,
                                      key=job.key(), inputs=hashes[job.name]))
             continue
+        edited = [path for path in job.candidates if store.edited(path)]
+        if edited and not settings.overwrite:
+            refused.append(JobResult(job.name, "conflict", error=str(InputError(
+                "was changed since this batch wrote it; kept (pass --overwrite to replace "
+                "it)", source=str(edited[0]))), key=job.key(), inputs=hashes[job.name]))
+            continue
         replace = settings.overwrite or any(store.owns(path) for path in job.candidates)
         foreign = [path for path in job.candidates if path.exists() and not replace]
         if foreign:
@@ -309,7 +321,43 @@ def run_batch(jobs: Sequence[Job], out_dir: Path, backend: Backend, *,
     -------
     list[JobResult]
         One per job, in the order of ``jobs``.
+
+    Raises
+    ------
+    InputError
+        Another batch is running on ``out_dir`` (:func:`lock_output_folder`).
     """
+    with lock_output_folder(out_dir):
+        return _run_batch(jobs, out_dir, backend, settings=settings, on_result=on_result,
+                          on_step=on_step, on_triage=on_triage)
+
+
+LOCK_NAME = ".cmsr-batch.lock"
+
+
+@contextmanager
+def lock_output_folder(out_dir: Path) -> Iterator[None]:
+    """Hold ``out_dir``'s batch lock (``LOCK_NAME``, created with the folder) while the
+    block runs; :class:`InputError` at once if another batch holds it."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(out_dir / LOCK_NAME)
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise InputError("another cmsr batch is writing to this folder; wait for it to "
+                         "finish or choose another -o", source=str(out_dir)) from None
+    try:
+        yield
+    finally:
+        lock.release()
+
+
+def _run_batch(jobs: Sequence[Job], out_dir: Path, backend: Backend, *,
+               settings: BatchSettings,
+               on_result: Callable[[JobResult], None] | None,
+               on_step: Callable[[str, StepInfo], None] | None,
+               on_triage: Callable[[Triage], None] | None) -> list[JobResult]:
+    """:func:`run_batch` inside the folder's lock."""
     store = RunStore(out_dir)
     plan = triage(jobs, store, settings)
     if on_triage is not None:

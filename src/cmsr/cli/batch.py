@@ -217,8 +217,10 @@ def run_batch_command(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     progress.close()
     counts = {status: sum(r.status == status for r in results)
-              for status in ("ok", "skipped", "failed")}
+              for status in ("ok", "skipped", "failed", "conflict")}
+    conflicts = (f", {counts['conflict']} kept because their outputs were changed since "
+                 f"(--overwrite replaces them)" if counts["conflict"] else "")
     print(f"cmsr batch: {counts['ok']} ok, {counts['skipped']} skipped (done before), "
-          f"{counts['failed']} failed of {len(results)} pairs; summary "
+          f"{counts['failed']} failed{conflicts} of {len(results)} pairs; summary "
           f"{out_dir / SUMMARY_NAME}", file=sys.stderr)
-    return EXIT_SOME_FAILED if counts["failed"] else 0
+    return EXIT_SOME_FAILED if counts["failed"] or counts["conflict"] else 0

@@ -69,6 +69,8 @@ class RunStore:
         The last result recorded for each run, by name.
     claimed:
         Every output path ever claimed or recorded (resolved, as text).
+    written:
+        The sha256 last recorded for each output path a run wrote (resolved, as text).
     """
 
     def __init__(self, folder: str | Path) -> None:
@@ -76,6 +78,7 @@ class RunStore:
         self.path = self.folder / JOURNAL_NAME
         self.records: dict[str, dict[str, Any]] = {}
         self.claimed: set[str] = set()
+        self.written: dict[str, str] = {}
         self._load()
 
     def _load(self) -> None:
@@ -95,8 +98,7 @@ class RunStore:
                     self.claimed.update(str(Path(p).resolve()) for p in record["outputs"])
                 elif record["kind"] == "result" and isinstance(run, str):
                     self.records[run] = record
-                    if record.get("output"):
-                        self.claimed.add(str(Path(record["output"]).resolve()))
+                    self._note_output(record)
             except (ValueError, TypeError, KeyError, AttributeError):
                 continue
 
@@ -111,8 +113,16 @@ class RunStore:
         line = {**record, "kind": "result", "run": run}
         self._append(line)
         self.records[run] = line
-        if line.get("output"):
-            self.claimed.add(str(Path(line["output"]).resolve()))
+        self._note_output(line)
+
+    def _note_output(self, record: Mapping[str, Any]) -> None:
+        """Count a result's output as claimed, and remember the sha256 it was written with."""
+        if not record.get("output"):
+            return
+        path = str(Path(record["output"]).resolve())
+        self.claimed.add(path)
+        if record.get("output_sha256"):
+            self.written[path] = str(record["output_sha256"])
 
     def claim(self, run: str, outputs: Iterable[Path]) -> None:
         """Record that ``run`` will write ``outputs`` (before it runs)."""
@@ -123,6 +133,17 @@ class RunStore:
     def owns(self, path: Path) -> bool:
         """Whether a run of this store claimed ``path`` before (so it may replace it)."""
         return str(path.resolve()) in self.claimed
+
+    def edited(self, path: Path) -> bool:
+        """Whether ``path`` holds a file that differs from what a run of this store last
+        wrote there (changed by someone since; False when no run recorded writing it)."""
+        recorded = self.written.get(str(path.resolve()))
+        if recorded is None or not path.exists():
+            return False
+        try:
+            return sha256_file(path) != recorded
+        except OSError:
+            return True
 
     def get(self, run: str) -> dict[str, Any] | None:
         """The last result recorded for ``run``, whatever its status, or None."""
