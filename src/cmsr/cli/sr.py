@@ -228,17 +228,22 @@ def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
 
 
 def _check_grid_scale(model: LearnedModel, geo: GeoPair, args: argparse.Namespace) -> None:
-    """A georeferenced pair's output grid (the guide's, or ``--resolution``) must be the
-    model's scale finer than the target's grid; else a one-line error naming the model."""
-    scale_y, scale_x = geo.scale
-    if all(abs(s - model.scale) <= SCALE_TOLERANCE * model.scale for s in geo.scale):
+    """A georeferenced pair's output grid (the guide's, or ``--resolution``) must be
+    exactly the model's scale finer than the coarse grid the target was read on; else a
+    one-line error naming the model (with the hint of ``--scale`` when the grids are
+    within :data:`~cmsr.files.geotiff.SCALE_TOLERANCE` of it)."""
+    if geo.scale == (model.scale, model.scale):
         return
+    scale_y, scale_x = geo.scale
     ratio = (f"x{scale_x:.6g}" if scale_x == scale_y
              else f"x{scale_x:.6g} across by x{scale_y:.6g} down")
+    near = all(abs(s - model.scale) <= SCALE_TOLERANCE * model.scale for s in geo.scale)
+    hint = (f"; --scale {model.scale} reads the target on a grid exactly x{model.scale} "
+            "coarser" if near and args.scale is None else "")
     raise InputError(f"enlarges x{model.scale}, but the grids of {args.target} and "
                      f"{args.guide} give {ratio} (the ratio of their pixel sizes): for a "
                      f"georeferenced pair the output's pixels (the guide's, or --resolution) "
-                     f"must be {model.scale} times finer than the target's",
+                     f"must be {model.scale} times finer than the target's{hint}",
                      source=str(args.model))
 
 
