@@ -64,6 +64,24 @@ def test_protocol_names_and_checks() -> None:
         EvalProtocol("bicubic", 4, reduce_guide=1).validate()  # type: ignore[arg-type]
 
 
+def test_band_choice_names_the_protocol_and_is_checked() -> None:
+    assert EvalProtocol("bicubic", 4).name == "bicubic-x4"  # without bands: as it was
+    assert EvalProtocol("real").name == "real"
+    assert EvalProtocol("bicubic", 4, target_band=2).name == "bicubic-x4-band2"
+    assert EvalProtocol("avgpool", 2, guide_bands=(4, 3, 2)).name == "avgpool-x2-gbands4.3.2"
+    named = EvalProtocol("bicubic", 4, disparity=4, swap=True, reduce_guide=True,
+                         target_band=1, guide_bands=(2,))
+    assert named.name == "bicubic-x4-swap-lowguide-band1-gbands2-disp4-seed0"
+    assert EvalProtocol(guide_bands=(1, 2)).name != EvalProtocol(guide_bands=(2, 1)).name
+    assert EvalProtocol(guide_bands=(1, 23)).name != EvalProtocol(guide_bands=(12, 3)).name
+    for bad in ({"target_band": 0}, {"target_band": True}, {"target_band": 1.5},
+                {"guide_bands": ()}, {"guide_bands": (1, 0)}, {"guide_bands": [1, 2]}):
+        field = next(iter(bad))
+        with pytest.raises(InputError, match=f"protocol: {field} must be"):
+            EvalProtocol("bicubic", 4, **bad).validate()  # type: ignore[arg-type]
+    EvalProtocol("bicubic", 4, target_band=3, guide_bands=(1, 1, 2)).validate()
+
+
 def test_reduce_guide_gives_the_input_size_and_keeps_the_full_guide() -> None:
     rng = np.random.default_rng(0)
     truth = rng.integers(0, 255, (16, 24), dtype=np.uint8)

@@ -12,6 +12,10 @@ A *job* super-resolves one :class:`~cmsr.evaluation.datasets.Scene`. Its input i
   :class:`~cmsr.evaluation.protocols.EvalProtocol` makes the input from it (as ``cmsr eval`` does;
   with ``swap`` always, from the scene's guide file).
 
+In every case the protocol's ``target_band`` and ``guide_bands`` choose the bands of the
+files in their roles as used (the target band of the truth and of the input alike), and
+the files are read as plain images (no georeferencing; a GeoTIFF's nodata is not used).
+
 With :attr:`BatchSettings.model` each job applies that learned model
 (:class:`cmsr.learned.inference.LearnedModel`) instead of fitting cmsr on the pair;
 it gets the guide as the protocol makes it, while a cmsr fit gets a reduced guide
@@ -70,7 +74,7 @@ from cmsr.batches.results import (
     summary_csv,
 )
 from cmsr.errors import InputError, one_line
-from cmsr.evaluation.evaluate import load_pair
+from cmsr.evaluation.evaluate import load_pair, read_bands
 from cmsr.evaluation.metrics import Scores, data_range_for, score
 from cmsr.evaluation.protocols import EvalProtocol
 from cmsr.evaluation.usage import track_usage
@@ -105,12 +109,15 @@ def load_input(job: Job) -> JobInput:
     protocol = job.settings.protocol
     learned = job.settings.model is not None
     if scene.target_lr is not None and not protocol.swap:
-        pair = load_pair(scene, EvalProtocol("real", reduce_guide=protocol.reduce_guide))
+        real = EvalProtocol("real", reduce_guide=protocol.reduce_guide,
+                            target_band=protocol.target_band, guide_bands=protocol.guide_bands)
+        pair = load_pair(scene, real)
         return JobInput(pair.low, pair.guide if learned else pair.guide_at_truth_size(),
                         pair.truth, truth_mask=pair.mask)
     if not protocol.swap:
-        target = read_image(scene.target)
-        guide = read_image(scene.guide)
+        target_bands = None if protocol.target_band is None else (protocol.target_band,)
+        target = read_bands(scene.target, target_bands)
+        guide = read_bands(scene.guide, protocol.guide_bands)
         smaller = target.shape[0] < guide.shape[0] or target.shape[1] < guide.shape[1]
         if smaller or (job.settings.inputs_at_guide_size
                        and target.shape[:2] == guide.shape[:2]):

@@ -28,6 +28,7 @@ from cmsr.cli.options import (
     config_from_args,
     load_start_states,
 )
+from cmsr.cli.rasters import add_pair_band_options
 from cmsr.errors import InputError
 from cmsr.evaluation.datasets import find_scenes, select_scenes
 from cmsr.evaluation.protocols import KINDS, USUAL_SCALES, EvalProtocol
@@ -104,6 +105,7 @@ def add_batch_parser(commands: argparse._SubParsersAction) -> None:
                              "fitting on it (with a --reduce-guide model and without "
                              "--reduce-guide, a target as large as its guide is an input)")
     add_pair_role_options(parser)
+    add_pair_band_options(parser)
     parser.set_defaults(run=run_batch_command)
 
 
@@ -164,7 +166,8 @@ def settings_from_args(args: argparse.Namespace) -> BatchSettings:
     config, _, _ = load_start_states(args, config_from_args(args, device_here=here))
     protocol = EvalProtocol(kind=args.protocol, scale=args.scale, seed=args.seed,
                             disparity=args.disparity, swap=args.swap,
-                            reduce_guide=args.reduce_guide)
+                            reduce_guide=args.reduce_guide, target_band=args.target_band,
+                            guide_bands=args.guide_bands)
     protocol.validate()
     inputs_at_guide_size = False
     if args.model is not None:

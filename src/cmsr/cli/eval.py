@@ -23,6 +23,7 @@ from cmsr.cli.options import (
     config_from_args,
     use_threads,
 )
+from cmsr.cli.rasters import add_pair_band_options
 from cmsr.errors import InputError
 from cmsr.evaluation.datasets import Scene, find_scenes, select_scenes
 from cmsr.evaluation.evaluate import (
@@ -96,6 +97,7 @@ def add_eval_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-grids", action="store_true",
                         help="write tables only, no comparison PNGs")
     add_pair_role_options(parser)
+    add_pair_band_options(parser)
     add_training_options(parser, default_preset="thermal")
     parser.set_defaults(run=run_eval)
 
@@ -106,7 +108,8 @@ def protocol_from_args(args: argparse.Namespace) -> EvalProtocol:
                         guide_noise=args.guide_noise, shift=args.shift,
                         rotation=args.rotation, local_warp=args.local_warp, seed=args.seed,
                         disparity=args.disparity, swap=args.swap,
-                        reduce_guide=args.reduce_guide)
+                        reduce_guide=args.reduce_guide, target_band=args.target_band,
+                        guide_bands=args.guide_bands)
     protocol.validate()
     return protocol
 

@@ -12,15 +12,9 @@ import numpy as np
 
 from cmsr.errors import InputError
 from cmsr.files import SUPPORTED_WRITE, same_file
-from cmsr.method.normalize import result_dtype
 
 #: Files ``--save-figures`` writes (plus ``alignment.png`` with ``--align``).
 FIGURE_FILES = ("comparison.png", "loss_curve.png", "history.csv")
-
-
-def result_layout(target: np.ndarray) -> tuple[np.dtype, int]:
-    """The dtype and channel count of the result for ``target`` (see :meth:`CMSR.predict`)."""
-    return result_dtype(target.dtype), 1 if target.ndim == 2 else target.shape[2]
 
 
 def check_output(path: Path, *, overwrite: bool, inputs: Sequence[Path] = (),

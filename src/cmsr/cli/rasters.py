@@ -1,6 +1,7 @@
 """Band choice and georeferenced rasters on the command line: ``--target-band``,
 ``--guide-bands`` and ``--resolution``, reading a pair with them, and writing the result
-with its georeferencing.
+with its georeferencing. ``eval``, ``batch`` and ``train`` take the two band options too
+(:func:`add_pair_band_options`; they read pairs as plain images, through their protocol).
 
 A pair of georeferenced files (GeoTIFFs with a CRS) is laid on matching grids by
 :func:`cmsr.files.geotiff.prepare_geo_pair` and a ``.tif``/``.tiff`` result keeps the
@@ -71,6 +72,34 @@ def pixel_size(text: str) -> float:
     return value
 
 
+def _add_band_arguments(group: argparse._ArgumentGroup, *, as_used: bool) -> None:
+    """``--target-band`` and ``--guide-bands``; ``as_used``: say that they choose bands
+    of the images in their roles after ``--swap`` (eval, batch, train)."""
+    target_role = guide_role = ""
+    if as_used:
+        target_role = ("; of the image used as the target, after --swap: its ground truth "
+                       "and low-resolution capture alike")
+        guide_role = "; of the image used as the guide, after --swap"
+    group.add_argument("--target-band", type=band_number, default=None, metavar="N",
+                       help="use band N of a multi-band target (from 1, as GDAL; default: "
+                            f"all bands){target_role}")
+    group.add_argument("--guide-bands", type=band_numbers, default=None, metavar="LIST",
+                       help="use these bands of the guide, e.g. 4,3,2 (default: all "
+                            f"bands){guide_role}")
+
+
+def add_pair_band_options(parser: argparse.ArgumentParser) -> None:
+    """``--target-band`` and ``--guide-bands`` for ``eval``, ``batch`` and ``train``, where
+    they become the protocol's ``target_band`` and ``guide_bands``
+    (:class:`cmsr.evaluation.protocols.EvalProtocol`)."""
+    group = parser.add_argument_group(
+        "bands",
+        "Bands of multi-band files, numbered from 1, of the images in their roles as\n"
+        "used (after --swap). Pairs are read as plain images: a GeoTIFF's grid and nodata\n"
+        "are not used here (cmsr sr matches georeferenced pairs).")
+    _add_band_arguments(group, as_used=True)
+
+
 def add_raster_options(parser: argparse.ArgumentParser) -> None:
     """``--target-band``, ``--guide-bands`` and ``--resolution``."""
     group = parser.add_argument_group(
@@ -78,11 +107,7 @@ def add_raster_options(parser: argparse.ArgumentParser) -> None:
         "GeoTIFF pairs (with a CRS; needs pip install 'cmsr[geo]') are matched on the\n"
         "ground from their grids, and a .tif result keeps the guide's grid and CRS and\n"
         "the target's nodata, units and dtype; nodata is the invalid mask.")
-    group.add_argument("--target-band", type=band_number, default=None, metavar="N",
-                       help="use band N of a multi-band target (from 1, as GDAL; default: "
-                            "all bands)")
-    group.add_argument("--guide-bands", type=band_numbers, default=None, metavar="LIST",
-                       help="use these bands of the guide, e.g. 4,3,2 (default: all bands)")
+    _add_band_arguments(group, as_used=False)
     group.add_argument("--resolution", type=pixel_size, default=None, metavar="SIZE",
                        help="output pixel size in the guide CRS's units, for georeferenced "
                             "inputs (default: the guide's pixel size)")
@@ -110,7 +135,8 @@ class LoadedPair:
     geo: GeoPair | None
 
     def result_layout(self) -> tuple[np.dtype, int]:
-        """The result's dtype and band count (see :func:`cmsr.cli.outputs.result_layout`)."""
+        """The result's dtype and band count, for :func:`cmsr.cli.outputs.check_output` (the
+        target's dtype as :meth:`cmsr.CMSR.predict` gives it)."""
         bands = 1 if self.target.ndim == 2 else self.target.shape[2]
         dtype = self.target.dtype if self.geo is None else np.dtype(self.geo.output.dtype)
         return result_dtype(dtype), bands

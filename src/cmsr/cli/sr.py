@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from cmsr.cli.options import (
     add_state_options,
@@ -23,12 +22,19 @@ from cmsr.cli.options import (
     load_start_states,
     use_threads,
 )
-from cmsr.cli.outputs import FIGURE_FILES, check_figures, check_output, result_layout
-from cmsr.cli.rasters import add_raster_options, read_pair, streaming_pair, write_result
+from cmsr.cli.outputs import FIGURE_FILES, check_figures, check_output
+from cmsr.cli.rasters import (
+    LoadedPair,
+    add_raster_options,
+    read_pair,
+    streaming_pair,
+    write_result,
+)
 from cmsr.errors import InputError, describe_shape
 from cmsr.evaluation.metrics import rmse
-from cmsr.files import SUPPORTED_WRITE, describe, read_image, write_image, write_text
-from cmsr.files.geotiff import GeoPair
+from cmsr.evaluation.protocols import KINDS, reduced_guide
+from cmsr.files import SUPPORTED_WRITE, describe, write_image, write_text
+from cmsr.files.geotiff import SCALE_TOLERANCE, GeoPair
 from cmsr.learned.inference import LearnedModel
 from cmsr.method.api import CMSR
 from cmsr.method.checkpoint import StateSource
@@ -87,7 +93,10 @@ def add_sr_parser(commands: argparse._SubParsersAction) -> None:
     sr.add_argument("--model", type=Path, default=None, metavar="MODEL.pt",
                     help="apply a model made by cmsr train instead of fitting on the pair "
                          "(the guide as the model was trained: full size, or the target's "
-                         "size for --reduce-guide models); the training options are not used")
+                         "size for --reduce-guide models; a GeoTIFF pair is matched on the "
+                         "ground as for fitting, its grids' ratio the model's scale, and a "
+                         "--reduce-guide model gets its guide reduced); the bands, nodata and "
+                         "--resolution options apply, the training options are not used")
 
 
 def add_demo_parser(commands: argparse._SubParsersAction) -> None:
@@ -218,30 +227,80 @@ def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
     return model, result, time.perf_counter() - start
 
 
+def _check_grid_scale(model: LearnedModel, geo: GeoPair, args: argparse.Namespace) -> None:
+    """A georeferenced pair's output grid (the guide's, or ``--resolution``) must be
+    exactly the model's scale finer than the coarse grid the target was read on; else a
+    one-line error naming the model (with the hint of ``--scale`` when the grids are
+    within :data:`~cmsr.files.geotiff.SCALE_TOLERANCE` of it)."""
+    if geo.scale == (model.scale, model.scale):
+        return
+    scale_y, scale_x = geo.scale
+    ratio = (f"x{scale_x:.6g}" if scale_x == scale_y
+             else f"x{scale_x:.6g} across by x{scale_y:.6g} down")
+    near = all(abs(s - model.scale) <= SCALE_TOLERANCE * model.scale for s in geo.scale)
+    hint = (f"; --scale {model.scale} reads the target on a grid exactly x{model.scale} "
+            "coarser" if near and args.scale is None else "")
+    raise InputError(f"enlarges x{model.scale}, but the grids of {args.target} and "
+                     f"{args.guide} give {ratio} (the ratio of their pixel sizes): for a "
+                     f"georeferenced pair the output's pixels (the guide's, or --resolution) "
+                     f"must be {model.scale} times finer than the target's{hint}",
+                     source=str(args.model))
+
+
+def _guide_for_model(model: LearnedModel, pair: LoadedPair, *, quiet: bool) -> np.ndarray:
+    """The guide as the model takes it: a georeferenced pair's guide lies on the output
+    grid, so a model trained with a low-resolution guide (``--reduce-guide``) gets it
+    reduced to the target's size as its training guides were (the kernel of the
+    protocol its pairs were made with); otherwise the guide as read."""
+    if pair.geo is None or not (model.guide_is_low and model.info.config.use_guide):
+        return pair.guide
+    kind = str(model.info.protocol.get("kind", "bicubic"))
+    kind = kind if kind in KINDS else "bicubic"
+    size = pair.target.shape[:2]
+    if not quiet:
+        print(f"cmsr: the guide reduced to the target's {describe_shape(size)} pixels "
+              f"({KINDS[kind] or 'cubic'} kernel), as the model's training guides were "
+              "(--reduce-guide)", file=sys.stderr)
+    return reduced_guide(pair.guide, size, kind)
+
+
 def run_sr_with_model(args: argparse.Namespace) -> int:
-    """``cmsr sr --model``: apply a learned model to one pair, no fitting."""
+    """``cmsr sr --model``: apply a learned model to one pair, no fitting.
+
+    The pair is read as for fitting (:func:`cmsr.cli.rasters.read_pair`: the bands of
+    ``--target-band`` / ``--guide-bands``, a TIFF's nodata as the target's invalid
+    pixels, georeferenced pairs laid on matching grids, ``--resolution``) and the result
+    written the same way (:func:`cmsr.cli.rasters.write_result`: georeferenced for a
+    GeoTIFF pair and a ``.tif`` name). A georeferenced pair's guide lies on the output
+    grid, which must be the model's scale finer than the target's; a model trained with
+    a low-resolution guide gets it reduced to the target's size.
+    """
     for option, value in (("--save-warp", args.save_warp), ("--load-warp", args.load_warp),
                           ("--init", args.init), ("--save-checkpoint", args.save_checkpoint),
                           ("--save-figures", args.save_figures)):
         if value is not None:
             raise InputError("belongs to fitting on the pair; --model applies a trained "
                              "model", source=option)
-    if args.threads is not None:
-        torch.set_num_threads(args.threads)
+    use_threads(config_from_args(args))  # --threads, --seed, --device checked as for fitting
     model = LearnedModel.load(args.model)
     if args.scale is not None and float(args.scale) != float(model.scale):
         raise InputError(f"the model enlarges x{model.scale}, not x{args.scale:g}",
                          source="--scale")
-    target = read_image(args.target)
-    guide = read_image(args.guide)
+    pair = read_pair(args)
+    if pair.geo is not None:
+        _check_grid_scale(model, pair.geo, args)
+        model.check_dtype(np.dtype(pair.geo.output.dtype), str(args.target))
     check_output(args.output, overwrite=args.overwrite,
-                 inputs=(args.target, args.guide, args.model), result=result_layout(target))
+                 inputs=(args.target, args.guide, args.model), result=pair.result_layout())
+    guide = _guide_for_model(model, pair, quiet=args.quiet)
     start = time.perf_counter()
-    result = model.predict(target, guide, target_name=str(args.target),
-                           guide_name=str(args.guide), invalid_value=args.invalid)
+    result = model.predict(pair.target, guide, target_name=str(args.target),
+                           guide_name=str(args.guide), mask=pair.mask,
+                           invalid_value=args.invalid)
     seconds = time.perf_counter() - start
-    written = write_image(args.output, result, overwrite=args.overwrite)
-    print(f"cmsr: wrote {written} ({describe(result)}) in {seconds:.2f} s with "
+    result = pair.finish(result)
+    where = write_result(args.output, result, pair, overwrite=args.overwrite)
+    print(f"cmsr: wrote {args.output} ({describe(result)}){where} in {seconds:.2f} s with "
           f"{model.info.describe()} (no fitting)", file=sys.stderr)
     return 0
 

@@ -2,7 +2,8 @@
 
 The pairs are made from scene folders or a CSV manifest exactly as ``cmsr eval`` makes
 them (:func:`cmsr.evaluation.evaluate.load_pair` under the protocol: reduced by the
-scale, ``--swap``, ``--reduce-guide``, ``--disparity``), except that every scene gets
+scale, ``--swap``, ``--reduce-guide``, ``--disparity``, the bands ``--target-band`` and
+``--guide-bands``), except that every scene gets
 its own disparity field (protocol seed ``--seed`` + 1 + its index) so that the model
 does not learn one field. Part of them is held out for validation; the model with the
 best validation PSNR is written to ``-o`` (atomically, never over an existing file
@@ -22,6 +23,7 @@ import torch
 from tqdm import tqdm
 
 from cmsr.cli.options import add_pair_role_options
+from cmsr.cli.rasters import add_pair_band_options
 from cmsr.errors import InputError
 from cmsr.evaluation.datasets import find_scenes, select_scenes
 from cmsr.evaluation.evaluate import load_pair
@@ -67,6 +69,7 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--scenes", default=None, metavar="NAMES",
                         help="comma-separated scene names or glob patterns (default: all)")
     add_pair_role_options(parser)
+    add_pair_band_options(parser)
     model = parser.add_argument_group("model", "The architecture (default: the paper's).")
     model.add_argument("--variant", choices=list(VARIANTS), default="full",
                        help="full (CVM, dynamic convolution, CSFT), with-guide (both "
@@ -203,7 +206,8 @@ def protocol_record(protocol: EvalProtocol) -> dict[str, object]:
     """What a model file keeps of the protocol its pairs were made with."""
     return {"name": protocol.name, "kind": protocol.kind, "scale": protocol.scale,
             "swap": protocol.swap, "reduce_guide": protocol.reduce_guide,
-            "disparity": protocol.disparity}
+            "disparity": protocol.disparity, "target_band": protocol.target_band,
+            "guide_bands": None if protocol.guide_bands is None else list(protocol.guide_bands)}
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -215,7 +219,8 @@ def run_train(args: argparse.Namespace) -> int:
     settings = _settings(args)
     protocol = EvalProtocol(kind=args.protocol, scale=args.scale, seed=args.seed,
                             disparity=args.disparity, swap=args.swap,
-                            reduce_guide=args.reduce_guide)
+                            reduce_guide=args.reduce_guide, target_band=args.target_band,
+                            guide_bands=args.guide_bands)
     protocol.validate()
     config = _model_config(args)
     resume = None

@@ -43,6 +43,7 @@ from cmsr.evaluation.metrics import Scores, data_range_for, score
 from cmsr.evaluation.protocols import EvalProtocol, EvaluationPair, apply_protocol
 from cmsr.evaluation.usage import track_usage
 from cmsr.files import read_image, write_image
+from cmsr.files.readers import select_bands
 from cmsr.files.runs import RunStore, settings_key, sha256_file
 from cmsr.method.api import CMSR
 from cmsr.method.config import STREAM_FIELDS, Config
@@ -171,22 +172,35 @@ def method_settings(name: str, config: Config, options: Mapping[str, Mapping[str
     return settings
 
 
+def read_bands(path: Path, bands: tuple[int, ...] | None) -> np.ndarray:
+    """``path`` read as a plain image (:func:`cmsr.files.read_image`, no georeferencing)
+    with the bands numbered ``bands`` (from 1, as GDAL; None: every band), see
+    :func:`cmsr.files.readers.select_bands`. A band the file lacks is a one-line
+    :class:`InputError` naming the file."""
+    return select_bands(read_image(path), bands, str(path))
+
+
 def load_pair(scene: Scene, protocol: EvalProtocol) -> EvaluationPair:
     """Read a scene's files and make its low-resolution input as ``protocol`` says.
 
     With the ``real`` protocol a guide of another size than the truth is resized to
     the truth's size (bicubic), so every method predicts on the truth's pixel grid.
     With ``protocol.swap`` the scene's guide file is the truth and its target file the
-    guide (its mask and low-resolution capture are not used).
+    guide (its mask and low-resolution capture are not used). The protocol's
+    ``target_band`` is taken from the file used as the truth and from the
+    low-resolution capture, its ``guide_bands`` from the file used as the guide (so
+    after the swap); files are read as plain images (a GeoTIFF's georeferencing and
+    nodata are not used).
     """
-    if protocol.swap:
-        protocol.validate()
-        truth, guide = read_image(scene.guide), read_image(scene.target)
-        low = mask = None
-    else:
-        truth = read_image(scene.target)
-        guide = read_image(scene.guide)
-        low = read_image(scene.target_lr) if scene.target_lr is not None else None
+    protocol.validate()
+    target_bands = None if protocol.target_band is None else (protocol.target_band,)
+    truth_file, guide_file = ((scene.guide, scene.target) if protocol.swap
+                              else (scene.target, scene.guide))
+    truth = read_bands(truth_file, target_bands)
+    guide = read_bands(guide_file, protocol.guide_bands)
+    low = mask = None
+    if not protocol.swap:
+        low = read_bands(scene.target_lr, target_bands) if scene.target_lr is not None else None
         mask = read_image(scene.mask) if scene.mask is not None else None
     if protocol.kind == "real" and guide.shape[:2] != truth.shape[:2]:
         tensor = array_to_tensor(guide.astype(np.float32))

@@ -24,6 +24,13 @@ and its target the guide: on the EPFL folders, a visible target with a near-infr
 guide), and ``reduce_guide`` gives the guide at the input's low resolution, reduced
 the same way as the target (after its displacement and noise).
 
+Multi-band files: ``target_band`` and ``guide_bands`` choose bands (numbered from 1, as
+GDAL) of the images *in their roles as used*, after ``swap``: the target band of the
+image used as the target (the ground truth and a real low-resolution capture alike),
+the guide bands of the image used as the guide. They are applied where the files are
+read (:func:`cmsr.evaluation.evaluate.load_pair`); :func:`apply_protocol` gets the
+chosen bands.
+
 Randomness is reproducible: everything is drawn from ``seed``, with separate
 streams for the input noise, the guide noise, the shift direction and the local
 warp, so switching one of them on or off leaves the others unchanged.
@@ -68,6 +75,11 @@ def _number(value: float) -> str:
     return np.format_float_positional(float(value) + 0.0, trim="-")
 
 
+def _is_band_number(value: object) -> bool:
+    """Whether ``value`` is an integer >= 1 (not a bool)."""
+    return isinstance(value, Integral) and not isinstance(value, bool) and int(value) >= 1
+
+
 @dataclass(frozen=True)
 class EvalProtocol:
     """How to make the low-resolution input and the guide of an evaluation.
@@ -108,6 +120,13 @@ class EvalProtocol:
     reduce_guide:
         Give the guide at the input's size, reduced like the target (``"real"``:
         MATLAB bicubic to the capture's size).
+    target_band:
+        The band (from 1, as GDAL) of a multi-band target to use, of the image used as
+        the target (after ``swap``): its ground truth and its real low-resolution
+        capture; None: every band.
+    guide_bands:
+        The bands (from 1, in this order) of the image used as the guide (after
+        ``swap``); None: every band.
 
     Examples
     --------
@@ -126,6 +145,8 @@ class EvalProtocol:
     disparity: float = 0.0
     swap: bool = False
     reduce_guide: bool = False
+    target_band: int | None = None
+    guide_bands: tuple[int, ...] | None = None
 
     @property
     def displaced(self) -> bool:
@@ -138,7 +159,9 @@ class EvalProtocol:
         """Short unique name, e.g. ``"avgpool-x4"``, ``"bicubic-x4-warp4-seed0"``.
 
         ``"<kind>-x<scale>"`` (just ``"real"`` for real captures), then ``swap`` and
-        ``lowguide`` (``reduce_guide``) when set, then the nonzero settings among
+        ``lowguide`` (``reduce_guide``) when set, then ``band<N>`` (``target_band``)
+        and ``gbands<a>.<b>...`` (``guide_bands``, in their order) when chosen (a
+        protocol without them keeps the name it always had), then the nonzero settings among
         ``noise``, ``gnoise`` (guide noise), ``shift``, ``rot``, ``warp`` and ``disp``
         in that order, then ``seed<seed>`` when the guide is displaced or the seed is
         not 0. Numbers are written in the shortest form that reads back
@@ -155,10 +178,16 @@ class EvalProtocol:
         'real-warp2.5-seed3'
         >>> EvalProtocol("bicubic", 4, disparity=4, swap=True, reduce_guide=True).name
         'bicubic-x4-swap-lowguide-disp4-seed0'
+        >>> EvalProtocol("bicubic", 4, swap=True, target_band=2, guide_bands=(4, 3, 2)).name
+        'bicubic-x4-swap-band2-gbands4.3.2'
         """
         parts = [self.kind if self.kind == "real" else f"{self.kind}-x{self.scale}"]
         parts += [label for label, on in (("swap", self.swap), ("lowguide", self.reduce_guide))
                   if on]
+        if self.target_band is not None:
+            parts.append(f"band{int(self.target_band)}")
+        if self.guide_bands is not None:
+            parts.append("gbands" + ".".join(str(int(band)) for band in self.guide_bands))
         for label, field_name in _PARTS.items():
             value = getattr(self, field_name)
             if field_name == "seed":
@@ -176,7 +205,8 @@ class EvalProtocol:
         InputError
             Unknown kind; a scale that is not an integer >= 2 (for ``"avgpool"`` and
             ``"bicubic"``); a negative, infinite or NaN noise or displacement; a seed
-            that is not an integer >= 0.
+            that is not an integer >= 0; a band number that is not an integer >= 1
+            (``guide_bands``: a non-empty tuple of them).
         """
         if self.kind not in KINDS:
             raise InputError(
@@ -195,8 +225,17 @@ class EvalProtocol:
         if self.swap and self.kind == "real":
             raise InputError("swap needs ground truth for both images; protocol real uses "
                              "the target's own low-resolution capture", _SOURCE)
+        if self.target_band is not None and not _is_band_number(self.target_band):
+            raise InputError(f"target_band must be a band number from 1, got "
+                             f"{self.target_band!r}", _SOURCE)
+        if self.guide_bands is not None and not (
+                isinstance(self.guide_bands, tuple) and self.guide_bands
+                and all(_is_band_number(band) for band in self.guide_bands)):
+            raise InputError(f"guide_bands must be a tuple of band numbers from 1, got "
+                             f"{self.guide_bands!r}", _SOURCE)
         for item in fields(self):
-            if item.name in ("kind", "scale", "seed", "swap", "reduce_guide"):
+            if item.name in ("kind", "scale", "seed", "swap", "reduce_guide", "target_band",
+                             "guide_bands"):
                 continue
             value = getattr(self, item.name)
             if (not isinstance(value, Real) or isinstance(value, bool)
@@ -267,6 +306,23 @@ def modcrop(image: np.ndarray, scale: int) -> np.ndarray:
     """
     height, width = image.shape[:2]
     return image[: height - height % scale, : width - width % scale]
+
+
+def reduced_guide(guide: np.ndarray, size: tuple[int, int], kind: str) -> np.ndarray:
+    """The guide reduced to ``size`` ``(h, w)`` as ``reduce_guide`` makes it under protocol
+    ``kind``: with that kind's kernel (:data:`KINDS`; ``"real"``: MATLAB bicubic),
+    clipped to the range of an integer dtype; ``(h, w[, C])`` float32.
+
+    Examples
+    --------
+    >>> reduced_guide(np.arange(16, dtype=np.uint8).reshape(4, 4), (2, 2), "avgpool").tolist()
+    [[2.5, 4.5], [10.5, 12.5]]
+    """
+    kernel = KINDS[kind] or "cubic"
+    reduced = downsample(array_to_tensor(guide, np.float64), size,
+                         kernel=kernel)  # type: ignore[arg-type]
+    return clip_to_dtype(tensor_to_array(reduced, band_axis=guide.ndim == 3),
+                         guide.dtype).astype(np.float32)
 
 
 def _add_noise(image: np.ndarray, sigma: float, seed: int, stream: int) -> np.ndarray:
@@ -410,11 +466,7 @@ def apply_protocol(
     guide_full = None
     if protocol.reduce_guide:
         guide_full = guide_out
-        kernel = KINDS[protocol.kind] or "cubic"
-        reduced = downsample(array_to_tensor(guide_out, np.float64), low_out.shape[:2],
-                             kernel=kernel)  # type: ignore[arg-type]
-        guide_out = clip_to_dtype(tensor_to_array(reduced, band_axis=guide_out.ndim == 3),
-                                  guide_out.dtype).astype(np.float32)
+        guide_out = reduced_guide(guide_out, low_out.shape[:2], protocol.kind)
 
     return EvaluationPair(low=low_out, guide=guide_out, truth=truth_out, mask=valid,
                           protocol=protocol, guide_full=guide_full)

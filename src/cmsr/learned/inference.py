@@ -111,10 +111,12 @@ class LearnedModel:
                     f"takes a guide {kind}: {describe_shape(need)} for the "
                     f"{describe_shape(target_lr.shape[:2])} target {target_name}; "
                     f"{guide_name} is {describe_shape(have)}", self.source)
-        self._check_dtype(np.asarray(target_lr).dtype, target_name)
+        self.check_dtype(np.asarray(target_lr).dtype, target_name)
 
-    def _check_dtype(self, dtype: np.dtype, target_name: str) -> None:
-        """An integer target must have the integer dtype the model was trained on."""
+    def check_dtype(self, dtype: np.dtype, target_name: str) -> None:
+        """Raise a one-line :class:`InputError` when ``dtype``, an integer target's, is not
+        the integer dtype the model was trained on (e.g. the stored dtype of a GeoTIFF
+        target read as float)."""
         trained = self.info.target_range.dtype
         if trained and np.issubdtype(np.dtype(trained), np.integer) \
                 and np.issubdtype(dtype, np.integer) and dtype != np.dtype(trained):
@@ -204,7 +206,7 @@ class LearnedModel:
                                  np.asarray(target_lr, dtype=np.float64), np.nan)
         self.check_pair(target_lr, guide, target_name=target_name, guide_name=guide_name)
         if not valid.all() and np.issubdtype(dtype, np.integer):
-            self._check_dtype(dtype, target_name)
+            self.check_dtype(dtype, target_name)
         target, guide_t = self.prepare(target_lr, guide)
         result = self.run(target, guide_t)
         normalization = self.info.target_range.normalization(
