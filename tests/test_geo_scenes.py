@@ -79,9 +79,8 @@ def test_every_geo_scene_gives_a_geotiff_on_the_guide_grid(tmp_path, name, folde
         coarse = tmp_path / f"{name}_coarse.tif"
         coarsen_by_block_means(target, coarse)
         target = coarse
-    bands = ("3", "2", "1") if options else None
-    pair = prepare_geo_pair(target, guide, guide_bands=None if bands is None
-                            else tuple(int(b) for b in bands), read_guide=False)
+    guide_bands = tuple(int(b) for b in options[1].split(",")) if options else None
+    pair = prepare_geo_pair(target, guide, guide_bands=guide_bands, read_guide=False)
     output = tmp_path / f"{name}_sr.tif"
     code = main(["sr", "--target", str(target), "--guide", str(guide), "-o", str(output),
                  "--preset", "quick", "--iters", "2", "--no-ensemble", "--quiet",
