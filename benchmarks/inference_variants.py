@@ -5,20 +5,26 @@ included, unless ``--set`` says otherwise). The fitted networks are then run to 
 full size in each combination of
 
 * the branch: with the guide, without it (Feature-Extractor 1 alone, trained to stand
-  alone by guide dropout), or the self-check's choice (the preset's result);
+  alone by guide dropout), or the self-check's choice (the preset's result); and, with
+  the preset's back-projection and clip, the blends in between (the guide branch's
+  output scaled by each of ``BLEND_WEIGHTS``);
 * iterative back-projection in every stage (``back_projection_iters`` of the preset)
   or none;
 * the clip to the local range of the measurement (3x3 low-resolution pixels) or none;
 
 and each result is scored against the truth (RMSE in the data's units, PSNR) beside
-bicubic enlargement. The preset's own result is the row marked ``default``. With
+bicubic enlargement. The self-check's held-out errors of every weight are kept too, so
+the tables also score two ways of choosing the weight on this evidence: ``held-out
+blend`` (the least error among 0, the blends and 1 wins if it beats guide-free by the
+preset's margin, as ``self_check_blend=True`` does) and ``held-out blend, no margin``.
+The preset's own result is the row marked ``default``. With
 ``--demo`` the built-in demo pair is scored as well, with ``cmsr demo``'s settings
 (preset ``depth``, at most ``DEMO_MAX_ITERS`` steps per stage).
 
 Usage: ``python benchmarks/inference_variants.py [--sets middlebury13] [--scenes 026]
-[--demo] [--threads 2] [--set NAME=VALUE ...] [--summarise]``; writes
-``results/inference_variants.md`` (and ``.jsonl``, one line per pair, appended as pairs
-finish; ``--summarise`` rebuilds the tables from it without fitting).
+[--demo] [--threads 2] [--set NAME=VALUE ...] [--output NAME] [--summarise]``; writes
+``results/NAME.md`` (default ``inference_variants``; and ``.jsonl``, one line per pair,
+appended as pairs finish; ``--summarise`` rebuilds the tables from it without fitting).
 """
 
 from __future__ import annotations
@@ -51,7 +57,7 @@ from cmsr.method.api import CMSR
 from cmsr.method.config import PRESETS, Config
 from cmsr.method.infer import clamp_to_local_range
 from cmsr.method.resample import upsample_bicubic
-from cmsr.method.self_check import SelfCheck
+from cmsr.method.self_check import BLEND_WEIGHTS, SelfCheck, decide
 
 SETS = {  # name: (folder, protocol, scale, preset, overrides)
     "middlebury13": ("depth/middlebury13", "avgpool", 4, "depth", {}),
@@ -67,7 +73,8 @@ def variants(model: CMSR) -> dict[str, np.ndarray]:
     """Every finish of the fitted ``model``, in the target's units (float64).
 
     Keys: ``"<branch> bp<iters>[ clip]"`` for the two branches, back-projection on
-    (the preset's iterations) and off, with and without the clip; ``"bicubic"``.
+    (the preset's iterations) and off, with and without the clip; ``"blend <weight>
+    bp<iters>[ clip]"`` with the preset's back-projection and clip; ``"bicubic"``.
     """
     pair = model.pair
     assert pair is not None
@@ -76,8 +83,10 @@ def variants(model: CMSR) -> dict[str, np.ndarray]:
     out: dict[str, np.ndarray] = {}
     try:
         for branch in BRANCHES:
-            model.self_check = (SelfCheck(0.0, 0.0, 0.0, 0, branch) if check is None
-                                else dataclasses.replace(check, choice=branch))
+            weight = 1.0 if branch == "guided" else 0.0
+            model.self_check = (SelfCheck(0.0, 0.0, 0.0, 0, branch, weight) if check is None
+                                else dataclasses.replace(check, choice=branch,
+                                                         guide_weight=weight))
             for bp in iterations:
                 model.config = fitted_config.replace(back_projection_iters=bp,
                                                      clamp_to_local_range=False)
@@ -86,6 +95,11 @@ def variants(model: CMSR) -> dict[str, np.ndarray]:
                     finished = clamp_to_local_range(result, pair.target) if clip else result
                     key = f"{branch} bp{bp}" + (" clip" if clip else "")
                     out[key] = pair.normalization.from_unit(finished).astype(np.float64)
+        model.config = fitted_config
+        for weight in BLEND_WEIGHTS:
+            model.self_check = SelfCheck(0.0, 0.0, 0.0, 0, "blend", weight)
+            key = blend_key(weight, fitted_config)
+            out[key] = pair.normalization.from_unit(model.predict_tensor()).astype(np.float64)
     finally:
         model.config, model.self_check = fitted_config, check
     bicubic = upsample_bicubic(pair.target, tuple(pair.guide.shape[-2:]))
@@ -93,10 +107,18 @@ def variants(model: CMSR) -> dict[str, np.ndarray]:
     return out
 
 
+def blend_key(weight: float, config: Config) -> str:
+    """The variant name of a blend with the preset's finish."""
+    return (f"blend {weight:g} bp{config.back_projection_iters}"
+            + (" clip" if config.clamp_to_local_range else ""))
+
+
 def default_key(config: Config, check: SelfCheck | None) -> str:
     """The variant the preset itself returns (``bicubic`` if the self-check chose it)."""
     if check is not None and check.choice == "bicubic":
         return "bicubic"
+    if check is not None and check.choice == "blend":
+        return blend_key(check.guide_weight, config)
     branch = "guided" if check is None else check.choice
     return (f"{branch} bp{config.back_projection_iters}"
             + (" clip" if config.clamp_to_local_range else ""))
@@ -115,8 +137,26 @@ def score_pair(name: str, low: np.ndarray, guide: np.ndarray, truth: np.ndarray,
     return {"pair": name, "seconds": round(seconds, 1),
             "choice": None if check is None else check.choice,
             "held_out_l1": None if check is None else [check.guided, check.guide_free,
-                                                       check.bicubic],
+                                                       check.bicubic, *check.blended],
+            "margin": config.self_check_margin,
+            "finish": default_key(config, None).removeprefix("guided "),
             "default": default_key(config, check), "scores": scores}
+
+
+def held_out_choice(record: dict, margin: float) -> str | None:
+    """The variant the held-out errors choose among guide-free, the blends and guided
+    (``decide`` with ``blend=True``), or None without them."""
+    errors = record.get("held_out_l1")
+    if not errors or len(errors) < 3 + len(BLEND_WEIGHTS) or "finish" not in record:
+        return None
+    guided, free, bicubic, *blended = errors
+    check = decide(guided, free, bicubic, 1, margin, tuple(blended), blend=True)
+    finish = record["finish"]
+    if check.choice == "bicubic":
+        return "bicubic"
+    if check.choice == "blend":
+        return f"blend {check.guide_weight:g} {finish}"
+    return f"{check.choice} {finish}"
 
 
 def pairs(args: argparse.Namespace, overrides: dict
@@ -144,7 +184,7 @@ def records(args: argparse.Namespace, overrides: dict) -> list[dict]:
     for set_name, name, low, guide, truth, config in pairs(args, overrides):
         record = {"set": set_name, **score_pair(name, low, guide, truth, config)}
         print(json.dumps(record), flush=True)
-        with (RESULTS / "inference_variants.jsonl").open("a") as handle:
+        with (RESULTS / f"{args.output}.jsonl").open("a") as handle:
             handle.write(json.dumps(record) + "\n")
         rows.append(record)
     return rows
@@ -154,15 +194,27 @@ def table(rows: list[dict], set_name: str) -> str:
     """Mean RMSE / PSNR of every variant over the set's pairs, and pairs won against
     the preset's own result."""
     chosen = [r for r in rows if r["set"] == set_name]
-    keys = list(chosen[0]["scores"])
+    keys: list[str] = list(chosen[0]["scores"])
     lines = []
+
+    def line(label: str, picks: list[str]) -> None:
+        rmses = [r["scores"][k][0] for r, k in zip(chosen, picks, strict=True)]
+        psnrs = [r["scores"][k][1] for r, k in zip(chosen, picks, strict=True)]
+        better = sum(r["scores"][k][0] < r["scores"][r["default"]][0]
+                     for r, k in zip(chosen, picks, strict=True))
+        default = sum(r["default"] == k for r, k in zip(chosen, picks, strict=True))
+        lines.append([label, f"{statistics.fmean(rmses):.3f}",
+                      f"{statistics.fmean(psnrs):.2f}", f"{better} of {len(chosen)}",
+                      str(default)])
+
     for key in keys:
-        rmses = [r["scores"][key][0] for r in chosen]
-        psnrs = [r["scores"][key][1] for r in chosen]
-        better = sum(r["scores"][key][0] < r["scores"][r["default"]][0] for r in chosen)
-        default = sum(r["default"] == key for r in chosen)
-        lines.append([key, f"{statistics.fmean(rmses):.3f}", f"{statistics.fmean(psnrs):.2f}",
-                      f"{better} of {len(chosen)}", str(default)])
+        if all(key in r["scores"] for r in chosen):
+            line(key, [key] * len(chosen))
+    for label, no_margin in (("held-out blend", False), ("held-out blend, no margin", True)):
+        picks = [held_out_choice(r, 0.0 if no_margin else r.get("margin", 0.02))
+                 for r in chosen]
+        if all(p is not None and p in r["scores"] for r, p in zip(chosen, picks, strict=True)):
+            line(label, [str(p) for p in picks])
     return markdown_table(["variant", "mean RMSE", "mean PSNR (dB)",
                            "better than the preset's result", "is the preset's result on"],
                           lines)
@@ -175,6 +227,8 @@ def main() -> None:
     parser.add_argument("--demo", action="store_true")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--output", default="inference_variants",
+                        help="name of the results (results/NAME.md and .jsonl)")
     parser.add_argument("--summarise", action="store_true",
                         help="fit nothing: write the tables from the pairs already in "
                              "results/inference_variants.jsonl (e.g. of a stopped run)")
@@ -183,9 +237,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     overrides = config_overrides(args.set)
     if args.summarise:
-        with (RESULTS / "inference_variants.jsonl").open() as handle:
+        with (RESULTS / f"{args.output}.jsonl").open() as handle:
             rows = [json.loads(line) for line in handle if line.strip()]
-        heading = "the pairs in `results/inference_variants.jsonl`, fitted one by one"
+        heading = f"the pairs in `results/{args.output}.jsonl`, fitted one by one"
     else:
         rows = records(args, overrides)
         heading = f"{machine_line()}; seed {args.seed}; overrides {overrides or 'none'}"
@@ -199,7 +253,7 @@ def main() -> None:
                       f"{r['pair']} {r['scores'][r['default']][0]:.3f} ({r['default']})"
                       for r in pairs)]
     text = "\n".join(parts)
-    (RESULTS / "inference_variants.md").write_text(text + "\n")
+    (RESULTS / f"{args.output}.md").write_text(text + "\n")
     print(text)
 
 

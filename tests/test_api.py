@@ -123,7 +123,7 @@ def test_clip_to_input_range_keeps_an_int64_result_inside_what_was_measured():
     np.testing.assert_array_equal(clipped, np.clip(free, 0, 5000))
     # also when the self-check keeps plain bicubic enlargement
     model.config = model.config.replace(clip_to_input_range=True)
-    model.self_check = SelfCheck(0.3, 0.2, 0.1, 10, "bicubic")
+    model.self_check = SelfCheck(0.3, 0.2, 0.1, 10, "bicubic", 0.0)
     bicubic = model.predict()
     assert bicubic.min() == 0 and bicubic.max() == 5000
 

@@ -38,9 +38,11 @@ def test_held_out_errors_of_an_untrained_network_are_bicubic():
     net = CMSRNet(1, 3, fe1_layers=2, fe1_channels=4, fe2_layers=2, fe2_channels=4)
     target = torch.rand(1, 1, 16, 16)
     held = held_out_mask((16, 16), 0.25, 4, torch.Generator().manual_seed(0))
-    guided, free, bicubic = held_out_errors(net, target, torch.rand(1, 3, 32, 32), held,
-                                            (2.0, 2.0), TINY.replace(precision="float32"))
+    guided, free, bicubic, blended = held_out_errors(
+        net, target, torch.rand(1, 3, 32, 32), held, (2.0, 2.0),
+        TINY.replace(precision="float32"))
     assert guided == pytest.approx(bicubic) and free == pytest.approx(bicubic)
+    assert blended == pytest.approx((bicubic,) * 3)
     assert bicubic > 0
 
 

@@ -359,11 +359,13 @@ class CMSR:
                 assert held_out is not None
                 errors = held_out_errors(net, current, aligned, held_out, stage_scale,
                                          self.config)
-                self.self_check = decide(*errors, int(held_out.sum()),
-                                         self.config.self_check_margin)
+                guided, free, bicubic, blended = errors
+                self.self_check = decide(guided, free, bicubic, int(held_out.sum()),
+                                         self.config.self_check_margin, blended,
+                                         blend=self.config.self_check_blend)
             if index + 1 < len(stages):
                 current = predict(net, current, aligned, config=self._stage_config(index),
-                                  valid=current_valid, use_guide=self.uses_guide)
+                                  valid=current_valid, guide_weight=self.guide_weight)
                 current_valid = torch.ones_like(current[:, :1])
         self.consistency_records = []
         if self.config.consistency_iters > 0:
@@ -431,7 +433,7 @@ class CMSR:
                                                 strict=True)):
             guide = self._stage_guide(aligned, size)
             current = predict(net, current, guide, config=self._stage_config(index),
-                              valid=current_valid, use_guide=self.uses_guide)
+                              valid=current_valid, guide_weight=self.guide_weight)
             current_valid = torch.ones_like(current[:, :1])
         if len(self.networks) > 1:
             current = back_project(current, pair.target,
@@ -448,9 +450,15 @@ class CMSR:
         return self.pair.normalization.from_unit(result)
 
     @property
+    def guide_weight(self) -> float:
+        """The weight of the guide branch in the result: 1 without a self-check, else
+        its choice (0 when it chose the guide-free network or bicubic)."""
+        return 1.0 if self.self_check is None else self.self_check.guide_weight
+
+    @property
     def uses_guide(self) -> bool:
         """Whether the result uses the guide (False when the self-check chose otherwise)."""
-        return self.self_check is None or self.self_check.choice == "guided"
+        return self.guide_weight > 0
 
     @property
     def history(self) -> list[TrainRecord]:

@@ -111,7 +111,9 @@ class Config:
         the first stage's loss, then rebuild them with and without the guide; the
         guide is used only if it wins by ``self_check_margin`` (relative), else the
         guide-free network (needs ``guide_dropout`` > 0 to be trained as one), else
-        bicubic.
+        bicubic. ``self_check_blend``: the guide's candidate is also a blend of the two
+        networks (the guide branch's output scaled by 0.25, 0.5 or 0.75), whichever
+        rebuilds the held-out pixels best.
 
     Inference (section 3.3)
         ``self_ensemble``: the median over the 8 flips/rotations.
@@ -185,6 +187,7 @@ class Config:
     self_check: bool = False
     self_check_fraction: float = 0.15
     self_check_margin: float = 0.02
+    self_check_blend: bool = False
     # inference
     self_ensemble: bool = True
     back_projection_iters: int = 10

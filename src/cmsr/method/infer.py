@@ -30,7 +30,7 @@ def dihedral_inverse(image: torch.Tensor, index: int) -> torch.Tensor:
 
 @torch.no_grad()
 def run_network(net: CMSRNet, target_up: torch.Tensor, guide: torch.Tensor | None, *,
-                tile_size: int) -> torch.Tensor:
+                tile_size: int, guide_weight: float = 1.0) -> torch.Tensor:
     """``net(target_up, guide)`` computed tile by tile when the image is large.
 
     Tiles of ``tile_size`` pixels get ``net.halo`` pixels of context on each side, so
@@ -43,14 +43,20 @@ def run_network(net: CMSRNet, target_up: torch.Tensor, guide: torch.Tensor | Non
         ``(1, c, H, W)`` float32, the enlarged target in unit range.
     guide:
         ``(1, C, H, W)`` float32 in [0, 1]; None runs the guide-free network.
+    guide_weight:
+        Scales the guide branch's output (1: the guided network; between 0 and 1: a
+        blend of the guided and the guide-free network, as the self-check chose).
 
     Returns
     -------
     ``(1, c, H, W)`` float32.
     """
     height, width = target_up.shape[-2:]
+    weight = (None if guide_weight == 1.0
+              else torch.full((target_up.shape[0], 1, 1, 1), guide_weight,
+                              dtype=target_up.dtype, device=target_up.device))
     if height <= tile_size and width <= tile_size:
-        return net(target_up, guide).float()
+        return net(target_up, guide, weight).float()
     halo = net.halo
     out = torch.empty_like(target_up)
     for top in range(0, height, tile_size):
@@ -58,7 +64,7 @@ def run_network(net: CMSRNet, target_up: torch.Tensor, guide: torch.Tensor | Non
             y0, x0 = max(0, top - halo), max(0, left - halo)
             y1, x1 = min(height, top + tile_size + halo), min(width, left + tile_size + halo)
             guide_tile = None if guide is None else guide[..., y0:y1, x0:x1]
-            tile = net(target_up[..., y0:y1, x0:x1], guide_tile).float()
+            tile = net(target_up[..., y0:y1, x0:x1], guide_tile, weight).float()
             h, w = min(tile_size, height - top), min(tile_size, width - left)
             out[..., top:top + h, left:left + w] = tile[..., top - y0:top - y0 + h,
                                                         left - x0:left - x0 + w]
@@ -67,11 +73,12 @@ def run_network(net: CMSRNet, target_up: torch.Tensor, guide: torch.Tensor | Non
 
 @torch.no_grad()
 def self_ensemble(net: CMSRNet, target_up: torch.Tensor, guide: torch.Tensor | None, *,
-                  tile_size: int) -> torch.Tensor:
-    """Median over the 8 flips/quarter turns of the network's output, ``(1, c, H, W)``."""
+                  tile_size: int, guide_weight: float = 1.0) -> torch.Tensor:
+    """Median over the 8 flips/quarter turns of the network's output, ``(1, c, H, W)``
+    (arguments as :func:`run_network`)."""
     outputs = [dihedral_inverse(run_network(
         net, dihedral(target_up, k), None if guide is None else dihedral(guide, k),
-        tile_size=tile_size), k) for k in range(8)]
+        tile_size=tile_size, guide_weight=guide_weight), k) for k in range(8)]
     return torch.quantile(torch.stack(outputs), 0.5, dim=0)
 
 
@@ -163,19 +170,22 @@ def clamp_to_input_range(estimate: torch.Tensor, target: torch.Tensor,
 
 @torch.no_grad()
 def predict(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *, config: Config,
-            valid: torch.Tensor | None = None, use_guide: bool = True) -> torch.Tensor:
+            valid: torch.Tensor | None = None, guide_weight: float = 1.0) -> torch.Tensor:
     """Super-resolve ``target (1, c, h, w)`` with ``guide (1, C, H, W)``.
 
     Both in unit range; returns ``(1, c, H, W)`` float32 in the same units as
     ``target``. Uses self-ensemble and back-projection as ``config`` says.
-    ``use_guide=False`` runs the guide-free network (the guide gives only the size).
+    ``guide_weight`` scales the guide branch: 0 runs the guide-free network (the guide
+    gives only the size), between 0 and 1 a blend (see :mod:`cmsr.method.self_check`).
     """
     net.eval()
     target_up = upsample_bicubic(target, guide.shape[-2:])
-    source = guide if use_guide else None
+    source = guide if guide_weight > 0 else None
     if config.self_ensemble:
-        estimate = self_ensemble(net, target_up, source, tile_size=config.tile_size)
+        estimate = self_ensemble(net, target_up, source, tile_size=config.tile_size,
+                                 guide_weight=guide_weight)
     else:
-        estimate = run_network(net, target_up, source, tile_size=config.tile_size)
+        estimate = run_network(net, target_up, source, tile_size=config.tile_size,
+                               guide_weight=guide_weight)
     return back_project(estimate, target, iterations=config.back_projection_iters,
                         kernel=config.degradation, valid=valid)

@@ -12,7 +12,11 @@ its own reduction three ways, and scored (L1) on the held-out pixels only:
 
 The result uses the guide only when it wins by ``config.self_check_margin`` (relative);
 otherwise the guide-free network, and bicubic enlargement (with back-projection) when
-even that loses to bicubic. The decision and its three errors are kept in
+even that loses to bicubic. With ``config.self_check_blend`` the held-out pixels are
+also rebuilt with the guide branch's contribution scaled by each of
+:data:`BLEND_WEIGHTS` (a blend of the two networks, at no extra cost: the output is
+``up + FE1 + w * FE2``), and the weight with the least error is used when it wins by
+the same margin. The decision and its three errors are kept in
 :class:`SelfCheck`, printed by the command line and drawn by
 :func:`cmsr.pictures.display.self_check_figure`.
 """
@@ -31,27 +35,40 @@ from cmsr.method.model import CMSRNet
 from cmsr.method.resample import downsample, upsample_bicubic
 from cmsr.method.train import autocast
 
-Choice = Literal["guided", "guide-free", "bicubic"]
+Choice = Literal["guided", "guide-free", "blend", "bicubic"]
+BLEND_WEIGHTS = (0.25, 0.5, 0.75)
+"""The guide weights between 0 (guide-free) and 1 (guided) tried by the blend."""
 
 
 @dataclass(frozen=True)
 class SelfCheck:
-    """The held-out errors (L1 in unit range) and the choice made from them."""
+    """The held-out errors (L1 in unit range) and the choice made from them.
+
+    ``blended`` holds the errors for :data:`BLEND_WEIGHTS` (empty when they were not
+    computed); ``guide_weight`` is the weight of the guide branch the result uses: 1
+    for ``guided``, 0 for ``guide-free`` and ``bicubic``, in between for ``blend``.
+    """
 
     guided: float
     guide_free: float
     bicubic: float
     held_out_pixels: int
     choice: Choice
+    guide_weight: float
+    blended: tuple[float, ...] = ()
 
     def describe(self) -> str:
         """One line for logs: the three errors and the decision."""
         def rel(value: float) -> str:
             return f"{100 * (value / self.bicubic - 1):+.1f}%" if self.bicubic > 0 else "n/a"
 
+        blend = "".join(f", {weight:g} {rel(error)}"
+                        for weight, error in zip(BLEND_WEIGHTS, self.blended, strict=False))
+        using = (f"blend (guide weight {self.guide_weight:g})" if self.choice == "blend"
+                 else self.choice)
         return (f"self-check on {self.held_out_pixels} held-out pixels: guided "
-                f"{rel(self.guided)}, guide-free {rel(self.guide_free)} against bicubic; "
-                f"using {self.choice}")
+                f"{rel(self.guided)}, guide-free {rel(self.guide_free)}{blend} against "
+                f"bicubic; using {using}")
 
 
 def held_out_mask(size: Sequence[int], fraction: float, block: int,
@@ -78,9 +95,9 @@ def held_out_mask(size: Sequence[int], fraction: float, block: int,
 @torch.no_grad()
 def held_out_errors(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor,
                     held_out: torch.Tensor, scale: tuple[float, float], config: Config
-                    ) -> tuple[float, float, float]:
+                    ) -> tuple[float, float, float, tuple[float, ...]]:
     """L1 on ``held_out`` of rebuilding ``target`` from its reduction: guided,
-    guide-free, bicubic.
+    guide-free, bicubic, and the blends of the two networks at :data:`BLEND_WEIGHTS`.
 
     ``target (1, c, h, w)`` unit range; ``guide (1, C, H, W)`` the stage's (aligned)
     guide, reduced here to the target's size; ``held_out (1, 1, h, w)`` in {0, 1}.
@@ -96,15 +113,20 @@ def held_out_errors(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor,
         return float(((prediction.float() - target).abs() * weight).sum() / total)
 
     with autocast(target.device, config.precision):
-        guided = net(enlarged, guide_small)
-        free = net(enlarged, None)
-    return error(guided), error(free), error(enlarged)
+        guided = net(enlarged, guide_small).float()
+        free = net(enlarged, None).float()
+    blended = tuple(error(free + weight * (guided - free)) for weight in BLEND_WEIGHTS)
+    return error(guided), error(free), error(enlarged), blended
 
 
 def decide(guided: float, guide_free: float, bicubic: float, held_out_pixels: int,
-           margin: float) -> SelfCheck:
+           margin: float, blended: tuple[float, ...] = (), *, blend: bool = False
+           ) -> SelfCheck:
     """The guide if it beats the guide-free network by ``margin`` (relative); else the
     guide-free network if it beats bicubic; else bicubic.
+
+    With ``blend``, the guide weight (1 or one of :data:`BLEND_WEIGHTS`, whose errors
+    are ``blended``) with the least error is the guide's candidate, under the same rule.
 
     Examples
     --------
@@ -114,11 +136,18 @@ def decide(guided: float, guide_free: float, bicubic: float, held_out_pixels: in
     'guide-free'
     >>> decide(0.03, 0.025, 0.02, 100, 0.02).choice
     'bicubic'
+    >>> decide(0.0119, 0.012, 0.02, 100, 0.02, (0.0116, 0.0110, 0.0113), blend=True).guide_weight
+    0.5
     """
-    if guided < guide_free * (1.0 - margin) and guided < bicubic:
-        choice: Choice = "guided"
+    weight, best = 1.0, guided
+    if blend:
+        for candidate, error in zip(BLEND_WEIGHTS, blended, strict=True):
+            if error < best:
+                weight, best = candidate, error
+    if best < guide_free * (1.0 - margin) and best < bicubic:
+        choice: Choice = "guided" if weight == 1.0 else "blend"
     elif guide_free < bicubic:
-        choice = "guide-free"
+        choice, weight = "guide-free", 0.0
     else:
-        choice = "bicubic"
-    return SelfCheck(guided, guide_free, bicubic, held_out_pixels, choice)
+        choice, weight = "bicubic", 0.0
+    return SelfCheck(guided, guide_free, bicubic, held_out_pixels, choice, weight, blended)

@@ -113,7 +113,7 @@ def super_resolve_tiled(target_lr: np.ndarray, read_guide: GuideReader,
     for index, tile in enumerate(tiles):
         guide = guide_range.to_unit(read_guide(tile.read)).clamp(0.0, 1.0).to(model.device)
         result = predict_window(model.networks, stages, target, valid_t, guide, tile.read,
-                                config=config, use_guide=model.uses_guide, bicubic=bicubic)
+                                config=config, guide_weight=model.guide_weight, bicubic=bicubic)
         write_tile(tile.core, normalization.from_unit(crop_core(result, tile)))
         if on_tile is not None:
             on_tile(index + 1, len(tiles))

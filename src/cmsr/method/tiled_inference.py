@@ -153,7 +153,7 @@ def clamp_window(estimate: torch.Tensor, box: Box, full: Size, target: torch.Ten
 @torch.no_grad()
 def predict_window(networks: Sequence[CMSRNet], stages: Sequence[Size], target: torch.Tensor,
                    valid: torch.Tensor, guide: torch.Tensor, box: Box, *, config: Config,
-                   use_guide: bool = True, bicubic: bool = False, margin: int = 3
+                   guide_weight: float = 1.0, bicubic: bool = False, margin: int = 3
                    ) -> torch.Tensor:
     """Window ``box`` of the result of :meth:`cmsr.CMSR.predict_tensor`, from that window
     of the guide.
@@ -173,8 +173,9 @@ def predict_window(networks: Sequence[CMSRNet], stages: Sequence[Size], target: 
     config:
         Inference settings: ``self_ensemble``, ``back_projection_iters``,
         ``degradation``, ``clamp_to_local_range``, ``tile_size``.
-    use_guide:
-        False runs the guide-free networks (the self-check's choice).
+    guide_weight:
+        The guide branch's weight (the self-check's choice): 0 runs the guide-free
+        networks, between 0 and 1 a blend.
     bicubic:
         Return the bicubic enlargement of the target (the self-check's last resort).
     margin:
@@ -198,11 +199,13 @@ def predict_window(networks: Sequence[CMSRNet], stages: Sequence[Size], target: 
             guide, full, size, _origin(box), stage_box).clamp(0.0, 1.0)
         target_up = resize_window(current, current_full, size, _origin(current_box),
                                   stage_box)
-        source = stage_guide if use_guide else None
+        source = stage_guide if guide_weight > 0 else None
         if config.self_ensemble:
-            estimate = self_ensemble(net, target_up, source, tile_size=config.tile_size)
+            estimate = self_ensemble(net, target_up, source, tile_size=config.tile_size,
+                                     guide_weight=guide_weight)
         else:
-            estimate = run_network(net, target_up, source, tile_size=config.tile_size)
+            estimate = run_network(net, target_up, source, tile_size=config.tile_size,
+                                   guide_weight=guide_weight)
         if index == 0:  # back-projection onto the measurement only (see CMSR._stage_config)
             estimate = back_project_window(
                 estimate, stage_box, size, measured, measured_valid, coarse_box, coarse,
