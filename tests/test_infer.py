@@ -93,6 +93,29 @@ def test_tiled_network_equals_untiled(size, tile):
     torch.testing.assert_close(tiled, whole, rtol=0, atol=1e-5)
 
 
+@pytest.mark.parametrize("tile", [20, 7])
+@pytest.mark.parametrize("weight", [0.25, 0.5])
+def test_run_network_guide_weight_blends_guided_and_guide_free(weight, tile):
+    net = _trained_ish_net(1, 3)
+    target_up, guide = _rand(1, 1, 17, 20, seed=3), _rand(1, 3, 17, 20, seed=4)
+    guided = run_network(net, target_up, guide, tile_size=20)
+    free = run_network(net, target_up, None, tile_size=20)
+    assert not torch.allclose(guided, free, atol=1e-3)  # the guide branch contributes
+    blended = run_network(net, target_up, guide, tile_size=tile, guide_weight=weight)
+    torch.testing.assert_close(blended, free + weight * (guided - free), rtol=0, atol=1e-5)
+
+
+def test_predict_guide_weight_zero_ignores_the_guide_and_one_is_the_default():
+    net = _trained_ish_net(1, 3)
+    target, guide = _rand(1, 1, 8, 10, seed=5), _rand(1, 3, 16, 20, seed=6)
+    config = QUICK.replace(back_projection_iters=2)
+    free = predict(net, target, guide, config=config, guide_weight=0.0)
+    torch.testing.assert_close(
+        predict(net, target, torch.rand_like(guide), config=config, guide_weight=0.0), free)
+    torch.testing.assert_close(predict(net, target, guide, config=config, guide_weight=1.0),
+                               predict(net, target, guide, config=config))
+
+
 def test_run_network_without_grad_and_float32():
     net = _trained_ish_net()
     out = run_network(net, _rand(1, 1, 10, 10), _rand(1, 3, 10, 10), tile_size=4)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,23 @@ from cmsr.method.model import CMSRNet
 from cmsr.method.self_check import decide, held_out_errors, held_out_mask
 
 TINY = Config.preset("quick", max_iters=20, eval_every=5, min_iters=5)
+
+
+@pytest.mark.parametrize(("guided", "blended", "choice", "weight"), [
+    (0.97, (0.95, 0.90, 0.97), "blend", 0.5),         # the best blend beats both ends
+    (0.97, (1.10, 1.05, 0.975), "guided", 1.0),       # guided is best: as without blends
+    (0.999, (0.995, 0.99, 0.999), "guide-free", 0.0),  # the best blend misses the margin
+])
+def test_decide_with_blend(guided, blended, choice, weight):
+    check = decide(guided, 1.0, 2.0, 10, 0.02, blended, blend=True)
+    assert (check.choice, check.guide_weight) == (choice, weight)
+    assert check.blended == blended
+    assert ("guide weight 0.5" in check.describe()) == (choice == "blend")
+
+
+def test_decide_ignores_the_blends_unless_asked():
+    check = decide(0.99, 1.0, 2.0, 10, 0.02, (0.5, 0.5, 0.5))
+    assert (check.choice, check.guide_weight) == ("guide-free", 0.0)
 
 
 def test_held_out_mask_is_blocky_and_sized():
@@ -79,6 +98,26 @@ def test_guide_free_choice_ignores_the_guide():
                                       torch.rand_like(model.pair.guide), model.pair.scale,
                                       model.pair.normalization)
     torch.testing.assert_close(model.predict_tensor(), first)
+
+
+def test_fit_with_blend_predicts_with_the_chosen_guide_weight():
+    target, guide = _pair(useful=True)
+    model = CMSR(TINY.replace(self_check=True, guide_dropout=0.3, self_check_blend=True,
+                              self_check_margin=0.0)).fit(target, guide)
+    check = model.self_check
+    assert check is not None and len(check.blended) == 3
+    expected = {"guided": 1.0, "guide-free": 0.0, "bicubic": 0.0}.get(check.choice)
+    if expected is None:
+        assert check.choice == "blend" and 0 < check.guide_weight < 1
+    else:
+        assert check.guide_weight == expected
+    assert model.guide_weight == check.guide_weight
+    assert model.uses_guide == (check.guide_weight > 0)
+    # the result is the prediction at that weight: forcing each other weight changes it
+    chosen = model.predict_tensor()
+    for weight in {0.0, 0.5, 1.0} - {check.guide_weight}:
+        model.self_check = dataclasses.replace(check, choice="blend", guide_weight=weight)
+        assert not torch.allclose(model.predict_tensor(), chosen)
 
 
 def test_without_self_check_nothing_is_held_out():
