@@ -29,7 +29,8 @@ def test_decide_with_blend(guided, blended, choice, weight):
 
 def test_decide_ignores_the_blends_unless_asked():
     check = decide(0.99, 1.0, 2.0, 10, 0.02, (0.5, 0.5, 0.5))
-    assert (check.choice, check.guide_weight) == ("guide-free", 0.0)
+    assert (check.choice, check.guide_weight, check.blended) == ("guide-free", 0.0, ())
+    assert check.describe().count("%") == 2  # guided and guide-free only
 
 
 def test_held_out_mask_is_blocky_and_sized():

@@ -44,8 +44,8 @@ BLEND_WEIGHTS = (0.25, 0.5, 0.75)
 class SelfCheck:
     """The held-out errors (L1 in unit range) and the choice made from them.
 
-    ``blended`` holds the errors for :data:`BLEND_WEIGHTS` (empty when they were not
-    computed); ``guide_weight`` is the weight of the guide branch the result uses: 1
+    ``blended`` holds the errors for :data:`BLEND_WEIGHTS` (empty when the blends were
+    not candidates); ``guide_weight`` is the weight of the guide branch the result uses: 1
     for ``guided``, 0 for ``guide-free`` and ``bicubic``, in between for ``blend``.
     """
 
@@ -150,4 +150,5 @@ def decide(guided: float, guide_free: float, bicubic: float, held_out_pixels: in
         choice, weight = "guide-free", 0.0
     else:
         choice, weight = "bicubic", 0.0
-    return SelfCheck(guided, guide_free, bicubic, held_out_pixels, choice, weight, blended)
+    return SelfCheck(guided, guide_free, bicubic, held_out_pixels, choice, weight,
+                     tuple(blended) if blend else ())
