@@ -276,6 +276,33 @@ def test_sr_model_takes_the_bands_and_the_nodata_mask_of_plain_files(
     assert not np.array_equal(expected, model.predict(band, big_guide[..., [2, 0]]))
 
 
+def test_sr_model_with_a_low_resolution_guide_reduces_a_full_size_plain_guide(
+        models: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    target = bands_of(5, size=16)[0][..., 1]
+    guide = bands_of(5, size=32)[1][..., [2, 0]]
+    write_image(tmp_path / "t.png", target)
+    write_image(tmp_path / "g.tif", guide)
+    low_guide = reduced_guide(guide, (16, 16), "bicubic")
+    write_image(tmp_path / "g_low.tif", low_guide.astype(np.float32))
+    base = ["sr", "--model", str(models["low"]), "--target", str(tmp_path / "t.png")]
+    assert main([*base, "--guide", str(tmp_path / "g.tif"), "-o", str(tmp_path / "o.png")]) == 0
+    assert "the guide reduced to the target's 16x16 pixels" in capsys.readouterr().err
+    model = LearnedModel.load(models["low"])
+    expected = np.clip(np.rint(model.predict(target, low_guide)), 0, 255)
+    assert np.array_equal(read_image(tmp_path / "o.png"), expected)
+    # a guide already at the target's size is taken as it is
+    assert main([*base, "--guide", str(tmp_path / "g_low.tif"), "-o",
+                 str(tmp_path / "o_low.png"), "--quiet"]) == 0
+    assert np.array_equal(read_image(tmp_path / "o_low.png"), expected)
+    # any other size is refused in one line
+    write_image(tmp_path / "g24.tif", guide[:24, :24])
+    capsys.readouterr()
+    assert main([*base, "--guide", str(tmp_path / "g24.tif"), "-o", str(tmp_path / "x.png"),
+                 "--quiet"]) == 2
+    assert "takes a guide at the target's low resolution" in error_line(capsys)
+    assert not (tmp_path / "x.png").exists()
+
+
 def _geotiff(path: Path, data: np.ndarray, pixel: float, nodata: float | None = None) -> Path:
     """``data`` ``(H, W[, C])`` as a GeoTIFF in UTM 30N with its corner at a fixed point."""
     rasterio = pytest.importorskip("rasterio")

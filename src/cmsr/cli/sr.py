@@ -35,7 +35,7 @@ from cmsr.evaluation.metrics import rmse
 from cmsr.evaluation.protocols import KINDS, reduced_guide
 from cmsr.files import SUPPORTED_WRITE, describe, write_image, write_text
 from cmsr.files.geotiff import SCALE_TOLERANCE, GeoPair
-from cmsr.learned.inference import LearnedModel
+from cmsr.learned.inference import SIZE_SLACK, LearnedModel
 from cmsr.method.api import CMSR
 from cmsr.method.checkpoint import StateSource
 from cmsr.method.config import PRESETS, Config
@@ -248,12 +248,17 @@ def _check_grid_scale(model: LearnedModel, geo: GeoPair, args: argparse.Namespac
 
 
 def _guide_for_model(model: LearnedModel, pair: LoadedPair, *, quiet: bool) -> np.ndarray:
-    """The guide as the model takes it: a georeferenced pair's guide lies on the output
-    grid, so a model trained with a low-resolution guide (``--reduce-guide``) gets it
-    reduced to the target's size as its training guides were (the kernel of the
-    protocol its pairs were made with); otherwise the guide as read."""
-    if pair.geo is None or not (model.guide_is_low and model.info.config.use_guide):
+    """The guide as the model takes it: a model trained with a low-resolution guide
+    (``--reduce-guide``) given a guide at the output's size (a georeferenced pair's
+    guide, which lies on the output grid, or a plain guide ``scale`` times the target's
+    size) gets it reduced to the target's size as its training guides were (the kernel
+    of the protocol its pairs were made with); otherwise the guide as read."""
+    if not (model.guide_is_low and model.info.config.use_guide):
         return pair.guide
+    full = (pair.target.shape[0] * model.scale, pair.target.shape[1] * model.scale)
+    if pair.geo is None and any(abs(have - need) > SIZE_SLACK for have, need
+                                in zip(pair.guide.shape[:2], full, strict=True)):
+        return pair.guide  # e.g. already low resolution; checked by the model
     kind = str(model.info.protocol.get("kind", "bicubic"))
     kind = kind if kind in KINDS else "bicubic"
     size = pair.target.shape[:2]
