@@ -12,9 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 import cmsr
-from cmsr.method.api import CMSR
+from cmsr.method.api import CMSR, stage_sizes
 from cmsr.method.resample import (
     downsample,
     downsample_window,
@@ -23,8 +24,9 @@ from cmsr.method.resample import (
     resize_window,
     window_matrix,
 )
+from cmsr.method.self_check import SelfCheck
 from cmsr.method.streaming import super_resolve_tiled, training_window
-from cmsr.method.tiled_inference import map_box, plan_tiles
+from cmsr.method.tiled_inference import map_box, plan_tiles, predict_window
 from cmsr.pictures.progress import TileProgress
 
 TOLERANCE = 1e-4
@@ -236,3 +238,23 @@ def test_cli_refuses_figures_for_streamed_outputs(tmp_path, capsys):
     assert "--save-figures: is not available for outputs computed tile by tile" in \
         capsys.readouterr().err
     assert not (tmp_path / "o.tif").exists()
+
+
+@pytest.mark.parametrize("weight", [0.0, 0.5, 1.0])
+def test_window_at_a_guide_weight_equals_the_whole_result_at_that_weight(weight):
+    target, guide = _pair(64)
+    config = cmsr.Config.preset("quick", align="none", max_iters=6, gradual=True,
+                                back_projection_iters=3)
+    model = CMSR(config).fit(target, guide)
+    assert model.pair is not None
+    model.self_check = SelfCheck(0.0, 0.0, 0.0, 0, "blend", weight)
+    whole = model.predict_tensor()
+    stages = stage_sizes((16, 16), (64, 64), gradual=True)
+    window = predict_window(model.networks, stages, model.pair.target, model.pair.valid,
+                            model.aligned_guide(), (0, 64, 0, 64), config=config,
+                            guide_weight=weight)
+    torch.testing.assert_close(window, whole, rtol=0, atol=2e-4)
+    if weight != 1.0:  # the weight acts: the guided result differs
+        guided = predict_window(model.networks, stages, model.pair.target, model.pair.valid,
+                                model.aligned_guide(), (0, 64, 0, 64), config=config)
+        assert float((guided - window).abs().max()) > 1e-4
