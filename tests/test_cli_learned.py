@@ -100,7 +100,7 @@ def test_sr_applies_a_model_without_fitting(trained: tuple[Path, Path], tmp_path
     guide = rng.integers(0, 255, (12, 14), dtype=np.uint8)
     write_image(tmp_path / "t.png", target)
     write_image(tmp_path / "g.png", guide)
-    write_image(tmp_path / "big.png", np.kron(guide, np.ones((2, 2), np.uint8)))
+    write_image(tmp_path / "big.png", np.kron(guide, np.ones((3, 3), np.uint8)))
     out = tmp_path / "out.png"
     argv = ["sr", "--model", str(model), "--target", str(tmp_path / "t.png"),
             "--guide", str(tmp_path / "g.png"), "-o", str(out)]
@@ -110,6 +110,8 @@ def test_sr_applies_a_model_without_fitting(trained: tuple[Path, Path], tmp_path
     assert "no fitting" in capsys.readouterr().err
     assert main(argv) == 2
     assert "already exists" in error_line(capsys)
+    # a guide 3 times the target's size is neither the model's low resolution nor the
+    # output's size (x2, which is reduced: tests/test_cli_bands.py)
     assert main([*argv[:6], str(tmp_path / "big.png"), "-o", str(tmp_path / "o2.png")]) == 2
     message = error_line(capsys)
     assert str(model) in message and "low resolution" in message
