@@ -107,21 +107,31 @@ def variants(model: CMSR) -> dict[str, np.ndarray]:
     return out
 
 
+def finish_key(config: Config) -> str:
+    """The preset's finish in a variant name: ``"bp<iters>[ clip]"``."""
+    return f"bp{config.back_projection_iters}" + (" clip" if config.clamp_to_local_range
+                                                 else "")
+
+
+def choice_key(choice: str, weight: float, finish: str) -> str:
+    """The variant name of a self-check's choice (and guide weight) with ``finish``."""
+    if choice == "bicubic":
+        return "bicubic"
+    if choice == "blend":
+        return f"blend {weight:g} {finish}"
+    return f"{choice} {finish}"
+
+
 def blend_key(weight: float, config: Config) -> str:
     """The variant name of a blend with the preset's finish."""
-    return (f"blend {weight:g} bp{config.back_projection_iters}"
-            + (" clip" if config.clamp_to_local_range else ""))
+    return choice_key("blend", weight, finish_key(config))
 
 
 def default_key(config: Config, check: SelfCheck | None) -> str:
     """The variant the preset itself returns (``bicubic`` if the self-check chose it)."""
-    if check is not None and check.choice == "bicubic":
-        return "bicubic"
-    if check is not None and check.choice == "blend":
-        return blend_key(check.guide_weight, config)
-    branch = "guided" if check is None else check.choice
-    return (f"{branch} bp{config.back_projection_iters}"
-            + (" clip" if config.clamp_to_local_range else ""))
+    if check is None:
+        return choice_key("guided", 1.0, finish_key(config))
+    return choice_key(check.choice, check.guide_weight, finish_key(config))
 
 
 def score_pair(name: str, low: np.ndarray, guide: np.ndarray, truth: np.ndarray,
@@ -139,7 +149,7 @@ def score_pair(name: str, low: np.ndarray, guide: np.ndarray, truth: np.ndarray,
             "held_out_l1": None if check is None else [check.guided, check.guide_free,
                                                        check.bicubic, *check.blended],
             "margin": config.self_check_margin,
-            "finish": default_key(config, None).removeprefix("guided "),
+            "finish": finish_key(config),
             "default": default_key(config, check), "scores": scores}
 
 
@@ -151,12 +161,7 @@ def held_out_choice(record: dict, margin: float) -> str | None:
         return None
     guided, free, bicubic, *blended = errors
     check = decide(guided, free, bicubic, 1, margin, tuple(blended), blend=True)
-    finish = record["finish"]
-    if check.choice == "bicubic":
-        return "bicubic"
-    if check.choice == "blend":
-        return f"blend {check.guide_weight:g} {finish}"
-    return f"{check.choice} {finish}"
+    return choice_key(check.choice, check.guide_weight, record["finish"])
 
 
 def pairs(args: argparse.Namespace, overrides: dict

@@ -169,6 +169,21 @@ def clamp_to_input_range(estimate: torch.Tensor, target: torch.Tensor,
 
 
 @torch.no_grad()
+def network_estimate(net: CMSRNet, target_up: torch.Tensor, guide: torch.Tensor, *,
+                     config: Config, guide_weight: float = 1.0) -> torch.Tensor:
+    """The network's output for ``target_up`` with ``guide`` (both ``(1, ., H, W)`` in
+    unit range), ``(1, c, H, W)`` float32: the self-ensemble when ``config`` asks for
+    it, else one pass; ``guide_weight`` 0 runs the guide-free network (the guide gives
+    only the size), between 0 and 1 a blend."""
+    source = guide if guide_weight > 0 else None
+    if config.self_ensemble:
+        return self_ensemble(net, target_up, source, tile_size=config.tile_size,
+                             guide_weight=guide_weight)
+    return run_network(net, target_up, source, tile_size=config.tile_size,
+                       guide_weight=guide_weight)
+
+
+@torch.no_grad()
 def predict(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *, config: Config,
             valid: torch.Tensor | None = None, guide_weight: float = 1.0) -> torch.Tensor:
     """Super-resolve ``target (1, c, h, w)`` with ``guide (1, C, H, W)``.
@@ -180,12 +195,7 @@ def predict(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *, config: 
     """
     net.eval()
     target_up = upsample_bicubic(target, guide.shape[-2:])
-    source = guide if guide_weight > 0 else None
-    if config.self_ensemble:
-        estimate = self_ensemble(net, target_up, source, tile_size=config.tile_size,
-                                 guide_weight=guide_weight)
-    else:
-        estimate = run_network(net, target_up, source, tile_size=config.tile_size,
-                               guide_weight=guide_weight)
+    estimate = network_estimate(net, target_up, guide, config=config,
+                                guide_weight=guide_weight)
     return back_project(estimate, target, iterations=config.back_projection_iters,
                         kernel=config.degradation, valid=valid)

@@ -151,4 +151,4 @@ def decide(guided: float, guide_free: float, bicubic: float, held_out_pixels: in
     else:
         choice, weight = "bicubic", 0.0
     return SelfCheck(guided, guide_free, bicubic, held_out_pixels, choice, weight,
-                     tuple(blended) if blend else ())
+                     blended if blend else ())

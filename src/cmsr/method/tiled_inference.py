@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 
 from cmsr.method.config import Config
-from cmsr.method.infer import run_network, self_ensemble
+from cmsr.method.infer import network_estimate
 from cmsr.method.model import CMSRNet
 from cmsr.method.resample import Box, DegradationKernel, downsample_window, resize_window
 
@@ -199,13 +199,8 @@ def predict_window(networks: Sequence[CMSRNet], stages: Sequence[Size], target: 
             guide, full, size, _origin(box), stage_box).clamp(0.0, 1.0)
         target_up = resize_window(current, current_full, size, _origin(current_box),
                                   stage_box)
-        source = stage_guide if guide_weight > 0 else None
-        if config.self_ensemble:
-            estimate = self_ensemble(net, target_up, source, tile_size=config.tile_size,
-                                     guide_weight=guide_weight)
-        else:
-            estimate = run_network(net, target_up, source, tile_size=config.tile_size,
-                                   guide_weight=guide_weight)
+        estimate = network_estimate(net, target_up, stage_guide, config=config,
+                                    guide_weight=guide_weight)
         if index == 0:  # back-projection onto the measurement only (see CMSR._stage_config)
             estimate = back_project_window(
                 estimate, stage_box, size, measured, measured_valid, coarse_box, coarse,
