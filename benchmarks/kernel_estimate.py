@@ -30,6 +30,7 @@ import argparse
 import numpy as np
 import torch
 from common import RESULTS, data_root, machine_line, markdown_table
+from guide_diagnostic import grey
 
 from cmsr.evaluation.datasets import find_scenes
 from cmsr.files import read_image
@@ -38,12 +39,6 @@ from cmsr.method.resample import downsample
 SETS = ("depth/middlebury13", "depth/middlebury2005", "nir/epfl", "thermal/roadscene",
         "thermal/llvip", "multispectral/cave", "thermal/unaligned")
 KERNELS = ("cubic-aliased", "box", "cubic")
-
-
-def luminance(image: np.ndarray) -> np.ndarray:
-    """``(H, W[, c])`` -> ``(H, W)`` float64, the mean over bands."""
-    image = np.asarray(image, dtype=np.float64)
-    return image.mean(axis=-1) if image.ndim == 3 else image
 
 
 def edge_step_share(image: np.ndarray, *, top: float = 0.03, span: int = 5) -> float:
@@ -81,7 +76,7 @@ def synthetic_values() -> dict[str, list[float]]:
     values: dict[str, list[float]] = {kernel: [] for kernel in KERNELS}
     for name in SETS:
         for scene in find_scenes(data_root() / name)[:12]:
-            truth = luminance(read_image(scene.target))
+            truth = grey(read_image(scene.target))
             for scale in (4, 8):
                 height, width = (side - side % scale for side in truth.shape)
                 if height // scale < 40:
@@ -108,19 +103,17 @@ def main() -> None:
                      f"{q95:.2f}", f"{high:.2f}", f"{called}/{len(found)}"])
     synthetic = markdown_table(["reduced by", "images", "min", "5%", "median", "95%", "max",
                                 f"called aliased (>= {threshold:g})"], rows)
-    real_rows = []
-    for scene in find_scenes(data_root() / "thermal/unaligned"):
-        if scene.target_lr is None:
-            continue
-        value = edge_step_share(luminance(read_image(scene.target_lr)))
-        real_rows.append([scene.name, f"{value:.2f}", "aliased" if value >= threshold
-                          else "antialiased"])
-    called = sum(row[2] == "aliased" for row in real_rows)
-    real = markdown_table(["capture (cubic, no antialiasing)", "statistic", "called"],
-                          real_rows)
+    real = {scene.name: edge_step_share(grey(read_image(scene.target_lr)))
+            for scene in find_scenes(data_root() / "thermal/unaligned")
+            if scene.target_lr is not None}
+    real_rows = [[name, f"{value:.2f}", "aliased" if value >= threshold else "antialiased"]
+                 for name, value in real.items()]
+    called = sum(value >= threshold for value in real.values())
+    real_table = markdown_table(["capture (cubic, no antialiasing)", "statistic", "called"],
+                                real_rows)
     text = (f"# Telling the kernel from the target alone\n\n{machine_line()}\n\n"
             "## Truths of the shared sets reduced x4 and x8\n\n" + synthetic +
-            "\n\n## Real captures of thermal/unaligned\n\n" + real +
+            "\n\n## Real captures of thermal/unaligned\n\n" + real_table +
             f"\n\nThreshold {threshold:g}: {called} of {len(real_rows)} real captures "
             "called aliased (all are).\n")
     (RESULTS / "kernel_estimate.md").write_text(text)
