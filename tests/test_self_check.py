@@ -125,3 +125,22 @@ def test_without_self_check_nothing_is_held_out():
     target, guide = _pair(useful=True)
     model = CMSR(TINY).fit(target, guide)
     assert model.self_check is None and model.uses_guide
+
+
+@pytest.mark.parametrize("free_stages", [False, True])
+def test_free_stages_train_the_later_networks_without_their_guide_branch(free_stages):
+    target, guide = _pair(useful=False)
+    config = TINY.replace(self_check=True, guide_dropout=0.3, self_check_margin=0.99,
+                          gradual=True, self_check_free_stages=free_stages)
+    model = CMSR(config).fit(target, guide)
+    assert model.self_check is not None and model.self_check.guide_weight == 0
+    assert len(model.networks) == 2
+    fresh = CMSRNet.from_config(config, 1, 3, seed=config.seed + 1)
+    first_fresh = CMSRNet.from_config(config, 1, 3, seed=config.seed)
+    for trained, untouched in ((model.networks[1], fresh), (model.networks[0], first_fresh)):
+        same = all(torch.equal(a, b) for a, b in zip(trained.fe2.parameters(),
+                                                      untouched.fe2.parameters(),
+                                                      strict=True))
+        # the first stage always trains its guide branch; a later one only without
+        # free stages
+        assert same == (free_stages and trained is model.networks[1])

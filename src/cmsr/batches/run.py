@@ -138,10 +138,6 @@ def _output_path(job: Job, result: np.ndarray) -> Path:
     return job.output.with_suffix(".tif")
 
 
-def _steps(model: CMSR) -> int:
-    return sum(stage[-1].step for stage in model.records if stage)
-
-
 def run_job(job: Job, *, init: Any = None,
             on_step: Callable[[StepInfo], None] | None = None) -> tuple[JobResult, Any]:
     """Train on one scene, write its result and score it.
@@ -200,7 +196,7 @@ def run_job(job: Job, *, init: Any = None,
                          error=one_line(error), key=key, inputs=hashes), None
     history = model.history if model is not None else []
     return JobResult(
-        job.name, "ok", seconds=usage.seconds, steps=_steps(model) if model else 0,
+        job.name, "ok", seconds=usage.seconds, steps=model.training_steps if model else 0,
         final_loss=history[-1].loss if history else math.nan,
         peak_rss_mb=usage.peak_rss_mb, output=str(output), key=key, inputs=hashes,
         output_sha256=sha256_file(output), state=state_file, state_sha256=state_hash,

@@ -123,10 +123,15 @@ def history_rows(model: CMSR) -> list[tuple[str, int, float, float, float, float
     """(phase, step counted over all phases, loss, reconstruction, learning rate, seconds).
 
     Phases: ``align 1``, ... (the warp's fits on reduced pairs), ``stage 1``, ...
-    (the gradual stages), ``consistency`` (the fine-tuning at the target scale).
+    (the gradual stages; ``guide-free`` after the first when the self-check chose the
+    guide-free network and ``self_check_free_iters`` trains it further), ``consistency``
+    (the fine-tuning at the target scale).
     """
     phases = [(f"align {k + 1}", records) for k, records in enumerate(model.alignment_records)]
-    phases += [(f"stage {k + 1}", records) for k, records in enumerate(model.records)]
+    for k, records in enumerate(model.records):
+        phases.append((f"stage {k + 1}", records))
+        if k == 0 and model.guide_free_records:
+            phases.append(("guide-free", model.guide_free_records))
     phases.append(("consistency", model.consistency_records))
     rows, offset = [], 0
     for phase, records in phases:
@@ -340,9 +345,8 @@ def run_sr(args: argparse.Namespace) -> int:
         model.save_checkpoint(args.save_checkpoint, overwrite=args.overwrite)
     if args.save_figures is not None:
         save_figures(args.save_figures, model, target, guide, result, overwrite=args.overwrite)
-    steps = sum(stage[-1].step for stage in model.records if stage)
     print(f"cmsr: wrote {args.output} ({describe(result)}){where} in {seconds:.1f} s, "
-          f"{steps} steps", file=sys.stderr)
+          f"{model.training_steps} steps", file=sys.stderr)
     return 0
 
 

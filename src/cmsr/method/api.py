@@ -195,6 +195,7 @@ class CMSR:
         self.records: list[list[TrainRecord]] = []
         self.alignment_records: list[list[TrainRecord]] = []
         self.consistency_records: list[TrainRecord] = []
+        self.guide_free_records: list[TrainRecord] = []
         self.self_check: SelfCheck | None = None
         self.pair: PreparedPair | None = None
 
@@ -328,6 +329,7 @@ class CMSR:
                 on_level=lambda index, count: _relabel(on_step, index, count, "align"))
         self.alignment_records = levels
         self.self_check = None
+        self.guide_free_records = []
         held_out = None
         if self.config.self_check:
             check_generator = torch.Generator().manual_seed(self.config.seed + 7919)
@@ -346,10 +348,14 @@ class CMSR:
             train_valid = current_valid
             if index == 0 and held_out is not None:
                 train_valid = current_valid * (1.0 - held_out)
+            # after a check that chose the guide-free network, later stages train it alone
+            use_guide = not (index > 0 and self.config.self_check_free_stages
+                             and self.self_check is not None
+                             and self.self_check.guide_weight == 0)
             self.records.append(train(net, current, guide, scale=stage_scale,
                                       config=stage_config, generator=generator,
                                       valid=train_valid, warp=self.warp,
-                                      release_warp=release,
+                                      release_warp=release, use_guide=use_guide,
                                       on_step=_relabel(on_step, index, len(stages))))
             self.networks.append(net)
             checking = index == 0 and held_out is not None
@@ -363,6 +369,15 @@ class CMSR:
                 self.self_check = decide(guided, free, bicubic, int(held_out.sum()),
                                          self.config.self_check_margin, blended,
                                          blend=self.config.self_check_blend)
+                if self.config.self_check_free_iters > 0 and self.guide_weight == 0:
+                    refine = stage_config.replace(
+                        max_iters=self.config.self_check_free_iters,
+                        min_iters=min(stage_config.min_iters,
+                                      self.config.self_check_free_iters))
+                    self.guide_free_records = train(
+                        net, current, guide, scale=stage_scale, config=refine,
+                        generator=generator, valid=current_valid, use_guide=False,
+                        on_step=_relabel(on_step, index, len(stages), "guide-free"))
             if index + 1 < len(stages):
                 current = predict(net, current, aligned, config=self._stage_config(index),
                                   valid=current_valid, guide_weight=self.guide_weight)
@@ -459,6 +474,13 @@ class CMSR:
     def uses_guide(self) -> bool:
         """Whether the result uses the guide (False when the self-check chose otherwise)."""
         return self.guide_weight > 0
+
+    @property
+    def training_steps(self) -> int:
+        """Steps the gradual stages took (the guide-free training after the self-check
+        included; the alignment levels and the consistency fine-tuning not)."""
+        stages = [*self.records, self.guide_free_records]
+        return sum(records[-1].step for records in stages if records)
 
     @property
     def history(self) -> list[TrainRecord]:

@@ -77,17 +77,20 @@ def masked_l1(prediction: torch.Tensor, supervision: torch.Tensor, valid: torch.
 
 
 def run_step(net: CMSRNet, batch: PatchBatch, precision: str,
-             guide_weight: torch.Tensor | None = None) -> torch.Tensor:
+             guide_weight: torch.Tensor | None = None, *, use_guide: bool = True
+             ) -> torch.Tensor:
     """Forward one batch and return its loss (not yet backpropagated).
 
     ``guide_weight``: ``(B, 1, 1, 1)`` multiplier of the guide branch per example (0
-    drops the guide for it), or None.
+    drops the guide for it), or None. ``use_guide`` False: the guide-free network
+    (Feature-Extractor 2 is not run).
     """
     device = batch.target_up.device
     channels_last = torch.channels_last
+    guide = batch.guide.contiguous(memory_format=channels_last) if use_guide else None
     with autocast(device, precision):
-        prediction = net(batch.target_up.contiguous(memory_format=channels_last),
-                         batch.guide.contiguous(memory_format=channels_last), guide_weight)
+        prediction = net(batch.target_up.contiguous(memory_format=channels_last), guide,
+                         guide_weight)
     return masked_l1(prediction, batch.supervision, batch.valid)
 
 
@@ -124,12 +127,13 @@ def central_crop(target: torch.Tensor, guide: torch.Tensor, valid: torch.Tensor,
 @torch.no_grad()
 def reconstruction_error(net: nn.Module, target: torch.Tensor, guide: torch.Tensor,
                          valid: torch.Tensor, scale: tuple[float, float], config: Config,
-                         guide_map: PointMap | None = None) -> float:
+                         guide_map: PointMap | None = None, *, use_guide: bool = True
+                         ) -> float:
     """L1 of rebuilding ``target (1, c, h, w)`` from its reduction by ``scale``.
 
     The guide (read through ``guide_map``, the warp, when given) is reduced to the
     target's size, so this is the down-sampling scheme on the whole image (its
-    centre, for large images).
+    centre, for large images); ``use_guide`` False: by the guide-free network.
     """
     target, guide, valid = central_crop(target, guide, valid, EVAL_MAX_PIXELS, guide_map)
     h, w = target.shape[-2:]
@@ -137,7 +141,7 @@ def reconstruction_error(net: nn.Module, target: torch.Tensor, guide: torch.Tens
     reduced = downsample(target, small, kernel=config.degradation)
     guide_small = downsample(guide, (h, w), kernel="cubic")
     with autocast(target.device, config.precision):
-        prediction = net(upsample_bicubic(reduced, (h, w)), guide_small)
+        prediction = net(upsample_bicubic(reduced, (h, w)), guide_small if use_guide else None)
     return float(masked_l1(prediction, target, valid))
 
 
@@ -198,7 +202,7 @@ def release_warp_layers(warp: GuideWarp, step: int, config: Config) -> None:
 def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
           scale: tuple[float, float], config: Config, generator: torch.Generator,
           valid: torch.Tensor | None = None, warp: GuideWarp | None = None,
-          release_warp: bool = True,
+          release_warp: bool = True, use_guide: bool = True,
           on_step: Callable[[StepInfo], None] | None = None) -> list[TrainRecord]:
     """Fit ``net`` to the pair in place; return the evaluation records.
 
@@ -227,10 +231,15 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
         Free the warp's layers coarse to fine (:func:`release_warp_layers`), for a
         warp starting at the identity; False: all present layers act from the first
         step (a warp learned before: a previous stage or a loaded warp).
+    use_guide:
+        False: train the guide-free network alone (``target_up + FE1``; Feature-
+        Extractor 2 is not run, ``warp`` and ``config.guide_dropout`` are not used), as
+        the stages after a self-check that chose the guide-free network do.
     on_step:
         Called after every step (for progress bars).
     """
     valid = torch.ones_like(target[:, :1]) if valid is None else valid
+    warp = warp if use_guide else None
     schedule = LearningRateBySlope(config.learning_rate, config.min_learning_rate,
                                    decay=config.lr_decay, window=config.slope_window)
     groups: list[dict] = [{"params": list(net.parameters()), "lr_scale": 1.0}]
@@ -256,7 +265,8 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
     def evaluate() -> float:
         with torch.no_grad():
             guide_map = None if warp is None else warp_point_map(warp, tuple(guide.shape[-2:]))
-        return reconstruction_error(net, target, guide, valid, scale, config, guide_map)
+        return reconstruction_error(net, target, guide, valid, scale, config, guide_map,
+                                    use_guide=use_guide)
 
     start = time.perf_counter()
     running, count = 0.0, 0
@@ -279,10 +289,10 @@ def train(net: CMSRNet, target: torch.Tensor, guide: torch.Tensor, *,
         batch = training_batch(target, guide, valid, scale, config, generator, guide_map,
                                upscaling=upscaling)
         guide_weight = None
-        if config.guide_dropout > 0:
+        if config.guide_dropout > 0 and use_guide:
             keep = torch.rand(batch.guide.shape[0], generator=generator) >= config.guide_dropout
             guide_weight = keep.float().view(-1, 1, 1, 1).to(batch.guide.device)
-        loss = run_step(net, batch, config.precision, guide_weight)
+        loss = run_step(net, batch, config.precision, guide_weight, use_guide=use_guide)
         if warp_learns:
             assert warp is not None
             loss = loss + config.warp_regularization * warp.regularization()
