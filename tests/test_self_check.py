@@ -144,3 +144,17 @@ def test_free_stages_train_the_later_networks_without_their_guide_branch(free_st
         # the first stage always trains its guide branch; a later one only without
         # free stages
         assert same == (free_stages and trained is model.networks[1])
+
+
+def test_free_share_trains_the_first_network_further_without_its_guide():
+    target, guide = _pair(useful=False)
+    config = TINY.replace(self_check=True, guide_dropout=0.3, self_check_margin=0.99,
+                          self_check_free_share=0.5)
+    model = CMSR(config).fit(target, guide)
+    assert model.self_check is not None and model.self_check.guide_weight == 0
+    assert model.guide_free_records and model.guide_free_records[-1].step == 10
+    assert model.training_steps == model.records[0][-1].step + 10
+    # without a check that chose it, nothing trains further
+    unchecked = CMSR(config.replace(self_check=False)).fit(target, guide)
+    assert unchecked.guide_free_records == []
+    assert unchecked.training_steps == unchecked.records[0][-1].step

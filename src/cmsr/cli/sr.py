@@ -124,7 +124,7 @@ def history_rows(model: CMSR) -> list[tuple[str, int, float, float, float, float
 
     Phases: ``align 1``, ... (the warp's fits on reduced pairs), ``stage 1``, ...
     (the gradual stages; ``guide-free`` after the first when the self-check chose the
-    guide-free network and ``self_check_free_iters`` trains it further), ``consistency``
+    guide-free network and ``self_check_free_share`` trains it further), ``consistency``
     (the fine-tuning at the target scale).
     """
     phases = [(f"align {k + 1}", records) for k, records in enumerate(model.alignment_records)]

@@ -161,7 +161,7 @@ def method_settings(name: str, config: Config, options: Mapping[str, Mapping[str
         if name == "zssr":  # no guide: guide dropout and the self-check are off
             for field in ("guide_dropout", "self_check", "self_check_fraction",
                           "self_check_margin", "self_check_blend", "self_check_free_stages",
-                          "self_check_free_iters"):
+                          "self_check_free_share"):
                 fields.pop(field, None)
         return {"config": fields}
     settings: dict[str, Any] = {"options": dict(options.get(name, {}))}

@@ -369,11 +369,10 @@ class CMSR:
                 self.self_check = decide(guided, free, bicubic, int(held_out.sum()),
                                          self.config.self_check_margin, blended,
                                          blend=self.config.self_check_blend)
-                if self.config.self_check_free_iters > 0 and self.guide_weight == 0:
+                free_iters = round(self.config.self_check_free_share * stage_config.max_iters)
+                if free_iters > 0 and self.guide_weight == 0:
                     refine = stage_config.replace(
-                        max_iters=self.config.self_check_free_iters,
-                        min_iters=min(stage_config.min_iters,
-                                      self.config.self_check_free_iters))
+                        max_iters=free_iters, min_iters=min(stage_config.min_iters, free_iters))
                     self.guide_free_records = train(
                         net, current, guide, scale=stage_scale, config=refine,
                         generator=generator, valid=current_valid, use_guide=False,

@@ -116,8 +116,9 @@ class Config:
         rebuilds the held-out pixels best. ``self_check_free_stages``: when the check
         chooses the guide-free network (or bicubic), the later gradual stages train
         that network alone on every example (as ZSSR does), not with the guide dropped
-        from a share of them; ``self_check_free_iters`` more steps then train the first
-        stage's guide-free network alone on every pixel (the held-out ones too).
+        from a share of them; ``self_check_free_share`` times ``max_iters`` more steps
+        then train the first stage's guide-free network alone on every pixel (the
+        held-out ones too).
 
     Inference (section 3.3)
         ``self_ensemble``: the median over the 8 flips/rotations.
@@ -193,7 +194,7 @@ class Config:
     self_check_margin: float = 0.02
     self_check_blend: bool = False
     self_check_free_stages: bool = False
-    self_check_free_iters: int = 0
+    self_check_free_share: float = 0.0
     # inference
     self_ensemble: bool = True
     back_projection_iters: int = 10
@@ -259,8 +260,8 @@ class Config:
             problems.append("cpab_cells must be >= 1 and tps_points >= 2")
         if self.consistency_iters < 0 or self.consistency_learning_rate <= 0:
             problems.append("consistency_iters must be >= 0, consistency_learning_rate > 0")
-        if self.self_check_free_iters < 0:
-            problems.append("self_check_free_iters must be >= 0")
+        if not 0.0 <= self.self_check_free_share <= 1.0:
+            problems.append("self_check_free_share must be in [0, 1]")
         if not 0.0 < self.self_check_fraction < 0.5 or not 0.0 <= self.self_check_margin < 1:
             problems.append("self_check_fraction must be in (0, 0.5), self_check_margin in "
                             "[0, 1)")
