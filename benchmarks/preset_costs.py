@@ -57,7 +57,7 @@ def main() -> None:
             model = cmsr.CMSR(cmsr.Config.preset(preset, align=align)).fit(target, guide)
             result = model.predict()
             seconds[align] = time.perf_counter() - start
-            steps = sum(stage[-1].step for stage in model.records)
+            steps = model.training_steps
             levels = sum(level[-1].step for level in model.alignment_records)
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
             added = (f"{100 * (seconds['full'] / seconds['none'] - 1):+.0f}%"

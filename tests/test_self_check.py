@@ -158,3 +158,16 @@ def test_free_share_trains_the_first_network_further_without_its_guide():
     unchecked = CMSR(config.replace(self_check=False)).fit(target, guide)
     assert unchecked.guide_free_records == []
     assert unchecked.training_steps == unchecked.records[0][-1].step
+
+
+def test_history_shows_the_guide_free_training_between_the_stages():
+    from cmsr.cli.sr import history_rows
+
+    target, guide = _pair(useful=False)
+    model = CMSR(TINY.replace(self_check=True, guide_dropout=0.3, self_check_margin=0.99,
+                              self_check_free_share=0.5, gradual=True)).fit(target, guide)
+    rows = history_rows(model)
+    phases = list(dict.fromkeys(row[0] for row in rows))
+    assert phases == ["stage 1", "guide-free", "stage 2"]
+    steps = [row[1] for row in rows]
+    assert steps == sorted(steps) and steps[-1] == model.training_steps
