@@ -159,10 +159,9 @@ def method_settings(name: str, config: Config, options: Mapping[str, Mapping[str
             for field in WARP_FIELDS:
                 fields.pop(field, None)
         if name == "zssr":  # no guide: guide dropout and the self-check are off
-            for field in ("guide_dropout", "self_check", "self_check_fraction",
-                          "self_check_margin", "self_check_blend", "self_check_free_stages",
-                          "self_check_free_share"):
-                fields.pop(field, None)
+            for field in [f for f in fields if f == "guide_dropout"
+                          or f.startswith("self_check")]:
+                fields.pop(field)
         return {"config": fields}
     settings: dict[str, Any] = {"options": dict(options.get(name, {}))}
     if name in LEARNED:  # a retrained model under the same name is another method
