@@ -167,3 +167,32 @@ def test_halo_is_the_deeper_extractor_radius(fe1_layers, fe2_layers, halo):
     # the bound is reached: a perturbation of the deeper branch's input travels halo pixels
     which = "target" if fe1_layers >= fe2_layers else "guide"
     assert int(_changed_region(net, which).max()) == halo
+
+
+@pytest.mark.parametrize("kept", [(1, 0, 1, 0), (0, 0, 0, 0), (1, 1, 1, 1)])
+def test_guide_weight_zero_skips_fe2_and_changes_nothing(kept):
+    """Examples whose guide weight is 0 do not run Feature-Extractor 2 (guide dropout
+    costs no guide-branch work), and the output and every gradient are those of running
+    it on the whole batch and multiplying by the weight."""
+    net = _net(QUICK, 1, 3)
+    _randomise_last_layers(net)
+    target_up, guide = _inputs((4, 1, 10, 10), (4, 3, 10, 10))
+    weight = torch.tensor(kept, dtype=torch.float32).view(-1, 1, 1, 1)
+    supervision = torch.rand(4, 1, 10, 10, generator=torch.Generator().manual_seed(3))
+
+    seen: list[int] = []
+    hook = net.fe2.register_forward_hook(lambda module, args, out: seen.append(out.shape[0]))
+    loss = (net(target_up, guide, weight) - supervision).abs().mean()
+    loss.backward()
+    hook.remove()
+    assert seen == ([int(sum(kept))] if any(kept) else [])
+    # with every weight 0 the guide branch gets no gradient at all (None), i.e. zeros
+    grads = {name: torch.zeros_like(p) if p.grad is None else p.grad.clone()
+             for name, p in net.named_parameters()}
+
+    net.zero_grad()
+    reference = target_up + net.fe1(target_up) + net.fe2(guide) * weight
+    (reference - supervision).abs().mean().backward()
+    assert torch.equal(net(target_up, guide, weight), reference)
+    for name, parameter in net.named_parameters():
+        assert torch.allclose(grads[name], parameter.grad, rtol=1e-6, atol=1e-7), name

@@ -102,7 +102,8 @@ class CMSRNet(nn.Module):
             reference, see :mod:`cmsr.method.self_check`).
         guide_weight:
             ``(B, 1, 1, 1)`` float multiplying FE2's output per example (0 drops the
-            guide for that example: guide dropout in training); None: 1.
+            guide for that example, and FE2 is not run on it: guide dropout in
+            training); None: 1.
 
         Returns
         -------
@@ -111,5 +112,14 @@ class CMSRNet(nn.Module):
         out = target_up + self.fe1(target_up)
         if guide is None:
             return out
-        guided = self.fe2(guide)
-        return out + (guided if guide_weight is None else guided * guide_weight)
+        if guide_weight is None:
+            return out + self.fe2(guide)
+        # Feature-Extractor 2 runs only on the examples whose weight is not 0 (guide
+        # dropout): the others would add exactly 0 and cost a third of a step
+        kept = guide_weight.view(-1) != 0
+        if bool(kept.all()):
+            return out + self.fe2(guide) * guide_weight
+        guided = torch.zeros_like(out)
+        if bool(kept.any()):
+            guided[kept] = (self.fe2(guide[kept]) * guide_weight[kept]).to(guided.dtype)
+        return out + guided
