@@ -54,6 +54,27 @@ def test_eval_writes_tables_grids_and_resumes(tmp_path: Path,
     assert [r["rmse"] for r in again] == [r["rmse"] for r in rows]
 
 
+def test_eval_reports_what_cmsrs_self_check_chose(tmp_path: Path) -> None:
+    data = make_data(tmp_path / "data", names=("s1",))
+    report = tmp_path / "report"
+    assert main(["eval", str(data), "--methods", "bicubic,cmsr", "--protocol", "avgpool",
+                 "--scale", "2", "--self-check", "--guide-dropout", "0.3", "-o", str(report),
+                 *QUICK]) == 0
+    rows = list(csv.DictReader((report / "avgpool-x2.csv").open()))
+    bicubic, cmsr = rows
+    assert bicubic["guide_choice"] == ""
+    assert cmsr["guide_choice"] in ("guided", "guide-free", "bicubic")
+    markdown = (report / "avgpool-x2.md").read_text()
+    assert f"| s1 | {cmsr['guide_choice']} |" in markdown.split("## cmsr's self-check")[1]
+    assert f"{cmsr['guide_choice']} on 1 of 1 scenes." in markdown
+
+    assert main(["eval", str(data), "--methods", "bicubic,cmsr", "--protocol", "avgpool",
+                 "--scale", "2", "--self-check", "--guide-dropout", "0.3", "-o", str(report),
+                 *QUICK]) == 0  # resumed: the choice comes from the stored run
+    again = list(csv.DictReader((report / "avgpool-x2.csv").open()))
+    assert again[1]["cached"] == "True" and again[1]["guide_choice"] == cmsr["guide_choice"]
+
+
 def test_eval_draws_the_alignment_of_cmsr_runs_that_learn_a_warp(tmp_path: Path) -> None:
     data = make_data(tmp_path / "data", names=("s1",))
     report = tmp_path / "report"

@@ -1,4 +1,5 @@
-"""Evaluation runs: scoring, the run store (resume), failures recorded, options."""
+"""Evaluation runs: scoring, the run store (resume), failures recorded, options, what
+cmsr's self-check chose."""
 
 from __future__ import annotations
 
@@ -13,12 +14,16 @@ import pytest
 from cmsr.errors import InputError
 from cmsr.evaluation.datasets import Scene
 from cmsr.evaluation.evaluate import (
+    MethodRun,
     evaluate,
+    input_digest,
+    keep_output,
     load_pair,
     make_method,
     method_settings,
     parse_method_options,
     parse_methods,
+    run_key,
 )
 from cmsr.evaluation.protocols import EvalProtocol
 from cmsr.evaluation.usage import current_rss_bytes, track_usage
@@ -28,6 +33,9 @@ from cmsr.method.config import Config
 
 TINY = Config.preset("quick", max_iters=2, min_iters=2, self_ensemble=False,
                      back_projection_iters=0, gradual=False)
+#: TINY with cmsr's run-time self-check (and a guide-free network trained for it).
+CHECKED = TINY.replace(self_check=True, guide_dropout=0.3)
+CHOICES = ("guided", "guide-free", "bicubic", "blend 0.25", "blend 0.5", "blend 0.75")
 
 
 def make_scene(folder: Path, seed: int = 0, size: int = 32) -> Scene:
@@ -148,6 +156,59 @@ def test_a_run_kept_beside_its_output_by_an_earlier_cmsr_is_used(tmp_path: Path)
     assert again[0].cached and again[0].seconds == 2.0
 
 
+def test_cmsr_runs_record_what_their_self_check_chose(tmp_path: Path) -> None:
+    scene = make_scene(tmp_path / "a")
+    store = RunStore(tmp_path / "runs")
+    protocol = EvalProtocol("bicubic", 2)
+    first = evaluate([scene], ["bicubic", "zssr", "cmsr"], protocol, store, config=CHECKED)
+    assert [r.guide_choice for r in first[:2]] == ["", ""]  # no self-check in these
+    choice = first[2].guide_choice
+    assert choice in CHOICES
+    record = store.get("bicubic-x2/a/cmsr")
+    assert record is not None and record["guide_choice"] == choice
+    assert store.get("bicubic-x2/a/bicubic")["guide_choice"] == ""
+
+    # a stored run gives the choice its record holds
+    other = "guide-free" if choice != "guide-free" else "guided"
+    keep_output(store, protocol.name, "a", "cmsr", record["key"], np.load(record["output"]),
+                seconds=1.0, peak_rss_mb=1.0, guide_choice=other)
+    again = evaluate([scene], ["cmsr"], protocol, RunStore(tmp_path / "runs"), config=CHECKED)
+    assert again[0].cached and again[0].guide_choice == other
+
+    unchecked = evaluate([scene], ["cmsr"], protocol, store, config=TINY)
+    assert not unchecked[0].cached and unchecked[0].guide_choice == ""
+
+
+def test_a_cmsr_run_stored_without_a_choice_is_found_under_the_same_key(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    scene = make_scene(tmp_path / "a")
+    protocol = EvalProtocol("bicubic", 2)
+    store = RunStore(tmp_path / "runs")
+    first = evaluate([scene], ["cmsr"], protocol, store, config=CHECKED)
+    record = store.get("bicubic-x2/a/cmsr")
+    assert record is not None and record["guide_choice"] == first[0].guide_choice != ""
+    # the key comes from the inputs and settings alone, as before choices were kept
+    assert record["key"] == run_key(input_digest(load_pair(scene, protocol)),
+                                    method_settings("cmsr", CHECKED, {}))
+
+    # a record written before choices were kept: the same line without the field
+    lines = [json.loads(line) for line in store.path.read_text().splitlines()]
+    for line in lines:
+        line.pop("guide_choice", None)
+    store.path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    again = evaluate([scene], ["cmsr"], protocol, RunStore(tmp_path / "runs"), config=CHECKED)
+    assert again[0].cached and again[0].guide_choice == ""
+    assert again[0].rmse == first[0].rmse
+
+    # another choice on the same inputs and settings is kept under the same key
+    import cmsr.evaluation.evaluate as module
+    monkeypatch.setattr(module, "guide_choice", lambda check: "bicubic")
+    store = RunStore(tmp_path / "runs")
+    redone = evaluate([scene], ["cmsr"], protocol, store, config=CHECKED, recompute=True)
+    assert not redone[0].cached and redone[0].guide_choice == "bicubic"
+    assert store.get("bicubic-x2/a/cmsr")["key"] == record["key"]
+
+
 def test_failures_are_recorded_and_the_rest_goes_on(tmp_path: Path) -> None:
     good = make_scene(tmp_path / "good")
     broken = make_scene(tmp_path / "broken")
@@ -170,7 +231,7 @@ def test_a_stopped_evaluation_keeps_what_finished(tmp_path: Path,
     real = module.run_method
 
     def stop_at_second_run(name: str, pair: object, *args: object, **kwargs: object
-                           ) -> np.ndarray:
+                           ) -> MethodRun:
         if calls:
             raise KeyboardInterrupt
         calls.append(name)

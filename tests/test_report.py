@@ -16,6 +16,7 @@ from cmsr.evaluation.report import (
     markdown_report,
     mean_of,
     per_scene_table,
+    self_check_table,
 )
 from cmsr.pictures.display import enlarge_nearest
 
@@ -58,6 +59,45 @@ def test_csv_report_has_one_row_per_run() -> None:
     rows = list(csv.reader(io.StringIO(csv_report(results()))))
     assert rows[0] == list(RunResult.FIELDS)
     assert len(rows) == 5 and rows[4][3] == "failed"
+
+
+def checked_results() -> list[RunResult]:
+    """cmsr runs whose self-check chose, one failed and one bicubic run."""
+    choices = {"a": "guide-free", "b": "guided", "c": "guide-free", "d": "blend 0.5"}
+    runs = [RunResult(scene, "cmsr", "bicubic-x4", "ok", rmse=1.0, guide_choice=choice)
+            for scene, choice in choices.items()]
+    return [RunResult("a", "bicubic", "bicubic-x4", "ok", rmse=2.0), *runs,
+            RunResult("e", "cmsr", "bicubic-x4", "failed", error="e: truncated")]
+
+
+def test_csv_report_ends_with_the_self_checks_choice() -> None:
+    rows = list(csv.DictReader(io.StringIO(csv_report(checked_results()))))
+    header = next(csv.reader(io.StringIO(csv_report(checked_results()))))
+    assert header[:12] == ["scene", "method", "protocol", "status", "rmse", "mae", "psnr",
+                           "ssim", "seconds", "peak_rss_mb", "cached", "error"]
+    assert header[12:] == ["guide_choice"]
+    assert [row["guide_choice"] for row in rows] == [
+        "", "guide-free", "guided", "guide-free", "blend 0.5", ""]
+
+
+def test_markdown_report_shows_what_the_self_check_chose() -> None:
+    text = markdown_report(checked_results(), title="t")
+    section = text.split("## cmsr's self-check", 1)[1].split("## Failed runs", 1)[0]
+    assert "| scene | choice |" in section
+    assert "| a | guide-free |" in section and "| d | blend 0.5 |" in section
+    assert "| e |" not in section  # failed: listed with the failures only
+    assert "guided on 1 of 4 scenes, guide-free on 2, blend 0.5 on 1." in section
+    # no choice (the check off, or not cmsr): no section
+    assert "self-check" not in markdown_report(results(), title="t")
+
+
+def test_self_check_table_marks_runs_stored_before_choices_were_kept() -> None:
+    runs = [RunResult("a", "cmsr", "p", "ok", guide_choice="bicubic"),
+            RunResult("b", "cmsr", "p", "ok"), RunResult("c", "zssr", "p", "ok")]
+    table = self_check_table(runs)
+    assert "| b | not recorded |" in table and "| c |" not in table
+    assert table.endswith("bicubic on 1 of 2 scenes, not recorded on 1.")
+    assert self_check_table(runs[1:]) == ""
 
 
 def test_enlarge_nearest_repeats_pixels() -> None:

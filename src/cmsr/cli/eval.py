@@ -1,7 +1,8 @@
 """``cmsr eval``: methods side by side on scenes with ground truth, as tables and pictures.
 
 Writes into REPORT_DIR: ``<protocol>.md`` and ``<protocol>.csv`` (per scene and mean,
-with time and peak memory), ``grids/<protocol>/<scene>.png`` (comparison grids),
+with time and peak memory, and what cmsr's run-time self-check chose on each scene when
+it ran), ``grids/<protocol>/<scene>.png`` (comparison grids),
 ``alignment/<protocol>/<scene>.png`` (cmsr's deformed guide and red-green overlays
 with the truth before and after, for the cmsr runs computed in this call that
 learned a warp) and ``runs/`` (every finished run, so a stopped evaluation resumes

@@ -7,7 +7,8 @@ and its output beside it as ``.npy`` (written atomically), keyed by a hash of th
 exact inputs and the method's settings (:func:`run_key`), so a stopped evaluation
 resumes where it stopped and a changed input or setting is recomputed. Metrics are
 computed from the stored output every time (cheap), so changing ``crop`` never
-retrains anything.
+retrains anything. A cmsr run's record also keeps what its run-time self-check chose
+(:func:`guide_choice`; not part of the key).
 
 Methods (:data:`METHODS`): ``cmsr`` and ``zssr`` train with the given
 :class:`cmsr.Config`; ``p2p`` and ``mmsr`` use their published defaults with the
@@ -49,6 +50,7 @@ from cmsr.method.api import CMSR
 from cmsr.method.config import STREAM_FIELDS, Config
 from cmsr.method.normalize import array_to_tensor, tensor_to_array
 from cmsr.method.resample import resize
+from cmsr.method.self_check import SelfCheck
 from cmsr.method.train import StepInfo
 
 #: Every method ``cmsr eval`` knows, in the order tables show them: the baselines, cmsr,
@@ -227,7 +229,11 @@ def input_digest(pair: EvaluationPair) -> str:
 
 @dataclass(frozen=True)
 class RunResult:
-    """One scored run. Metrics are NaN for a failed run (``status == "failed"``)."""
+    """One scored run. Metrics are NaN for a failed run (``status == "failed"``).
+
+    ``guide_choice`` is what cmsr's run-time self-check chose (:func:`guide_choice`):
+    ``""`` for other methods, for a cmsr run without the check, and for a failed run.
+    """
 
     scene: str
     method: str
@@ -241,9 +247,11 @@ class RunResult:
     peak_rss_mb: float = math.nan
     cached: bool = False
     error: str = ""
+    guide_choice: str = ""
 
     FIELDS: ClassVar[tuple[str, ...]] = ("scene", "method", "protocol", "status", "rmse", "mae",
-                               "psnr", "ssim", "seconds", "peak_rss_mb", "cached", "error")
+                               "psnr", "ssim", "seconds", "peak_rss_mb", "cached", "error",
+                               "guide_choice")
 
     def row(self) -> list[Any]:
         """The values in :attr:`FIELDS` order (for CSV)."""
@@ -280,7 +288,11 @@ def _record_beside(output: Path, key: str) -> dict[str, Any] | None:
 
 def stored_output(store: RunStore, protocol: str, scene: str, method: str, key: str
                   ) -> tuple[np.ndarray, dict[str, Any]] | None:
-    """A finished run's output and its record, or None when absent, stale or damaged."""
+    """A finished run's output and its record, or None when absent, stale or damaged.
+
+    The record's ``guide_choice`` (see :func:`keep_output`) is absent from records
+    written before it was kept: read it with ``record.get("guide_choice", "")``.
+    """
     output = output_path(store, protocol, scene, method)
     record = (store.finished(_run_name(protocol, scene, method), key, outputs=[output])
               or _record_beside(output, key))
@@ -293,15 +305,18 @@ def stored_output(store: RunStore, protocol: str, scene: str, method: str, key: 
 
 
 def keep_output(store: RunStore, protocol: str, scene: str, method: str, key: str,
-                output: np.ndarray, *, seconds: float, peak_rss_mb: float) -> None:
+                output: np.ndarray, *, seconds: float, peak_rss_mb: float,
+                guide_choice: str = "") -> None:
     """Keep a finished run: its output (``.npy``, atomically), then the record that
-    vouches for it."""
+    vouches for it, with its time, memory and ``guide_choice`` (:func:`guide_choice`;
+    kept in the record only, never in ``key``)."""
     path = output_path(store, protocol, scene, method)
     write_image(path, output, overwrite=True)
     store.add(_run_name(protocol, scene, method),
               {"status": "ok", "key": key, "output": str(path),
                "output_sha256": sha256_file(path), "scene": scene, "method": method,
-               "protocol": protocol, "seconds": seconds, "peak_rss_mb": peak_rss_mb})
+               "protocol": protocol, "seconds": seconds, "peak_rss_mb": peak_rss_mb,
+               "guide_choice": guide_choice})
 
 
 @dataclass(frozen=True)
@@ -315,24 +330,55 @@ class Event:
     result: RunResult | None = None
 
 
+def guide_choice(check: SelfCheck | None) -> str:
+    """What a cmsr run's self-check chose, in a few characters: its
+    :attr:`SelfCheck.choice` (``"guided"``, ``"guide-free"``, ``"bicubic"``), a blend
+    with its guide weight (``"blend 0.5"``); ``""`` without a check.
+
+    Examples
+    --------
+    >>> guide_choice(SelfCheck(0.01, 0.012, 0.02, 100, "guided", 1.0))
+    'guided'
+    >>> guide_choice(SelfCheck(0.01, 0.012, 0.02, 100, "blend", 0.5, (0.011, 0.01, 0.012)))
+    'blend 0.5'
+    >>> guide_choice(None)
+    ''
+    """
+    if check is None:
+        return ""
+    return f"blend {check.guide_weight:g}" if check.choice == "blend" else check.choice
+
+
+@dataclass(frozen=True)
+class MethodRun:
+    """A method's output ``(H, W[, c])`` float32 and what cmsr's self-check chose
+    (:func:`guide_choice`; ``""`` for every other method and without the check)."""
+
+    output: np.ndarray
+    guide_choice: str = ""
+
+
 def run_method(name: str, pair: EvaluationPair, config: Config,
                options: Mapping[str, Mapping[str, Any]],
                on_step: Callable[[StepInfo], None] | None = None,
-               keep_aligned: Callable[[np.ndarray], None] | None = None) -> np.ndarray:
-    """Fit ``name`` on the pair's input and guide; its output ``(H, W[, c])`` float32.
+               keep_aligned: Callable[[np.ndarray], None] | None = None) -> MethodRun:
+    """Fit ``name`` on the pair's input and guide; its output ``(H, W[, c])`` float32
+    and, for cmsr, what its self-check chose.
 
     ``keep_aligned`` is called with the guide as deformed by a learned warp
     (``(H, W, C)`` float32 in [0, 1]), when the method learned one.
     """
     method = make_method(name, config, options)
     guide = pair.guide if name in LEARNED else pair.guide_at_truth_size()
+    choice = ""
     if isinstance(method, CMSR):
         method.fit(pair.low, guide, on_step=on_step)
         if method.warp is not None and keep_aligned is not None:
             keep_aligned(method.aligned_guide()[0].permute(1, 2, 0).cpu().numpy())
+        choice = guide_choice(method.self_check)
     else:
         method.fit(pair.low, guide)
-    return np.asarray(method.predict(), dtype=np.float32)
+    return MethodRun(np.asarray(method.predict(), dtype=np.float32), choice)
 
 
 def score_run(output: np.ndarray, pair: EvaluationPair, crop: int) -> Scores:
@@ -377,7 +423,9 @@ def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: EvalProt
     Returns
     -------
     list[RunResult]
-        One per (scene, method), scene-major. A failure (bad file, an exception in a
+        One per (scene, method), scene-major, each cmsr run with what its self-check
+        chose (``guide_choice``; a stored run's as recorded, ``""`` from a record
+        written before choices were kept). A failure (bad file, an exception in a
         method) is recorded with its message and the evaluation goes on;
         ``KeyboardInterrupt`` stops it, with every finished run already stored.
     """
@@ -404,6 +452,7 @@ def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: EvalProt
             if found is not None:
                 output, record = found
                 seconds, peak, cached = record["seconds"], record["peak_rss_mb"], True
+                choice = str(record.get("guide_choice") or "")  # older records lack it
             else:
                 def step(info: StepInfo, scene: str = scene.name, method: str = method
                          ) -> None:
@@ -413,21 +462,22 @@ def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: EvalProt
                     lambda guide, scene=scene, pair=pair: keep_alignment(scene, pair, guide))
                 try:
                     with track_usage() as usage:
-                        output = run_method(method, pair, config, options, on_step=step,
-                                            keep_aligned=aligned)
+                        run = run_method(method, pair, config, options, on_step=step,
+                                         keep_aligned=aligned)
                 except Exception as error:  # recorded; the evaluation goes on
                     result = RunResult(scene.name, method, protocol.name, "failed",
                                        error=one_line(error))
                     results.append(result)
                     notify(Event("done", scene.name, method, result=result))
                     continue
+                output, choice = run.output, run.guide_choice
                 seconds, peak, cached = usage.seconds, usage.peak_rss_mb, False
                 keep_output(store, protocol.name, scene.name, method, key, output,
-                            seconds=seconds, peak_rss_mb=peak)
+                            seconds=seconds, peak_rss_mb=peak, guide_choice=choice)
             outputs[method] = output
             result = RunResult(scene.name, method, protocol.name, "ok",
                                **score_run(output, pair, crop), seconds=seconds,
-                               peak_rss_mb=peak, cached=cached)
+                               peak_rss_mb=peak, cached=cached, guide_choice=choice)
             results.append(result)
             notify(Event("done", scene.name, method, result=result))
         if keep_outputs is not None and outputs:

@@ -1,7 +1,8 @@
 """Evaluation reports: Markdown and CSV tables, and one comparison grid (PNG) per scene.
 
-Tables take the :class:`cmsr.evaluation.evaluate.RunResult` list of one protocol. The grid of
-a scene shows the guide, the input (enlarged with nearest neighbours, so its pixels
+Tables take the :class:`cmsr.evaluation.evaluate.RunResult` list of one protocol; when
+cmsr's run-time self-check ran, the report also lists what it chose on each scene. The
+grid of a scene shows the guide, the input (enlarged with nearest neighbours, so its pixels
 stay visible), the truth, every method's output on the truth's value scale, and
 every method's absolute error on one shared colour scale, with its colour bar.
 """
@@ -12,12 +13,15 @@ import csv
 import io as text_io
 import math
 import statistics
+from collections import Counter
 from collections.abc import Mapping, Sequence
+from typing import get_args
 
 import numpy as np
 
 from cmsr.evaluation.evaluate import RunResult
 from cmsr.evaluation.protocols import EvaluationPair
+from cmsr.method.self_check import Choice
 from cmsr.pictures.display import enlarge_nearest, error_map, to_display
 from cmsr.pictures.panels import colorbar, panel_grid
 
@@ -102,13 +106,60 @@ def summary_table(results: Sequence[RunResult]) -> str:
                            "s/scene (mean / median)", "peak RSS (MB)", "scenes ok"], rows)
 
 
+#: Shown for a cmsr run whose record predates kept choices (or ran without the check).
+NOT_RECORDED = "not recorded"
+
+
+def _choice_order(choice: str) -> tuple[int, str]:
+    """Sort key: the self-check's choices in :data:`cmsr.method.self_check.Choice`
+    order (a blend's weight after its name), anything else last."""
+    choices = get_args(Choice)
+    name = choice.split(" ")[0]
+    return (choices.index(name) if name in choices else len(choices), choice)
+
+
+def self_check_table(results: Sequence[RunResult]) -> str:
+    """What cmsr's self-check chose on each scene (successful cmsr runs), then how
+    often each choice was made; ``""`` when no cmsr run has a choice (the check off).
+
+    Examples
+    --------
+    >>> runs = [RunResult(s, "cmsr", "p", "ok", guide_choice=c)
+    ...         for s, c in (("a", "guide-free"), ("b", "guided"), ("c", "guide-free"))]
+    >>> print(self_check_table(runs))
+    | scene | choice |
+    |---|---|
+    | a | guide-free |
+    | b | guided |
+    | c | guide-free |
+    <BLANKLINE>
+    guided on 1 of 3 scenes, guide-free on 2.
+    """
+    runs = [r for r in results if r.method == "cmsr" and r.status == "ok"]
+    if not any(r.guide_choice for r in runs):
+        return ""
+    chosen = [r.guide_choice or NOT_RECORDED for r in runs]
+    counts = sorted(Counter(chosen).items(), key=lambda item: _choice_order(item[0]))
+    line = ", ".join(f"{choice} on {count}" + (f" of {len(runs)} scenes" if i == 0 else "")
+                     for i, (choice, count) in enumerate(counts))
+    table = markdown_table(["scene", "choice"],
+                           [[r.scene, choice] for r, choice in zip(runs, chosen, strict=True)])
+    return f"{table}\n\n{line}."
+
+
 def markdown_report(results: Sequence[RunResult], *, title: str,
                     notes: Sequence[str] = ()) -> str:
-    """The whole report: summary, per-scene tables of every metric, failures."""
+    """The whole report: summary, per-scene tables of every metric, what cmsr's
+    self-check chose (when it ran, :func:`self_check_table`), failures."""
     parts = [f"# {title}", "", *notes, "", "## Means", "", summary_table(results)]
     for metric in METRICS:
         parts += ["", f"## {metric.upper() if metric != 'ssim' else 'SSIM'} per scene", "",
                   per_scene_table(results, metric)]
+    choices = self_check_table(results)
+    if choices:
+        parts += ["", "## cmsr's self-check", "",
+                  "Whether cmsr used the guide, its guide-free network or bicubic "
+                  "enlargement, as its check on held-out pixels chose:", "", choices]
     failed = [r for r in results if r.status != "ok"]
     if failed:
         parts += ["", "## Failed runs", ""]
