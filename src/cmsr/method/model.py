@@ -115,7 +115,7 @@ class CMSRNet(nn.Module):
         if guide_weight is None:
             return out + self.fe2(guide)
         # Feature-Extractor 2 runs only on the examples whose weight is not 0 (guide
-        # dropout): the others would add exactly 0 and cost a third of a step
+        # dropout): the others would add exactly 0 for their share of the branch's work
         kept = guide_weight.view(-1) != 0
         if bool(kept.all()):
             return out + self.fe2(guide) * guide_weight
