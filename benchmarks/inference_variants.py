@@ -11,6 +11,8 @@ full size in each combination of
 * iterative back-projection in every stage (``back_projection_iters`` of the preset)
   or none;
 * the clip to the local range of the measurement (3x3 low-resolution pixels) or none;
+  after the clip, also the guided median (:mod:`cmsr.method.guided_median`, the
+  preset's radius or 1, with the aligned guide), key suffix ``median``;
 
 and each result is scored against the truth (RMSE in the data's units, PSNR) beside
 bicubic enlargement. The self-check's held-out errors of every weight are kept too, so
@@ -55,6 +57,7 @@ from cmsr.evaluation.protocols import EvalProtocol, apply_protocol
 from cmsr.files import read_image
 from cmsr.method.api import CMSR
 from cmsr.method.config import PRESETS, Config
+from cmsr.method.guided_median import guided_median
 from cmsr.method.infer import clamp_to_local_range
 from cmsr.method.resample import upsample_bicubic
 from cmsr.method.self_check import BLEND_WEIGHTS, SelfCheck, decide
@@ -80,6 +83,8 @@ def variants(model: CMSR) -> dict[str, np.ndarray]:
     assert pair is not None
     fitted_config, check = model.config, model.self_check
     iterations = sorted({0, fitted_config.back_projection_iters})
+    radius = fitted_config.guided_median_radius or 1
+    guide = model.aligned_guide()
     out: dict[str, np.ndarray] = {}
     try:
         for branch in BRANCHES:
@@ -89,12 +94,18 @@ def variants(model: CMSR) -> dict[str, np.ndarray]:
                                                          guide_weight=weight))
             for bp in iterations:
                 model.config = fitted_config.replace(back_projection_iters=bp,
-                                                     clamp_to_local_range=False)
+                                                     clamp_to_local_range=False,
+                                                     guided_median_radius=0)
                 result = model.predict_tensor()
                 for clip in (False, True):
                     finished = clamp_to_local_range(result, pair.target) if clip else result
                     key = f"{branch} bp{bp}" + (" clip" if clip else "")
                     out[key] = pair.normalization.from_unit(finished).astype(np.float64)
+                    if clip:
+                        finished = guided_median(finished, guide, radius=radius,
+                                                 sigma=fitted_config.guided_median_sigma)
+                        out[key + " median"] = pair.normalization.from_unit(
+                            finished).astype(np.float64)
         model.config = fitted_config
         for weight in BLEND_WEIGHTS:
             model.self_check = SelfCheck(0.0, 0.0, 0.0, 0, "blend", weight)
@@ -108,9 +119,10 @@ def variants(model: CMSR) -> dict[str, np.ndarray]:
 
 
 def finish_key(config: Config) -> str:
-    """The preset's finish in a variant name: ``"bp<iters>[ clip]"``."""
-    return f"bp{config.back_projection_iters}" + (" clip" if config.clamp_to_local_range
-                                                 else "")
+    """The preset's finish in a variant name: ``"bp<iters>[ clip[ median]]"``."""
+    key = f"bp{config.back_projection_iters}" + (" clip" if config.clamp_to_local_range
+                                                else "")
+    return key + (" median" if config.guided_median_radius else "")
 
 
 def choice_key(choice: str, weight: float, finish: str) -> str:

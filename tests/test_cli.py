@@ -365,6 +365,19 @@ def test_clip_option_reaches_the_config(preset, clip, local, whole):
     assert (config.clamp_to_local_range, config.clip_to_input_range) == (local, whole)
 
 
+@pytest.mark.parametrize(("preset", "extra", "radius"), [
+    ("depth", [], 1), ("thermal", [], 0), ("depth", ["--guided-median", "0"], 0),
+    ("nir", ["--guided-median", "2"], 2),
+])
+def test_guided_median_option_reaches_the_config(preset, extra, radius):
+    from cmsr.cli import build_parser
+    from cmsr.cli.options import config_from_args
+
+    config = config_from_args(build_parser().parse_args(
+        ["sr", "--target", "a", "--guide", "b", "-o", "c", "--preset", preset, *extra]))
+    assert config.guided_median_radius == radius
+
+
 def test_clip_input_keeps_a_16_bit_result_inside_the_input_range(tmp_path):
     target, guide = _pair(tmp_path, dtype=np.uint16)
     low = np.where(read_image(target) > 30000, 60000, 1000).astype(np.uint16)  # steps

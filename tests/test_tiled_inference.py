@@ -127,6 +127,8 @@ def test_training_window_is_central_whole_target_pixels_and_bounded():
     {"self_ensemble": True, "back_projection_iters": 10, "gradual": True,
      "clamp_to_local_range": True},
     {"degradation": "box", "back_projection_iters": 10, "gradual": True},
+    {"degradation": "box", "back_projection_iters": 10, "clamp_to_local_range": True,
+     "guided_median_radius": 1},
     {"degradation": ((1.0, 2.0, 1.0), (2.0, 4.0, 2.0), (1.0, 2.0, 1.0)),
      "back_projection_iters": 5},
 ])

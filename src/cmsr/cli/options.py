@@ -104,6 +104,11 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
                              "otherwise). Sharpening may otherwise overshoot the input's "
                              "range a little; integer results always stay inside their "
                              "dtype's range (e.g. 0-255 for 8-bit)")
+    parser.add_argument("--guided-median", type=int, default=None, metavar="R",
+                        help="last, each pixel becomes the median of its (2R+1)x(2R+1) "
+                             "neighbours weighted by how alike the aligned guide is there: "
+                             "edges move onto the guide's, flat regions stay flat; 0 turns "
+                             "it off (default: the preset's: 1 for depth, 0 otherwise)")
     gradual = parser.add_mutually_exclusive_group()
     gradual.add_argument("--gradual", dest="gradual", action="store_true", default=None,
                          help="enlarge in steps of at most x2 (default for scales above 2)")
@@ -181,6 +186,8 @@ def config_from_args(args: argparse.Namespace, *, device_here: bool = True) -> C
         changes["self_ensemble"] = False
     if args.back_projection is not None:
         changes["back_projection_iters"] = args.back_projection
+    if getattr(args, "guided_median", None) is not None:
+        changes["guided_median_radius"] = args.guided_median
     if args.gradual is not None:
         changes["gradual"] = args.gradual
     if args.threads is not None:

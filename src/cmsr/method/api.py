@@ -27,6 +27,7 @@ from cmsr.method.checkpoint import StateSource
 from cmsr.method.coarse_alignment import align_coarse_to_fine
 from cmsr.method.config import Config, device_problems
 from cmsr.method.consistency import fine_tune_consistency
+from cmsr.method.guided_median import guided_median
 from cmsr.method.infer import (
     back_project,
     clamp_to_input_range,
@@ -455,6 +456,11 @@ class CMSR:
                                    kernel=self.config.degradation, valid=pair.valid)
         if self.config.clamp_to_local_range:
             current = clamp_to_local_range(current, pair.target)
+        if self.config.guided_median_radius:
+            size = (int(current.shape[-2]), int(current.shape[-1]))
+            current = guided_median(current, self._stage_guide(aligned, size),
+                                    radius=self.config.guided_median_radius,
+                                    sigma=self.config.guided_median_sigma)
         return current
 
     def predict(self) -> np.ndarray:

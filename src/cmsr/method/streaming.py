@@ -63,7 +63,7 @@ def super_resolve_tiled(target_lr: np.ndarray, read_guide: GuideReader,
     on a part does not describe the whole). Then each tile of ``config.stream_tile``
     output pixels is computed from its window of the guide, grown by
     :func:`cmsr.method.tiled_inference.tile_halo` (the networks' receptive fields and
-    ``config.stream_halo`` target pixels), by
+    ``config.stream_halo`` target pixels, and the guided median's radius), by
     :func:`cmsr.method.tiled_inference.predict_window`, and handed to ``write_tile``. The
     guide is mapped to [0, 1] by the range of the training part, the target by the fit's
     normalization. Memory: the coarse target, the training part, and one tile's
@@ -107,7 +107,8 @@ def super_resolve_tiled(target_lr: np.ndarray, read_guide: GuideReader,
     stages = stage_sizes((h, w), shape, gradual=config.gradual)
     if len(stages) != len(model.networks):
         raise RuntimeError(f"{len(model.networks)} stages trained but {len(stages)} to run")
-    halo = tile_halo(model.networks, stages, (h, w), config.stream_halo)
+    halo = (tile_halo(model.networks, stages, (h, w), config.stream_halo)
+            + config.guided_median_radius)
     tiles = plan_tiles(shape, config.stream_tile, halo)
     bicubic = model.self_check is not None and model.self_check.choice == "bicubic"
     for index, tile in enumerate(tiles):

@@ -7,8 +7,9 @@ measured target (small: it is the coarse image) around it. Every step is local:
 
 - the network sees ``net.halo`` pixels around each pixel (exact in tiles, see
   :func:`cmsr.method.infer.run_network`);
-- enlarging, reducing (:func:`cmsr.method.resample.resize_window`) and the local-range
-  clip read a few pixels around each pixel; computed on a window they equal the
+- enlarging, reducing (:func:`cmsr.method.resample.resize_window`), the local-range
+  clip and the guided median (``guided_median_radius`` output pixels) read a few
+  pixels around each pixel; computed on a window they equal the
   whole-image values except near the window's edge;
 - back-projection compares the estimate, reduced by the degradation, with the measured
   target and spreads the residual back by bicubic enlargement: each of its steps
@@ -16,7 +17,8 @@ measured target (small: it is the coarse image) around it. Every step is local:
 
 So each output tile (:class:`Tile`) is computed on its core grown by a halo
 (:func:`tile_halo`: the networks' receptive fields plus ``halo`` target pixels for
-back-projection and clipping) and only the core is kept. The result differs from the
+back-projection and clipping; :mod:`cmsr.method.streaming` adds the guided median's
+radius) and only the core is kept. The result differs from the
 whole-image result only where the halo is too short for back-projection's reach; the
 tests measure that seam error.
 """
@@ -30,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from cmsr.method.config import Config
+from cmsr.method.guided_median import guided_median
 from cmsr.method.infer import network_estimate
 from cmsr.method.model import CMSRNet
 from cmsr.method.resample import Box, DegradationKernel, downsample_window, resize_window
@@ -172,7 +175,8 @@ def predict_window(networks: Sequence[CMSRNet], stages: Sequence[Size], target: 
         The output window (:data:`~cmsr.method.resample.Box`).
     config:
         Inference settings: ``self_ensemble``, ``back_projection_iters``,
-        ``degradation``, ``clamp_to_local_range``, ``tile_size``.
+        ``degradation``, ``clamp_to_local_range``, ``guided_median_radius`` and
+        ``guided_median_sigma``, ``tile_size``.
     guide_weight:
         The guide branch's weight (the self-check's choice): 0 runs the guide-free
         networks, between 0 and 1 a blend.
@@ -212,6 +216,9 @@ def predict_window(networks: Sequence[CMSRNet], stages: Sequence[Size], target: 
             iterations=config.back_projection_iters, kernel=config.degradation)
     if config.clamp_to_local_range:
         current = clamp_window(current, box, full, measured, coarse_box, coarse)
+    if config.guided_median_radius:
+        current = guided_median(current, guide, radius=config.guided_median_radius,
+                                sigma=config.guided_median_sigma)
     return current
 
 
