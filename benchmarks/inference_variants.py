@@ -12,7 +12,8 @@ full size in each combination of
   or none;
 * the clip to the local range of the measurement (3x3 low-resolution pixels) or none;
   after the clip, also the guided median (:mod:`cmsr.method.guided_median`, the
-  preset's radius or 1, with the aligned guide), key suffix ``median``;
+  preset's radius or 1, with the aligned guide) followed by back-projection and the
+  clip again, as the preset runs it; key suffix ``median``;
 
 and each result is scored against the truth (RMSE in the data's units, PSNR) beside
 bicubic enlargement. The self-check's held-out errors of every weight are kept too, so
@@ -58,7 +59,7 @@ from cmsr.files import read_image
 from cmsr.method.api import CMSR
 from cmsr.method.config import PRESETS, Config
 from cmsr.method.guided_median import guided_median
-from cmsr.method.infer import clamp_to_local_range
+from cmsr.method.infer import back_project, clamp_to_local_range
 from cmsr.method.resample import upsample_bicubic
 from cmsr.method.self_check import BLEND_WEIGHTS, SelfCheck, decide
 
@@ -102,8 +103,11 @@ def variants(model: CMSR) -> dict[str, np.ndarray]:
                     key = f"{branch} bp{bp}" + (" clip" if clip else "")
                     out[key] = pair.normalization.from_unit(finished).astype(np.float64)
                     if clip:
-                        finished = guided_median(finished, guide, radius=radius,
-                                                 sigma=fitted_config.guided_median_sigma)
+                        finished = clamp_to_local_range(back_project(
+                            guided_median(finished, guide, radius=radius,
+                                          sigma=fitted_config.guided_median_sigma),
+                            pair.target, iterations=bp, kernel=fitted_config.degradation,
+                            valid=pair.valid), pair.target)
                         out[key + " median"] = pair.normalization.from_unit(
                             finished).astype(np.float64)
         model.config = fitted_config

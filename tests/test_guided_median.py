@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from cmsr.method.guided_median import guided_median, weighted_median
+from cmsr.method.infer import back_project, clamp_to_local_range
 
 
 def _brute_force(image: np.ndarray, guide: np.ndarray, radius: int, sigma: float) -> np.ndarray:
@@ -101,7 +102,7 @@ def test_weighted_median_heavy_weight_wins():
     assert weighted_median(values, torch.tensor([[0.1, 9.0, 0.1, 0.1]]), 1).item() == 5.0
 
 
-def test_cmsr_applies_it_last_with_the_aligned_guide():
+def test_cmsr_applies_it_with_the_aligned_guide_then_back_projects_and_clips():
     import cmsr
 
     rng = np.random.default_rng(5)
@@ -112,6 +113,11 @@ def test_cmsr_applies_it_last_with_the_aligned_guide():
     model = cmsr.CMSR(config).fit(target, guide)
     plain = model.predict_tensor()
     model.config = config.replace(guided_median_radius=1, guided_median_sigma=0.1)
-    expected = guided_median(plain, model.aligned_guide(), radius=1, sigma=0.1)
+    median = guided_median(plain, model.aligned_guide(), radius=1, sigma=0.1)
+    assert model.pair is not None
+    target = model.pair.target
+    expected = clamp_to_local_range(
+        back_project(median, target, iterations=config.back_projection_iters,
+                     kernel=config.degradation, valid=model.pair.valid), target)
     torch.testing.assert_close(model.predict_tensor(), expected, rtol=0, atol=0)
     assert not torch.equal(expected, plain)

@@ -107,8 +107,9 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
     parser.add_argument("--guided-median", type=int, default=None, metavar="R",
                         help="last, each pixel becomes the median of its (2R+1)x(2R+1) "
                              "neighbours weighted by how alike the aligned guide is there: "
-                             "edges move onto the guide's, flat regions stay flat; 0 turns "
-                             "it off (default: the preset's: 1 for depth, 0 otherwise)")
+                             "edges move onto the guide's, flat regions stay flat; then "
+                             "back-projection and the clip once more. 0 turns it off "
+                             "(default: the preset's: 1 for depth, 0 otherwise)")
     gradual = parser.add_mutually_exclusive_group()
     gradual.add_argument("--gradual", dest="gradual", action="store_true", default=None,
                          help="enlarge in steps of at most x2 (default for scales above 2)")

@@ -461,6 +461,11 @@ class CMSR:
             current = guided_median(current, self._stage_guide(aligned, size),
                                     radius=self.config.guided_median_radius,
                                     sigma=self.config.guided_median_sigma)
+            current = back_project(current, pair.target,
+                                   iterations=self.config.back_projection_iters,
+                                   kernel=self.config.degradation, valid=pair.valid)
+            if self.config.clamp_to_local_range:
+                current = clamp_to_local_range(current, pair.target)
         return current
 
     def predict(self) -> np.ndarray:

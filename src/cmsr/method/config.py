@@ -133,7 +133,8 @@ class Config:
         ``(2 r + 1)**2`` neighbourhood, a neighbour weighted by how alike the (aligned)
         guide is there, ``exp(-d**2 / (2 guided_median_sigma**2))`` with ``d`` the
         guide distance in unit range (:mod:`cmsr.method.guided_median`): edges move
-        onto the guide's; flat regions stay flat. ``gradual``: for scales above 2,
+        onto the guide's; flat regions stay flat. Back-projection and the local-range
+        clip (when on) then run once more. ``gradual``: for scales above 2,
         enlarge in steps of at most 2, training once per step, each on the previous
         step's output.
         ``tile_size``: largest side, in output pixels, run through the network at once
@@ -378,8 +379,8 @@ PRESETS: dict[str, Config] = {
     # (the ringing beside the pole), Middlebury13 026 2.175 against 2.221. Guide branch
     # 32 wide (0.8, for speed): on all 13 Middlebury13 pairs (x4, 1 thread) mean RMSE
     # 1.886 against 1.890 with 64 (better on 7 of 13), fits about 26% shorter.
-    # Guided 3x3 median last (0.9): on the 13 pairs' 0.8 results RMSE 1.829 against
-    # 1.886 (better on 12 of 13; benchmarks/inference_variants.py).
+    # Guided 3x3 median last, then back-projection and the clip again (0.9): on the 13
+    # pairs' stored 0.8 results RMSE 1.799 against 1.886 (better on 12 of 13).
     "depth": Config(degradation="box", fe2_channels=32, alternating_scales=0.0,
                     guide_dropout=0.3, self_check=True, clamp_to_local_range=True,
                     self_check_free_stages=True, self_check_free_share=0.6,

@@ -219,6 +219,11 @@ def predict_window(networks: Sequence[CMSRNet], stages: Sequence[Size], target: 
     if config.guided_median_radius:
         current = guided_median(current, guide, radius=config.guided_median_radius,
                                 sigma=config.guided_median_sigma)
+        current = back_project_window(
+            current, box, full, measured, measured_valid, coarse_box, coarse,
+            iterations=config.back_projection_iters, kernel=config.degradation)
+        if config.clamp_to_local_range:
+            current = clamp_window(current, box, full, measured, coarse_box, coarse)
     return current
 
 
