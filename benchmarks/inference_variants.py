@@ -65,6 +65,7 @@ from cmsr.method.self_check import BLEND_WEIGHTS, SelfCheck, decide
 
 SETS = {  # name: (folder, protocol, scale, preset, overrides)
     "middlebury13": ("depth/middlebury13", "avgpool", 4, "depth", {}),
+    "middlebury2005": ("depth/middlebury2005", "avgpool", 4, "depth", {}),
     "thermal-unaligned": ("thermal/unaligned", "real", 8, "thermal",
                           {"degradation": "cubic-aliased"}),
     "roadscene": ("thermal/roadscene", "bicubic", 4, "thermal", {}),

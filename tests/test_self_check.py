@@ -171,3 +171,46 @@ def test_history_shows_the_guide_free_training_between_the_stages():
     assert phases == ["stage 1", "guide-free", "stage 2"]
     steps = [row[1] for row in rows]
     assert steps == sorted(steps) and steps[-1] == model.training_steps
+
+
+@pytest.mark.parametrize("kept", [True, False])
+def test_alignment_check_keeps_or_drops_the_warp(monkeypatch, kept):
+    import cmsr
+    import cmsr.method.api as api
+    from cmsr.method.self_check import AlignmentCheck
+
+    calls = []
+
+    def forced(warped: float, unwarped: float, margin: float) -> AlignmentCheck:
+        calls.append((warped, unwarped, margin))
+        return AlignmentCheck(warped, unwarped, kept)
+
+    monkeypatch.setattr(api, "decide_alignment", forced)
+    rng = np.random.default_rng(0)
+    target = rng.random((16, 16)).astype(np.float32)
+    guide = rng.random((32, 32, 3)).astype(np.float32)
+    config = cmsr.Config.preset("quick", max_iters=6, min_iters=2, align="affine",
+                                align_levels=0, self_check=True, guide_dropout=0.3,
+                                align_check=True)
+    model = cmsr.CMSR(config).fit(target, guide)
+    assert len(calls) == 1 and calls[0][2] == config.self_check_margin
+    assert model.alignment_check is not None and model.alignment_check.kept is kept
+    assert model.self_check is not None
+    assert model.self_check.guided == (calls[0][0] if kept else calls[0][1])
+    assert model.warp is not None
+    frozen = not any(p.requires_grad for p in model.warp.parameters())
+    assert frozen is not kept
+    if not kept:
+        assert model.pair is not None
+        torch.testing.assert_close(model.aligned_guide(), model.pair.guide, atol=1e-5, rtol=0)
+
+
+def test_alignment_check_is_off_without_the_setting():
+    import cmsr
+
+    rng = np.random.default_rng(1)
+    config = cmsr.Config.preset("quick", max_iters=4, min_iters=2, align="affine",
+                                align_levels=0, self_check=True, guide_dropout=0.3)
+    model = cmsr.CMSR(config).fit(rng.random((16, 16)).astype(np.float32),
+                                  rng.random((32, 32, 3)).astype(np.float32))
+    assert model.alignment_check is None
