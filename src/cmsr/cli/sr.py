@@ -215,8 +215,6 @@ def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
     progress.close()
     if model.self_check is not None and not quiet:
         print(f"cmsr: {model.self_check.describe()}", file=sys.stderr)
-    if model.alignment_check is not None and not quiet:
-        print(f"cmsr: {model.alignment_check.describe()}", file=sys.stderr)
     steps = []
     if config.self_ensemble:
         steps.append("8-fold self-ensemble")

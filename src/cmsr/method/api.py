@@ -43,14 +43,7 @@ from cmsr.method.normalize import (
     target_tensors,
 )
 from cmsr.method.resample import downsample, resize, scaled_size, upsample_bicubic
-from cmsr.method.self_check import (
-    AlignmentCheck,
-    SelfCheck,
-    decide,
-    decide_alignment,
-    held_out_errors,
-    held_out_mask,
-)
+from cmsr.method.self_check import SelfCheck, decide, held_out_errors, held_out_mask
 from cmsr.method.train import StepInfo, TrainRecord, train
 from cmsr.method.validate import check_array, check_image, check_pair
 from cmsr.method.warp import GuideWarp
@@ -205,7 +198,6 @@ class CMSR:
         self.consistency_records: list[TrainRecord] = []
         self.guide_free_records: list[TrainRecord] = []
         self.self_check: SelfCheck | None = None
-        self.alignment_check: AlignmentCheck | None = None
         self.pair: PreparedPair | None = None
 
     def _new_network(self, target_channels: int, guide_channels: int, seed: int) -> CMSRNet:
@@ -338,7 +330,6 @@ class CMSR:
                 on_level=lambda index, count: _relabel(on_step, index, count, "align"))
         self.alignment_records = levels
         self.self_check = None
-        self.alignment_check = None
         self.guide_free_records = []
         held_out = None
         if self.config.self_check:
@@ -375,17 +366,6 @@ class CMSR:
                 assert held_out is not None
                 errors = held_out_errors(net, current, aligned, held_out, stage_scale,
                                          self.config)
-                if self.config.align_check and self.warp is not None:
-                    as_given = self._stage_guide(pair.guide, size)
-                    plain = held_out_errors(net, current, as_given, held_out, stage_scale,
-                                            self.config)
-                    self.alignment_check = decide_alignment(
-                        errors[0], plain[0], self.config.self_check_margin)
-                    if not self.alignment_check.kept:  # back to the identity, for good
-                        self.warp = self._new_warp()
-                        assert self.warp is not None
-                        self.warp.freeze(self.warp.layers.keys())
-                        errors, aligned = plain, as_given
                 guided, free, bicubic, blended = errors
                 self.self_check = decide(guided, free, bicubic, int(held_out.sum()),
                                          self.config.self_check_margin, blended,

@@ -19,13 +19,6 @@ also rebuilt with the guide branch's contribution scaled by each of
 the same margin. The decision and its three errors are kept in
 :class:`SelfCheck`, printed by the command line and drawn by
 :func:`cmsr.pictures.display.self_check_figure`.
-
-With ``config.align_check`` the learned warp is checked the same way
-(:class:`AlignmentCheck`): the guided network rebuilds the held-out pixels with the
-warped guide and with the guide as given, and the warp is kept only if it wins by the
-same margin. On aligned pairs the warp otherwise drifts by a few pixels (see
-``benchmarks/alignment_drift.py``): the network hardly notices, but what reads the guide
-at full resolution (the guided median) does.
 """
 
 from __future__ import annotations
@@ -76,38 +69,6 @@ class SelfCheck:
         return (f"self-check on {self.held_out_pixels} held-out pixels: guided "
                 f"{rel(self.guided)}, guide-free {rel(self.guide_free)}{blend} against "
                 f"bicubic; using {using}")
-
-
-@dataclass(frozen=True)
-class AlignmentCheck:
-    """Does the learned warp help on this pair? The guided network's held-out errors
-    (L1 in unit range) with the warped guide and with the guide as given, and whether
-    the warp was kept (it must win by the self-check's margin)."""
-
-    warped: float
-    unwarped: float
-    kept: bool
-
-    def describe(self) -> str:
-        """One line for logs: the two errors and the decision."""
-        change = (f"{100 * (self.warped / self.unwarped - 1):+.1f}%" if self.unwarped > 0
-                  else "n/a")
-        using = "the learned warp" if self.kept else "the guide as given (warp dropped)"
-        return f"alignment check: warped guide {change} against the guide as given; using {using}"
-
-
-def decide_alignment(warped: float, unwarped: float, margin: float) -> AlignmentCheck:
-    """Keep the learned warp only if the warped guide beats the guide as given by
-    ``margin`` (relative) on the held-out pixels.
-
-    Examples
-    --------
-    >>> decide_alignment(0.010, 0.020, 0.02).kept
-    True
-    >>> decide_alignment(0.0199, 0.020, 0.02).kept
-    False
-    """
-    return AlignmentCheck(warped, unwarped, warped < unwarped * (1.0 - margin))
 
 
 def held_out_mask(size: Sequence[int], fraction: float, block: int,
