@@ -5,9 +5,10 @@ Pairs (from ``../shared/data`` or ``$CMSR_DATA``):
 - nir: EPFL ``train_0003``, 256x170 -> 1024x680 (x4, MATLAB bicubic reduction);
 - thermal: ``thermal/unaligned`` first scene, real 80x60 capture -> 640x480 (x8).
 
-Each pair runs with the preset's default alignment (``--align full``) and with
-``--align none``, so the table also gives what the learned deformation (with its
-fits on the reduced pair) adds to a whole run: fit and predict, the preset's steps.
+Each pair runs with ``--align none`` and ``--align full`` (the column ``default``
+marks the preset's own: ``full`` for nir and thermal, ``none`` for depth since 0.9),
+so the table also gives what the learned deformation (with its fits on the reduced
+pair) adds to a whole run: fit and predict, the preset's steps.
 
 Usage: ``python benchmarks/preset_costs.py``; writes ``benchmarks/results/preset_costs.md``.
 Run it on an otherwise idle machine: its timings are the point.
@@ -47,7 +48,8 @@ def main() -> None:
         ("thermal", f"unaligned/{thermal.name} x8 (real LR)",
          read_image(first(thermal, "target_*_lr*")), read_image(first(thermal, "guide_*"))),
     ]
-    header = ["preset", "pair", "input -> output", "align", "train steps (+ alignment)",
+    header = ["preset", "pair", "input -> output", "align", "default",
+              "train steps (+ alignment)",
               "seconds", "time added by the alignment", "peak RSS GB"]
     rows = []
     for preset, name, target, guide in cases:
@@ -64,6 +66,7 @@ def main() -> None:
                      if align == "full" else "")
             rows.append([preset, name, f"{target.shape[1]}x{target.shape[0]} -> "
                          f"{result.shape[1]}x{result.shape[0]}", align,
+                         "yes" if cmsr.PRESETS[preset].align == align else "",
                          f"{steps} (+ {levels})" if levels else str(steps),
                          f"{seconds[align]:.1f}", added, f"{peak:.2f}"])
             print(" | ".join(rows[-1]), flush=True)
