@@ -75,6 +75,10 @@ SUITE = (
           why="the same with the kernel the captures were made with (guide_diagnostic.py)"),
     Entry("roadscene-x4", "thermal/roadscene", "bicubic", 4, f"{FAST},zssr,cmsr", "thermal",
           scenes="FLIR_00006,FLIR_00018", why="2 of 40 pairs"),
+    Entry("middlebury13-x4-2threads", "depth/middlebury13", "avgpool", 4, "cmsr", "depth",
+          optional=True,
+          why="cmsr alone at 2 threads (the users' default) on a quiet machine: its "
+              "seconds are the timing of the median target; run with --threads 2"),
     Entry("middlebury13-x8", "depth/middlebury13", "avgpool", 8, f"{FAST},zssr,cmsr", "depth",
           scenes="01_1,026,11_1,88", why="4 of 13 pairs", optional=True),
     Entry("middlebury2005-x4", "depth/middlebury2005", "avgpool", 4, f"{FAST},zssr,cmsr",
