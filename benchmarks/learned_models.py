@@ -100,21 +100,27 @@ def run(argv: list[str]) -> None:
         raise SystemExit(f"cmsr {argv[0]} failed with exit code {code}")
 
 
-def model_arguments(args: argparse.Namespace) -> list[str]:
-    """The architecture and training options shared by every model."""
+def model_arguments(args: argparse.Namespace, max_steps: int | None = None) -> list[str]:
+    """The architecture and training options shared by every model (``max_steps``
+    overrides ``--max-steps``)."""
     argv = ["--size", args.size, "--minutes", str(args.minutes), "--seed", str(args.seed),
             "--threads", str(args.threads), "--validation-fraction",
             str(args.validation_fraction), "--quiet"]
-    for option in ("blocks", "features", "batch_size", "patch_size", "max_steps"):
-        value = getattr(args, option)
+    steps = max_steps if max_steps is not None else args.max_steps
+    for option, value in (("blocks", args.blocks), ("features", args.features),
+                          ("batch-size", args.batch_size), ("patch-size", args.patch_size),
+                          ("max-steps", steps)):
         if value is not None:
-            argv += [f"--{option.replace('_', '-')}", str(value)]
+            argv += [f"--{option}", str(value)]
     return argv
 
 
 def train(direction: Direction, variant: str, folder: Path, root: Path, train: list[str],
-          args: argparse.Namespace) -> Path:
-    """Train one model (unless it exists and --retrain is not given); its path."""
+          args: argparse.Namespace, max_steps: int | None = None) -> Path:
+    """Train one model (unless it exists and --retrain is not given); its path.
+
+    ``max_steps``: stop after that many steps (overrides ``--max-steps``; the time
+    budget still applies)."""
     model = folder / "models" / f"{variant}.pt"
     if model.exists() and not args.retrain:
         print(f"\n== {direction.name}/{variant}: reusing {model}", flush=True)
@@ -123,9 +129,27 @@ def train(direction: Direction, variant: str, folder: Path, root: Path, train: l
     checkpoint = model.with_name(f"{variant}-checkpoint.pt")
     run(["train", str(root / direction.data), "-o", str(model), "--method", "cspsr",
          "--scale", str(args.scale), "--scenes", ",".join(train), "--variant", variant,
-         *direction.pair_options, *model_arguments(args), "--checkpoint", str(checkpoint),
-         "--overwrite"])
+         *direction.pair_options, *model_arguments(args, max_steps), "--checkpoint",
+         str(checkpoint), "--overwrite"])
     return model
+
+
+def train_variants(direction: Direction, folder: Path, root: Path, train_names: list[str],
+                   args: argparse.Namespace) -> dict[str, Path]:
+    """Every variant's model. With ``--equal-steps`` the last variant (the largest,
+    ``full``) is trained first on the time budget and the others stop at its step
+    count, as the paper's ablation trains every variant for the same schedule;
+    otherwise each gets the whole time budget."""
+    if not args.equal_steps or len(direction.variants) == 1:
+        return {variant: train(direction, variant, folder, root, train_names, args)
+                for variant in direction.variants}
+    *others, largest = direction.variants
+    models = {largest: train(direction, largest, folder, root, train_names, args)}
+    steps = int(LearnedModel.load(models[largest]).info.training["steps"])
+    for variant in others:
+        models[variant] = train(direction, variant, folder, root, train_names, args,
+                                max_steps=steps)
+    return {variant: models[variant] for variant in direction.variants}
 
 
 def evaluate(direction: Direction, methods: str, report: Path, root: Path,
@@ -193,6 +217,10 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--patch-size", type=int, default=None)
     parser.add_argument("--max-steps", type=int, default=None)
+    parser.add_argument("--equal-steps", action="store_true",
+                        help="train the largest variant on the time budget and stop the "
+                             "others at its step count (the paper's ablation: the same "
+                             "schedule for every variant)")
     parser.add_argument("--validation-fraction", type=float, default=0.15)
     parser.add_argument("--scale", type=int, default=4)
     parser.add_argument("--train-pairs", type=int, default=None,
@@ -226,8 +254,7 @@ def main() -> None:
         train_names, test = split(direction, root, args.train_pairs, args.test_pairs)
         notes.append(f"- `{name}`: {direction.data}, {direction.why}; trained on "
                      f"{len(train_names)} pairs, tested on {len(test)} ({', '.join(test)}).")
-        models = {variant: train(direction, variant, folder, root, train_names, args)
-                  for variant in direction.variants}
+        models = train_variants(direction, folder, root, train_names, args)
         fitting = scores(evaluate(direction, "bicubic,cmsr", folder / "eval-fitting", root,
                                   test, args))
         cmsr_seconds = fitting.get("cmsr", {}).get("seconds", math.nan)
@@ -240,18 +267,21 @@ def main() -> None:
             seconds = inference_seconds(model, args.threads)
             speedup = cmsr_seconds / learned["seconds"] if learned["seconds"] else math.nan
             rows.append(row(name, f"cspsr {variant} ({info.config.blocks}x{info.config.features})",
-                            learned, f"{info.training['seconds'] / 60:.1f}",
+                            learned, f"{info.training['seconds'] / 60:.1f} "
+                            f"({info.training['steps']} steps)",
                             f"{seconds:.2f}", f"{speedup:.0f}x"))
+    budget = (" (the largest; the others stop at its step count)" if args.equal_steps
+              else "")
     cmsr_steps = (f"at most {args.cmsr_iters} steps per stage" if args.cmsr_iters
                   else "its preset's defaults")
     header = ["direction", "method", "PSNR (dB)", "SSIM", "RMSE", "s / frame (eval)",
-              "pairs ok", "training (min)", "inference, 1024x680 (s)", "faster than cmsr"]
+              "pairs ok", "training (min, steps)", "inference, 1024x680 (s)", "faster than cmsr"]
     markdown = "\n".join([
         f"# Learned models beside bicubic and per-pair cmsr, x{args.scale} (issue 14)", "",
         f"{machine_line()}; seed {args.seed}; model size {args.size}"
         f"{f' (T={args.blocks})' if args.blocks else ''}"
         f"{f' (C={args.features})' if args.features else ''}; {args.minutes:g} min of "
-        f"training per model; cmsr: {cmsr_steps}; whole run "
+        f"training per model{budget}; cmsr: {cmsr_steps}; whole run "
         f"{(time.perf_counter() - start) / 60:.0f} min (reused models and runs not counted).",
         "", *notes, "", markdown_table(header, rows), "",
         "s / frame: as `cmsr eval` measured each run (learned models: loading the model "
