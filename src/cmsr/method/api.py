@@ -23,6 +23,7 @@ import torch
 
 from cmsr.errors import InputError
 from cmsr.method import checkpoint
+from cmsr.method.alignment_check import AlignmentCheck, check_alignment
 from cmsr.method.checkpoint import StateSource
 from cmsr.method.coarse_alignment import align_coarse_to_fine
 from cmsr.method.config import Config, device_problems
@@ -198,6 +199,7 @@ class CMSR:
         self.consistency_records: list[TrainRecord] = []
         self.guide_free_records: list[TrainRecord] = []
         self.self_check: SelfCheck | None = None
+        self.alignment_check: AlignmentCheck | None = None
         self.pair: PreparedPair | None = None
 
     def _new_network(self, target_channels: int, guide_channels: int, seed: int) -> CMSRNet:
@@ -320,6 +322,7 @@ class CMSR:
         fresh_warp = (self.warp is not None and warp_start is None
                       and not self.config.freeze_warp)
         levels: list[list[TrainRecord]] = []
+        self.alignment_check = None
         if fresh_warp and self.config.align_levels > 0:
             assert self.warp is not None
             size = stages[0]
@@ -328,7 +331,18 @@ class CMSR:
                 scale=(size[0] / current.shape[-2], size[1] / current.shape[-1]),
                 config=self.config,
                 on_level=lambda index, count: _relabel(on_step, index, count, "align"))
+            if self.config.align_check_margin >= 0:
+                self.alignment_check = check_alignment(
+                    current, self._stage_guide(pair.guide, size),
+                    self._stage_guide(self.aligned_guide(), size),
+                    margin=self.config.align_check_margin, valid=current_valid)
+                if not self.alignment_check.kept:  # start again from the identity
+                    self.warp = self._new_warp()
         self.alignment_records = levels
+        # the warp's layers are released coarse to fine in the first stage unless the
+        # coarse fits left a warp to build on
+        coarse_warp = bool(levels) and (self.alignment_check is None
+                                        or self.alignment_check.kept)
         self.self_check = None
         self.guide_free_records = []
         held_out = None
@@ -345,7 +359,7 @@ class CMSR:
                 net.load_state_dict(start["networks"][index])
             # coarse to fine only for a warp that starts at the identity, in the first
             # training it takes part in
-            release = fresh_warp and index == 0 and not levels
+            release = fresh_warp and index == 0 and not coarse_warp
             train_valid = current_valid
             if index == 0 and held_out is not None:
                 train_valid = current_valid * (1.0 - held_out)

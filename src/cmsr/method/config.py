@@ -87,6 +87,10 @@ class Config:
         extractors are at most ``align_level_channels`` wide
         (:mod:`cmsr.method.coarse_alignment`): displacements of several pixels are out of
         reach at full size, where the network ignores a misaligned guide. 0: none.
+        ``align_check_margin``: after those fits the warp is kept only if the guide, so
+        warped, explains the target locally better than as given, by this share
+        (:mod:`cmsr.method.alignment_check`, no network involved); otherwise the
+        first stage starts again from the identity. Negative: no check.
 
     Starting from a previous fit (``CMSR.fit(init=...)``, ``warp_init=...``)
         A loaded warp has all its layers active from the first step (no coarse-to-fine
@@ -186,6 +190,7 @@ class Config:
     align_levels: int = 2
     align_level_iters: int = 150
     align_level_channels: int = 32
+    align_check_margin: float = 0.05
     # starting from a previous fit
     warm_start_iters: int = 200
     warm_learning_rate: float = 3e-4
