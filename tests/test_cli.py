@@ -349,6 +349,10 @@ def test_warp_learning_rate_multipliers_reach_the_config():
     levels = config_from_args(build_parser().parse_args(
         ["sr", "--target", "a", "--guide", "b", "-o", "c", "--align-levels", "3"]))
     assert levels.align_levels == 3
+    assert default.align_check_margin == 0.05
+    unchecked = config_from_args(build_parser().parse_args(
+        ["sr", "--target", "a", "--guide", "b", "-o", "c", "--align-check-margin", "-1"]))
+    assert unchecked.align_check_margin == -1.0
 
 
 @pytest.mark.parametrize(("preset", "clip", "local", "whole"), [

@@ -70,6 +70,10 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
                         help="fit the alignment first on the pair reduced by 2**N, ..., 2 "
                              "(more for guides displaced by many pixels; 0: off; default: "
                              "the preset's, 2)")
+    parser.add_argument("--align-check-margin", type=float, default=None, metavar="M",
+                        help="keep the coarse alignment only if the guide, so warped, "
+                             "explains the target locally better than as given by this "
+                             "share (negative: always keep; default: the preset's, 0.05)")
     parser.add_argument("--alternating-scales", type=float, default=None, metavar="P",
                         help="share of up-sampling-scheme training steps (default: the "
                              "preset's); 0 helps the learned alignment")
@@ -176,6 +180,8 @@ def config_from_args(args: argparse.Namespace, *, device_here: bool = True) -> C
         changes["warp_lr_affine"], changes["warp_lr_cpab"], changes["warp_lr_tps"] = args.warp_lr
     if args.align_levels is not None:
         changes["align_levels"] = args.align_levels
+    if args.align_check_margin is not None:
+        changes["align_check_margin"] = args.align_check_margin
     if args.alternating_scales is not None:
         changes["alternating_scales"] = args.alternating_scales
     for name in ("self_check", "guide_dropout", "consistency_iters"):

@@ -175,6 +175,9 @@ def save_figures(folder: Path, model: CMSR, target: np.ndarray, guide: np.ndarra
         title = "training loss"
         if model.self_check is not None:
             title += f" - {model.self_check.describe()}"
+        if model.alignment_check is not None:
+            title += " - coarse alignment " + ("kept" if model.alignment_check.kept
+                                               else "dropped")
         curve = loss_curve([r[1] for r in rows], [r[2] for r in rows],
                            learning_rates=[r[4] for r in rows],
                            stage_marks=phase_starts(rows), title=title)
@@ -213,6 +216,8 @@ def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
         progress.close(finished=False)
         raise
     progress.close()
+    if model.alignment_check is not None and not quiet:
+        print(f"cmsr: {model.alignment_check.describe()}", file=sys.stderr)
     if model.self_check is not None and not quiet:
         print(f"cmsr: {model.self_check.describe()}", file=sys.stderr)
     steps = []

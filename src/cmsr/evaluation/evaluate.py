@@ -63,7 +63,8 @@ CONFIGURED = ("cmsr", "zssr")
 #: Config fields that only matter to the learned warp (left out of a key without one).
 WARP_FIELDS = ("align", "warp_lr_affine", "warp_lr_cpab", "warp_lr_tps", "warp_release",
                "warp_regularization", "cpab_cells", "tps_points", "freeze_warp",
-               "align_levels", "align_level_iters", "align_level_channels")
+               "align_levels", "align_level_iters", "align_level_channels",
+               "align_check_margin")
 #: Learned baselines that take the config's seed and device but keep their own defaults.
 SEEDED = ("p2p", "mmsr")
 #: Bumped when a change invalidates stored runs.

@@ -331,7 +331,7 @@ class CMSR:
                 scale=(size[0] / current.shape[-2], size[1] / current.shape[-1]),
                 config=self.config,
                 on_level=lambda index, count: _relabel(on_step, index, count, "align"))
-            if self.config.align_check_margin >= 0:
+            if levels and self.config.align_check_margin >= 0:
                 self.alignment_check = check_alignment(
                     current, self._stage_guide(pair.guide, size),
                     self._stage_guide(self.aligned_guide(), size),
