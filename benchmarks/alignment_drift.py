@@ -17,7 +17,7 @@ fits on the pair reduced by 4 and 2 before the first stage) and ``--margins``
 (``align_check_margin``; negative: no check).
 
 Usage: ``python benchmarks/alignment_drift.py [--sets middlebury13,epfl] [--iters 40]
-[--levels 2] [--margins -1,0.02]``; writes ``results/alignment_drift.md``. ``--iters``
+[--levels 2] [--margins -1,0.05]``; writes ``results/alignment_drift.md``. ``--iters``
 caps the steps per stage (the coarse fits run their full ``align_level_iters``
 whatever it is; ``--iters 1`` measures them alone).
 """
@@ -71,7 +71,7 @@ def main() -> None:
     parser.add_argument("--conditions", default="aligned,global")
     parser.add_argument("--iters", type=int, default=40)
     parser.add_argument("--levels", default="2", help="align_levels values to fit with")
-    parser.add_argument("--margins", default="-1,0.02",
+    parser.add_argument("--margins", default="-1,0.05",
                         help="align_check_margin values (negative: no check)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--output", default=str(RESULTS / "alignment_drift.md"))

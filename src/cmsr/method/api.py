@@ -174,6 +174,11 @@ class CMSR:
     config:
         Every setting; ``Config.preset("thermal")`` etc. Default: ``Config()``.
 
+    After :meth:`fit`, ``self_check`` (a :class:`cmsr.method.self_check.SelfCheck` or
+    None) says whether the guide is used, and ``alignment_check`` (a
+    :class:`cmsr.method.alignment_check.AlignmentCheck` or None: no coarse fits) whether
+    the alignment fitted on the reduced pair was kept.
+
     Examples
     --------
     >>> from cmsr import CMSR, Config
