@@ -164,7 +164,9 @@ def test_module_flow_matches_reference_integration(tessellation, zero_boundary, 
     points = _points(30, seed + 200, reach=1.0 if zero_boundary else 0.5)
     expected = reference.flow(points)
     moved = np.abs(expected - points).max()
-    assert 0.05 < moved < 0.4  # the fields do move points
+    # the fields do move points (by 0.04 to 0.3 here: the basis of the velocity fields
+    # comes from an SVD, so theta's direction, and how far it moves, varies by machine)
+    assert 0.02 < moved < 0.4
     # RK4 with 64 steps; the field has kinks on the triangle edges, where RK4 falls to
     # low order: measured at most 1.0e-6 (normalized units; 3e-4 px at 640 px), forward
     # and inverse (the flow of -v). A wrong field or time moves points by ~1e-2 or more.
