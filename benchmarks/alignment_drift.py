@@ -121,7 +121,7 @@ def main() -> None:
               "unexplained, as given", "unexplained, warped", "check", "fit s"]
     text = "\n".join([
         "# The learned alignment against where it should be, with and without the "
-        "alignment check (x4)", "",
+        "alignment check (x4; the real thermal captures x8)", "",
         f"{machine_line()}; each set's preset with `--align full`, seed 0, at most "
         f"{args.iters} steps per stage. Errors in output pixels: the warp's displacement "
         "less the one that undoes the guide's move (for aligned guides, the displacement "
