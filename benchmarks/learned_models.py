@@ -17,8 +17,9 @@ Reported per direction and method: mean PSNR / SSIM / RMSE on the test pairs, se
 per frame as ``cmsr eval`` measured them (model loading included for the learned
 models, the whole fit for cmsr), the training minutes, and the inference time of
 each model on one 1024x680 output frame (median of 3 after a warm-up, ``--threads``).
-Prints one Markdown table and writes it to ``results/learned_models.md`` (or
-``--results-dir``). Models go to ``<results-dir>/learned/<direction>/models/`` (not
+Prints one Markdown table and writes it to ``learned_models.md``
+(``learned_models_equal_steps.md`` with ``--equal-steps``) in ``results/`` or
+``--results-dir``. Models go to ``<results-dir>/learned/<direction>/models/`` (not
 kept in git) and are reused when present (``--retrain`` trains again); finished eval
 runs are reused too, so a stopped run can be started again.
 
@@ -290,7 +291,8 @@ def main() -> None:
         "`learned/<direction>/eval-*/`."])
     print("\n" + markdown)
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / "learned_models.md").write_text(markdown + "\n")
+    name = "learned_models_equal_steps.md" if args.equal_steps else "learned_models.md"
+    (args.results_dir / name).write_text(markdown + "\n")
 
 
 def row(direction: str, method: str, values: dict[str, float], training: str,
