@@ -74,7 +74,8 @@ SUITE = (
           "bicubic,zssr,cmsr", "thermal", extra=("--kernel", "cubic-aliased"),
           why="the same with the kernel the captures were made with (guide_diagnostic.py)"),
     Entry("roadscene-x4", "thermal/roadscene", "bicubic", 4, f"{FAST},zssr,cmsr", "thermal",
-          scenes="FLIR_00006,FLIR_00018", why="2 of 40 pairs"),
+          scenes="FLIR_00006,FLIR_00018,FLIR_00060,FLIR_00122,FLIR_00211,FLIR_00233",
+          why="6 of 40 pairs (the learned models' test pairs)"),
     Entry("middlebury13-x4-2threads", "depth/middlebury13", "avgpool", 4, "cmsr", "depth",
           optional=True,
           why="cmsr alone at 2 threads (the users' default) on a quiet machine: its "
