@@ -8,9 +8,9 @@ For each pair, condition and setting, cmsr is fitted with the set's preset and
 targets, so every pixel of displacement is drift) and ``global`` (the guide moved by a
 6 px shift and a 2 degree rotation, as ``benchmarks/misalignment.py`` does, seed 0);
 ``thermal-unaligned``'s real captures have no known alignment, so only the check is
-reported there. The error is the
-length of the warp's displacement less the one that undoes the move (for ``aligned``:
-the displacement itself), mean and largest, beside the error of the identity. Also
+reported there. The error is the length of the warp's displacement less the one that
+undoes the move (for ``aligned``: the displacement itself), mean and largest, beside
+the error of the identity. Also
 reported: the check's unexplained shares with the guide as given and as warped, and
 whether it kept the warp. Settings: ``--levels`` (``align_levels``; the presets' 2:
 fits on the pair reduced by 4 and 2 before the first stage) and ``--margins``
@@ -19,7 +19,8 @@ fits on the pair reduced by 4 and 2 before the first stage) and ``--margins``
 Usage: ``python benchmarks/alignment_drift.py [--sets middlebury13,epfl] [--iters 40]
 [--levels 2] [--margins -1,0.05]``; writes ``results/alignment_drift.md``. ``--iters``
 caps the steps per stage (the coarse fits run their full ``align_level_iters``
-whatever it is; ``--iters 1`` measures them alone).
+whatever it is; ``--iters 1`` measures them alone). The stored table:
+``--sets middlebury13,epfl,roadscene,thermal-unaligned --iters 1``.
 """
 
 from __future__ import annotations
