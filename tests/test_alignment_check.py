@@ -65,7 +65,8 @@ def test_check_keeps_a_warp_that_undoes_a_move_and_drops_one_that_adds_it():
     same = check_alignment(target, guide, guide, margin=0.0)
     assert same.kept and same.warped == same.identity  # margin 0: a tie keeps it
     assert not check_alignment(target, guide, guide, margin=0.05).kept
-    assert "dropped" in dropped.describe() and "kept" in kept.describe()
+    assert "dropped" in dropped.describe() and "by 5%" in dropped.describe()
+    assert "kept" in kept.describe()
 
 
 def test_a_dropped_check_gives_the_fit_without_coarse_levels():

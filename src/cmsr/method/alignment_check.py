@@ -34,12 +34,14 @@ class AlignmentCheck:
     identity: float
     warped: float
     kept: bool
+    margin: float = 0.0
 
     def describe(self) -> str:
         """One line for logs."""
-        verdict = "kept" if self.kept else "dropped (the guide as given fits better)"
+        verdict = ("kept" if self.kept else
+                   f"dropped (it has to lower the share by {100 * self.margin:g}%)")
         return (f"alignment check: unexplained share {self.identity:.3f} as given, "
-                f"{self.warped:.3f} warped; learned alignment {verdict}")
+                f"{self.warped:.3f} warped; coarse alignment {verdict}")
 
 
 def _box_mean(image: torch.Tensor, radius: int) -> torch.Tensor:
@@ -110,4 +112,4 @@ def check_alignment(target: torch.Tensor, guide: torch.Tensor, warped: torch.Ten
                                  radius=radius, valid=valid)
     moved = unexplained_share(target, downsample(warped, size).clamp(0.0, 1.0),
                               radius=radius, valid=valid)
-    return AlignmentCheck(identity, moved, moved <= identity * (1.0 - margin))
+    return AlignmentCheck(identity, moved, moved <= identity * (1.0 - margin), margin)
