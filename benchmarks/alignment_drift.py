@@ -10,11 +10,10 @@ targets, so every pixel of displacement is drift) and ``global`` (the guide move
 ``thermal-unaligned``'s real captures have no known alignment, so only the check is
 reported there. The error is the length of the warp's displacement less the one that
 undoes the move (for ``aligned``: the displacement itself), mean and largest, beside
-the error of the identity. Also
-reported: the check's unexplained shares with the guide as given and as warped, and
-whether it kept the warp. Settings: ``--levels`` (``align_levels``; the presets' 2:
-fits on the pair reduced by 4 and 2 before the first stage) and ``--margins``
-(``align_check_margin``; negative: no check).
+the error of the identity. Also reported: the check's unexplained shares with the guide
+as given and as warped, and whether it kept the warp. Settings: ``--levels``
+(``align_levels``; the presets' 2: fits on the pair reduced by 4 and 2 before the first
+stage) and ``--margins`` (``align_check_margin``; negative: no check).
 
 Usage: ``python benchmarks/alignment_drift.py [--sets middlebury13,epfl] [--iters 40]
 [--levels 2] [--margins -1,0.05]``; writes ``results/alignment_drift.md``. ``--iters``
@@ -26,6 +25,7 @@ whatever it is; ``--iters 1`` measures them alone). The stored table:
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 
 import numpy as np
@@ -79,6 +79,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     rows = []
+    settings = list(itertools.product((int(v) for v in args.levels.split(",")),
+                                      (float(v) for v in args.margins.split(","))))
     for set_name in args.sets.split(","):
         folder, protocol, preset, default_scenes, overrides = SETS[set_name]
         known = protocol.kind != "real"
@@ -95,28 +97,27 @@ def main() -> None:
                 field = (displacement_field(height, width, seed=0, local_warp=0.0, **move)
                          if move else np.zeros((height, width, 2)))
                 before = np.hypot(field[..., 0], field[..., 1])
-                for levels in (int(v) for v in args.levels.split(",")):
-                    for margin in (float(v) for v in args.margins.split(",")):
-                        config = Config.preset(preset, seed=0, threads=args.threads,
-                                               align="full", max_iters=args.iters,
-                                               align_levels=levels,
-                                               align_check_margin=margin, **overrides)
-                        start = time.perf_counter()
-                        model = CMSR(config).fit(pair.low, moved_guide)
-                        seconds = time.perf_counter() - start
-                        error = warp_displacement(model, height, width) + field
-                        length = np.hypot(error[..., 0], error[..., 1])
-                        check = model.alignment_check
-                        row = [set_name, scene.name, condition, str(levels),
-                               "off" if margin < 0 else f"{margin:g}",
-                               *([f"{before.mean():.2f}", f"{length.mean():.2f}",
-                                  f"{length.max():.2f}"] if known else ["-"] * 3),
-                               "-" if check is None else f"{check.identity:.3f}",
-                               "-" if check is None else f"{check.warped:.3f}",
-                               "-" if check is None else ("kept" if check.kept else "dropped"),
-                               f"{seconds:.0f}"]
-                        print(" ".join(row), flush=True)
-                        rows.append(row)
+                for levels, margin in settings:
+                    config = Config.preset(preset, seed=0, threads=args.threads,
+                                           align="full", max_iters=args.iters,
+                                           align_levels=levels,
+                                           align_check_margin=margin, **overrides)
+                    start = time.perf_counter()
+                    model = CMSR(config).fit(pair.low, moved_guide)
+                    seconds = time.perf_counter() - start
+                    error = warp_displacement(model, height, width) + field
+                    length = np.hypot(error[..., 0], error[..., 1])
+                    check = model.alignment_check
+                    row = [set_name, scene.name, condition, str(levels),
+                           "off" if margin < 0 else f"{margin:g}",
+                           *([f"{before.mean():.2f}", f"{length.mean():.2f}",
+                              f"{length.max():.2f}"] if known else ["-"] * 3),
+                           "-" if check is None else f"{check.identity:.3f}",
+                           "-" if check is None else f"{check.warped:.3f}",
+                           "-" if check is None else ("kept" if check.kept else "dropped"),
+                           f"{seconds:.0f}"]
+                    print(" ".join(row), flush=True)
+                    rows.append(row)
     header = ["set", "pair", "guide", "align_levels", "check margin",
               "identity error (px)", "warp error, mean (px)", "warp error, largest (px)",
               "unexplained, as given", "unexplained, warped", "check", "fit s"]
