@@ -84,6 +84,24 @@ def test_a_dropped_check_gives_the_fit_without_coarse_levels():
     np.testing.assert_array_equal(dropped.predict(), without.predict())
 
 
+def test_a_dropped_check_with_no_warp_after_it_gives_the_fit_without_alignment():
+    """``align_when_dropped="none"``: after a dropped check no warp is learned at all,
+    the same result to the bit as ``align="none"``; a kept check still carries its warp."""
+    target, guide = _displaced_pair(256, torch.eye(2, 3, dtype=torch.float64))
+    config = cmsr.Config.preset("quick", align="full", max_iters=12, min_iters=12,
+                                align_level_iters=10, align_when_dropped="none")
+    dropped = cmsr.CMSR(config.replace(align_check_margin=0.99)).fit(target, guide)
+    assert dropped.alignment_check is not None and not dropped.alignment_check.kept
+    assert dropped.warp is None and len(dropped.alignment_records) == 2
+    unaligned = cmsr.CMSR(config.replace(align="none")).fit(target, guide)
+    np.testing.assert_array_equal(dropped.predict(), unaligned.predict())
+    kept = cmsr.CMSR(config.replace(align_check_margin=0.0, max_iters=1, min_iters=1,
+                                    align_level_iters=150)).fit(
+        *_displaced_pair(256, affine_matrix(3.0, shift_xy=(2 * 8.0 / 256, 0.0))))
+    assert kept.alignment_check is not None and kept.alignment_check.kept
+    assert kept.warp is not None
+
+
 def test_a_kept_check_carries_the_coarse_warp_on_and_no_check_is_made_when_off():
     true = affine_matrix(3.0, shift_xy=(2 * 8.0 / 256, 2 * -6.0 / 256))
     target, guide = _displaced_pair(256, true)

@@ -353,6 +353,10 @@ def test_warp_learning_rate_multipliers_reach_the_config():
     unchecked = config_from_args(build_parser().parse_args(
         ["sr", "--target", "a", "--guide", "b", "-o", "c", "--align-check-margin", "-1"]))
     assert unchecked.align_check_margin == -1.0
+    assert default.align_when_dropped == "learn"
+    stopped = config_from_args(build_parser().parse_args(
+        ["sr", "--target", "a", "--guide", "b", "-o", "c", "--align-when-dropped", "none"]))
+    assert stopped.align_when_dropped == "none"
 
 
 @pytest.mark.parametrize(("preset", "clip", "local", "whole"), [

@@ -25,6 +25,7 @@ from cmsr.files import same_file
 from cmsr.method import checkpoint
 from cmsr.method.api import resolve_device
 from cmsr.method.config import (
+    AFTER_DROP,
     ALIGNMENTS,
     DEVICES,
     PRECISIONS,
@@ -74,6 +75,10 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
                         help="keep the coarse alignment only if the guide, so warped, "
                              "explains the target locally better than as given by this "
                              "share (negative: always keep; default: the preset's, 0.05)")
+    parser.add_argument("--align-when-dropped", choices=AFTER_DROP, default=None,
+                        help="after the check dropped the coarse alignment: learn a warp "
+                             "from the identity in the stages, or none (the pair is taken "
+                             "as aligned; default: the preset's)")
     parser.add_argument("--alternating-scales", type=float, default=None, metavar="P",
                         help="share of up-sampling-scheme training steps (default: the "
                              "preset's); 0 helps the learned alignment")
@@ -182,6 +187,8 @@ def config_from_args(args: argparse.Namespace, *, device_here: bool = True) -> C
         changes["align_levels"] = args.align_levels
     if args.align_check_margin is not None:
         changes["align_check_margin"] = args.align_check_margin
+    if args.align_when_dropped is not None:
+        changes["align_when_dropped"] = args.align_when_dropped
     if args.alternating_scales is not None:
         changes["alternating_scales"] = args.alternating_scales
     for name in ("self_check", "guide_dropout", "consistency_iters"):

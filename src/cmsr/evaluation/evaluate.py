@@ -64,7 +64,11 @@ CONFIGURED = ("cmsr", "zssr")
 WARP_FIELDS = ("align", "warp_lr_affine", "warp_lr_cpab", "warp_lr_tps", "warp_release",
                "warp_regularization", "cpab_cells", "tps_points", "freeze_warp",
                "align_levels", "align_level_iters", "align_level_channels",
-               "align_check_margin")
+               "align_check_margin", "align_when_dropped")
+#: Config fields added since the store's version, with the default that computes what
+#: runs stored before them did: left out of a key at that default, so those runs are
+#: reused.
+LATER_FIELDS: dict[str, Any] = {"align_when_dropped": "learn"}
 #: Learned baselines that take the config's seed and device but keep their own defaults.
 SEEDED = ("p2p", "mmsr")
 #: Bumped when a change invalidates stored runs.
@@ -158,6 +162,9 @@ def method_settings(name: str, config: Config, options: Mapping[str, Mapping[str
         fields = dataclasses.asdict(config)
         for field in ("threads", *STREAM_FIELDS):
             fields.pop(field, None)
+        for field, default in LATER_FIELDS.items():
+            if fields.get(field) == default:
+                fields.pop(field)
         if config.align == "none" or name == "zssr":  # no warp: its knobs change nothing
             for field in WARP_FIELDS:
                 fields.pop(field, None)

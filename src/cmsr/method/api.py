@@ -341,8 +341,9 @@ class CMSR:
                     current, self._stage_guide(pair.guide, size),
                     self._stage_guide(self.aligned_guide(), size),
                     margin=self.config.align_check_margin, valid=current_valid)
-                if not self.alignment_check.kept:  # start again from the identity
-                    self.warp = self._new_warp()
+                if not self.alignment_check.kept:  # the identity, or no warp at all
+                    self.warp = (None if self.config.align_when_dropped == "none"
+                                 else self._new_warp())
         self.alignment_records = levels
         # the warp's layers are released coarse to fine in the first stage unless the
         # coarse fits left a warp to build on

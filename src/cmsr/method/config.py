@@ -18,10 +18,12 @@ from cmsr.method.resample import DEGRADATION_NAMES, DegradationKernel
 
 Precision = Literal["bfloat16", "float32"]
 Alignment = Literal["none", "affine", "affine+cpab", "full"]
+AfterDrop = Literal["learn", "none"]
 Device = Literal["auto", "cpu", "cuda"]
 """Device names; ``"cuda:N"`` picks one of several GPUs."""
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 ALIGNMENTS: tuple[str, ...] = get_args(Alignment)
+AFTER_DROP: tuple[str, ...] = get_args(AfterDrop)
 DEVICES: tuple[str, ...] = get_args(Device)
 SEED_LIMIT = 2**63
 """Seeds are integers in ``[0, SEED_LIMIT)``: torch's generators take at most 64 bits, and
@@ -91,6 +93,10 @@ class Config:
         warped, explains the target locally better than as given, by this share
         (:mod:`cmsr.method.alignment_check`, no network involved); otherwise the
         first stage starts again from the identity. Negative: no check.
+        ``align_when_dropped``: what the stages do after the check dropped the coarse
+        warp: ``"learn"`` a warp from the identity, layers released coarse to fine, or
+        ``"none"``: the pair is taken as aligned and no warp is learned (the same to the
+        bit as ``align="none"``).
 
     Starting from a previous fit (``CMSR.fit(init=...)``, ``warp_init=...``)
         A loaded warp has all its layers active from the first step (no coarse-to-fine
@@ -191,6 +197,7 @@ class Config:
     align_level_iters: int = 150
     align_level_channels: int = 32
     align_check_margin: float = 0.05
+    align_when_dropped: AfterDrop = "learn"
     # starting from a previous fit
     warm_start_iters: int = 200
     warm_learning_rate: float = 3e-4
@@ -262,6 +269,8 @@ class Config:
             problems.append("warm_learning_rate must be >= min_learning_rate")
         if self.align not in ALIGNMENTS:
             problems.append(f"align must be {', '.join(ALIGNMENTS[:-1])} or {ALIGNMENTS[-1]}")
+        if self.align_when_dropped not in AFTER_DROP:
+            problems.append(f"align_when_dropped must be {' or '.join(map(repr, AFTER_DROP))}")
         if min(self.warp_lr_affine, self.warp_lr_cpab, self.warp_lr_tps) < 0:
             problems.append("warp learning-rate multipliers must be >= 0")
         if not 0.0 <= self.warp_release[0] <= self.warp_release[1] <= 1.0:
