@@ -179,6 +179,28 @@ def test_cmsr_runs_record_what_their_self_check_chose(tmp_path: Path) -> None:
     assert not unchecked[0].cached and unchecked[0].guide_choice == ""
 
 
+def test_cmsr_runs_record_what_their_alignment_check_did(tmp_path: Path) -> None:
+    scene = make_scene(tmp_path / "a", size=128)  # large enough for two coarse levels
+    store = RunStore(tmp_path / "runs")
+    protocol = EvalProtocol("bicubic", 2)
+    dropping = TINY.replace(align="full", align_level_iters=2, align_check_margin=0.99)
+    first = evaluate([scene], ["bicubic", "cmsr"], protocol, store, config=dropping)
+    assert [r.alignment for r in first] == ["", "dropped"]
+    assert store.get("bicubic-x2/a/cmsr")["alignment"] == "dropped"
+    again = evaluate([scene], ["cmsr"], protocol, RunStore(tmp_path / "runs"),
+                     config=dropping)
+    assert again[0].cached and again[0].alignment == "dropped"
+    unaligned = evaluate([scene], ["cmsr"], protocol, store, config=TINY.replace(align="none"))
+    assert unaligned[0].alignment == ""
+
+
+def test_a_config_field_added_later_is_left_out_of_the_key_at_its_default() -> None:
+    aligned = TINY.replace(align="full")
+    assert "align_when_dropped" not in method_settings("cmsr", aligned, {})["config"]
+    stopped = method_settings("cmsr", aligned.replace(align_when_dropped="none"), {})
+    assert stopped["config"]["align_when_dropped"] == "none"
+
+
 def test_a_cmsr_run_stored_without_a_choice_is_found_under_the_same_key(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     scene = make_scene(tmp_path / "a")

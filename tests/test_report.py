@@ -75,7 +75,7 @@ def test_csv_report_ends_with_the_self_checks_choice() -> None:
     header = next(csv.reader(io.StringIO(csv_report(checked_results()))))
     assert header[:12] == ["scene", "method", "protocol", "status", "rmse", "mae", "psnr",
                            "ssim", "seconds", "peak_rss_mb", "cached", "error"]
-    assert header[12:] == ["guide_choice"]
+    assert header[12:] == ["guide_choice", "alignment"]
     assert [row["guide_choice"] for row in rows] == [
         "", "guide-free", "guided", "guide-free", "blend 0.5", ""]
 
@@ -89,6 +89,18 @@ def test_markdown_report_shows_what_the_self_check_chose() -> None:
     assert "guided on 1 of 4 scenes, guide-free on 2, blend 0.5 on 1." in section
     # no choice (the check off, or not cmsr): no section
     assert "self-check" not in markdown_report(results(), title="t")
+
+
+def test_markdown_report_shows_what_the_alignment_check_did() -> None:
+    runs = [RunResult("a", "cmsr", "p", "ok", alignment="dropped"),
+            RunResult("b", "cmsr", "p", "ok", alignment="kept"),
+            RunResult("c", "cmsr", "p", "ok"), RunResult("d", "bicubic", "p", "ok")]
+    text = markdown_report(runs, title="t")
+    section = text.split("## cmsr's alignment check", 1)[1]
+    assert "| a | dropped |" in section and "| c | not recorded |" in section
+    assert "| d |" not in section
+    assert "kept on 1 of 3 scenes, dropped on 1, not recorded on 1." in section
+    assert "alignment check" not in markdown_report(results(), title="t")
 
 
 def test_self_check_table_marks_runs_stored_before_choices_were_kept() -> None:

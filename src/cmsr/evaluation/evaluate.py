@@ -8,7 +8,8 @@ exact inputs and the method's settings (:func:`run_key`), so a stopped evaluatio
 resumes where it stopped and a changed input or setting is recomputed. Metrics are
 computed from the stored output every time (cheap), so changing ``crop`` never
 retrains anything. A cmsr run's record also keeps what its run-time self-check chose
-(:func:`guide_choice`; not part of the key).
+(:func:`guide_choice`) and whether its alignment check kept the coarse warp
+(:func:`alignment_choice`); neither is part of the key.
 
 Methods (:data:`METHODS`): ``cmsr`` and ``zssr`` train with the given
 :class:`cmsr.Config`; ``p2p`` and ``mmsr`` use their published defaults with the
@@ -46,6 +47,7 @@ from cmsr.evaluation.usage import track_usage
 from cmsr.files import read_image, write_image
 from cmsr.files.readers import select_bands
 from cmsr.files.runs import RunStore, settings_key, sha256_file
+from cmsr.method.alignment_check import AlignmentCheck
 from cmsr.method.api import CMSR
 from cmsr.method.config import STREAM_FIELDS, Config
 from cmsr.method.normalize import array_to_tensor, tensor_to_array
@@ -241,6 +243,8 @@ class RunResult:
 
     ``guide_choice`` is what cmsr's run-time self-check chose (:func:`guide_choice`):
     ``""`` for other methods, for a cmsr run without the check, and for a failed run.
+    ``alignment`` is what its alignment check made of the coarse warp
+    (:func:`alignment_choice`), ``""`` in the same cases and without coarse fits.
     """
 
     scene: str
@@ -256,10 +260,11 @@ class RunResult:
     cached: bool = False
     error: str = ""
     guide_choice: str = ""
+    alignment: str = ""
 
     FIELDS: ClassVar[tuple[str, ...]] = ("scene", "method", "protocol", "status", "rmse", "mae",
                                "psnr", "ssim", "seconds", "peak_rss_mb", "cached", "error",
-                               "guide_choice")
+                               "guide_choice", "alignment")
 
     def row(self) -> list[Any]:
         """The values in :attr:`FIELDS` order (for CSV)."""
@@ -298,8 +303,8 @@ def stored_output(store: RunStore, protocol: str, scene: str, method: str, key: 
                   ) -> tuple[np.ndarray, dict[str, Any]] | None:
     """A finished run's output and its record, or None when absent, stale or damaged.
 
-    The record's ``guide_choice`` (see :func:`keep_output`) is absent from records
-    written before it was kept: read it with ``record.get("guide_choice", "")``.
+    The record's ``guide_choice`` and ``alignment`` (see :func:`keep_output`) are absent
+    from records written before they were kept: read them with ``record.get(name, "")``.
     """
     output = output_path(store, protocol, scene, method)
     record = (store.finished(_run_name(protocol, scene, method), key, outputs=[output])
@@ -314,17 +319,17 @@ def stored_output(store: RunStore, protocol: str, scene: str, method: str, key: 
 
 def keep_output(store: RunStore, protocol: str, scene: str, method: str, key: str,
                 output: np.ndarray, *, seconds: float, peak_rss_mb: float,
-                guide_choice: str = "") -> None:
+                guide_choice: str = "", alignment: str = "") -> None:
     """Keep a finished run: its output (``.npy``, atomically), then the record that
-    vouches for it, with its time, memory and ``guide_choice`` (:func:`guide_choice`;
-    kept in the record only, never in ``key``)."""
+    vouches for it, with its time, memory, ``guide_choice`` (:func:`guide_choice`) and
+    ``alignment`` (:func:`alignment_choice`; both in the record only, never in ``key``)."""
     path = output_path(store, protocol, scene, method)
     write_image(path, output, overwrite=True)
     store.add(_run_name(protocol, scene, method),
               {"status": "ok", "key": key, "output": str(path),
                "output_sha256": sha256_file(path), "scene": scene, "method": method,
                "protocol": protocol, "seconds": seconds, "peak_rss_mb": peak_rss_mb,
-               "guide_choice": guide_choice})
+               "guide_choice": guide_choice, "alignment": alignment})
 
 
 @dataclass(frozen=True)
@@ -357,13 +362,29 @@ def guide_choice(check: SelfCheck | None) -> str:
     return f"blend {check.guide_weight:g}" if check.choice == "blend" else check.choice
 
 
+def alignment_choice(check: AlignmentCheck | None) -> str:
+    """What a cmsr run's alignment check made of the coarse warp: ``"kept"`` or
+    ``"dropped"``; ``""`` without a check (no coarse fits, or the check off).
+
+    >>> alignment_choice(AlignmentCheck(0.5, 0.4, True, 0.05))
+    'kept'
+    >>> alignment_choice(None)
+    ''
+    """
+    if check is None:
+        return ""
+    return "kept" if check.kept else "dropped"
+
+
 @dataclass(frozen=True)
 class MethodRun:
-    """A method's output ``(H, W[, c])`` float32 and what cmsr's self-check chose
-    (:func:`guide_choice`; ``""`` for every other method and without the check)."""
+    """A method's output ``(H, W[, c])`` float32, what cmsr's self-check chose
+    (:func:`guide_choice`) and what its alignment check did (:func:`alignment_choice`);
+    both ``""`` for every other method and without the checks."""
 
     output: np.ndarray
     guide_choice: str = ""
+    alignment: str = ""
 
 
 def run_method(name: str, pair: EvaluationPair, config: Config,
@@ -378,15 +399,16 @@ def run_method(name: str, pair: EvaluationPair, config: Config,
     """
     method = make_method(name, config, options)
     guide = pair.guide if name in LEARNED else pair.guide_at_truth_size()
-    choice = ""
+    choice = alignment = ""
     if isinstance(method, CMSR):
         method.fit(pair.low, guide, on_step=on_step)
         if method.warp is not None and keep_aligned is not None:
             keep_aligned(method.aligned_guide()[0].permute(1, 2, 0).cpu().numpy())
         choice = guide_choice(method.self_check)
+        alignment = alignment_choice(method.alignment_check)
     else:
         method.fit(pair.low, guide)
-    return MethodRun(np.asarray(method.predict(), dtype=np.float32), choice)
+    return MethodRun(np.asarray(method.predict(), dtype=np.float32), choice, alignment)
 
 
 def score_run(output: np.ndarray, pair: EvaluationPair, crop: int) -> Scores:
@@ -461,6 +483,7 @@ def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: EvalProt
                 output, record = found
                 seconds, peak, cached = record["seconds"], record["peak_rss_mb"], True
                 choice = str(record.get("guide_choice") or "")  # older records lack it
+                alignment = str(record.get("alignment") or "")
             else:
                 def step(info: StepInfo, scene: str = scene.name, method: str = method
                          ) -> None:
@@ -478,14 +501,16 @@ def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: EvalProt
                     results.append(result)
                     notify(Event("done", scene.name, method, result=result))
                     continue
-                output, choice = run.output, run.guide_choice
+                output, choice, alignment = run.output, run.guide_choice, run.alignment
                 seconds, peak, cached = usage.seconds, usage.peak_rss_mb, False
                 keep_output(store, protocol.name, scene.name, method, key, output,
-                            seconds=seconds, peak_rss_mb=peak, guide_choice=choice)
+                            seconds=seconds, peak_rss_mb=peak, guide_choice=choice,
+                            alignment=alignment)
             outputs[method] = output
             result = RunResult(scene.name, method, protocol.name, "ok",
                                **score_run(output, pair, crop), seconds=seconds,
-                               peak_rss_mb=peak, cached=cached, guide_choice=choice)
+                               peak_rss_mb=peak, cached=cached, guide_choice=choice,
+                               alignment=alignment)
             results.append(result)
             notify(Event("done", scene.name, method, result=result))
         if keep_outputs is not None and outputs:

@@ -1,10 +1,11 @@
 """Evaluation reports: Markdown and CSV tables, and one comparison grid (PNG) per scene.
 
 Tables take the :class:`cmsr.evaluation.evaluate.RunResult` list of one protocol; when
-cmsr's run-time self-check ran, the report also lists what it chose on each scene. The
-grid of a scene shows the guide, the input (enlarged with nearest neighbours, so its pixels
-stay visible), the truth, every method's output on the truth's value scale, and
-every method's absolute error on one shared colour scale, with its colour bar.
+cmsr's run-time self-check or alignment check ran, the report also lists what they
+chose on each scene. The grid of a scene shows the guide, the input (enlarged with
+nearest neighbours, so its pixels stay visible), the truth, every method's output on
+the truth's value scale, and every method's absolute error on one shared colour scale,
+with its colour bar.
 """
 
 from __future__ import annotations
@@ -110,12 +111,21 @@ def summary_table(results: Sequence[RunResult]) -> str:
 NOT_RECORDED = "not recorded"
 
 
-def _choice_order(choice: str) -> tuple[int, str]:
-    """Sort key: the self-check's choices in :data:`cmsr.method.self_check.Choice`
-    order (a blend's weight after its name), anything else last."""
-    choices = get_args(Choice)
-    name = choice.split(" ")[0]
-    return (choices.index(name) if name in choices else len(choices), choice)
+def _choices_table(runs: Sequence[RunResult], attribute: str, order: Sequence[str]) -> str:
+    """Per scene, the value of ``attribute`` of the cmsr runs (:data:`NOT_RECORDED`
+    where empty), then how often each was made, in ``order`` (others last)."""
+    chosen = [getattr(r, attribute) or NOT_RECORDED for r in runs]
+
+    def rank(choice: str) -> tuple[int, str]:
+        name = choice.split(" ")[0]
+        return (order.index(name) if name in order else len(order), choice)
+
+    counts = sorted(Counter(chosen).items(), key=lambda item: rank(item[0]))
+    line = ", ".join(f"{choice} on {count}" + (f" of {len(runs)} scenes" if i == 0 else "")
+                     for i, (choice, count) in enumerate(counts))
+    table = markdown_table(["scene", "choice"],
+                           [[r.scene, choice] for r, choice in zip(runs, chosen, strict=True)])
+    return f"{table}\n\n{line}."
 
 
 def self_check_table(results: Sequence[RunResult]) -> str:
@@ -138,13 +148,29 @@ def self_check_table(results: Sequence[RunResult]) -> str:
     runs = [r for r in results if r.method == "cmsr" and r.status == "ok"]
     if not any(r.guide_choice for r in runs):
         return ""
-    chosen = [r.guide_choice or NOT_RECORDED for r in runs]
-    counts = sorted(Counter(chosen).items(), key=lambda item: _choice_order(item[0]))
-    line = ", ".join(f"{choice} on {count}" + (f" of {len(runs)} scenes" if i == 0 else "")
-                     for i, (choice, count) in enumerate(counts))
-    table = markdown_table(["scene", "choice"],
-                           [[r.scene, choice] for r, choice in zip(runs, chosen, strict=True)])
-    return f"{table}\n\n{line}."
+    return _choices_table(runs, "guide_choice", get_args(Choice))
+
+
+def alignment_check_table(results: Sequence[RunResult]) -> str:
+    """Whether cmsr's alignment check kept the coarse warp on each scene (successful
+    cmsr runs), then how often; ``""`` when no cmsr run made the check.
+
+    Examples
+    --------
+    >>> runs = [RunResult(s, "cmsr", "p", "ok", alignment=c)
+    ...         for s, c in (("a", "dropped"), ("b", "kept"))]
+    >>> print(alignment_check_table(runs))
+    | scene | choice |
+    |---|---|
+    | a | dropped |
+    | b | kept |
+    <BLANKLINE>
+    kept on 1 of 2 scenes, dropped on 1.
+    """
+    runs = [r for r in results if r.method == "cmsr" and r.status == "ok"]
+    if not any(r.alignment for r in runs):
+        return ""
+    return _choices_table(runs, "alignment", ("kept", "dropped"))
 
 
 def markdown_report(results: Sequence[RunResult], *, title: str,
@@ -160,6 +186,11 @@ def markdown_report(results: Sequence[RunResult], *, title: str,
         parts += ["", "## cmsr's self-check", "",
                   "Whether cmsr used the guide, its guide-free network or bicubic "
                   "enlargement, as its check on held-out pixels chose:", "", choices]
+    kept = alignment_check_table(results)
+    if kept:
+        parts += ["", "## cmsr's alignment check", "",
+                  "Whether cmsr kept the warp of its coarse alignment fits (else the pair "
+                  "counts as aligned as given), as its network-free check chose:", "", kept]
     failed = [r for r in results if r.status != "ok"]
     if failed:
         parts += ["", "## Failed runs", ""]
