@@ -79,9 +79,6 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
                         help="after the check dropped the coarse alignment: learn a warp "
                              "from the identity in the stages, or none (the pair is taken "
                              "as aligned; default: the preset's)")
-    parser.add_argument("--guide-fusion", choices=("add", "range"), default=None,
-                        help="how the guide branch enters: added, or scaled by the "
-                             "target's local range (default: the preset's)")
     parser.add_argument("--alternating-scales", type=float, default=None, metavar="P",
                         help="share of up-sampling-scheme training steps (default: the "
                              "preset's); 0 helps the learned alignment")
@@ -190,8 +187,6 @@ def config_from_args(args: argparse.Namespace, *, device_here: bool = True) -> C
         changes["align_levels"] = args.align_levels
     if args.align_check_margin is not None:
         changes["align_check_margin"] = args.align_check_margin
-    if args.guide_fusion is not None:
-        changes["guide_fusion"] = args.guide_fusion
     if args.align_when_dropped is not None:
         changes["align_when_dropped"] = args.align_when_dropped
     if args.alternating_scales is not None:

@@ -70,7 +70,7 @@ WARP_FIELDS = ("align", "warp_lr_affine", "warp_lr_cpab", "warp_lr_tps", "warp_r
 #: Config fields added since the store's version, with the default that computes what
 #: runs stored before them did: left out of a key at that default, so those runs are
 #: reused.
-LATER_FIELDS: dict[str, Any] = {"align_when_dropped": "learn", "guide_fusion": "add"}
+LATER_FIELDS: dict[str, Any] = {"align_when_dropped": "learn"}
 #: Learned baselines that take the config's seed and device but keep their own defaults.
 SEEDED = ("p2p", "mmsr")
 #: Bumped when a change invalidates stored runs.

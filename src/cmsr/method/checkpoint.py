@@ -193,7 +193,7 @@ def check_model_state(state: Any, source: str = "init") -> dict[str, Any]:
             or len(sizes) != len(networks):
         raise InputError("is a corrupt cmsr checkpoint (stages)", source)
     try:
-        shape: dict[str, Any] = {name: int(state["network"][name]) for name in NETWORK_FIELDS}
+        shape = {name: int(state["network"][name]) for name in NETWORK_FIELDS}
         for weights in networks:
             CMSRNet(int(state["target_channels"]), int(state["guide_channels"]),
                     **shape).load_state_dict(weights)

@@ -19,7 +19,6 @@ from cmsr.method.resample import DEGRADATION_NAMES, DegradationKernel
 Precision = Literal["bfloat16", "float32"]
 Alignment = Literal["none", "affine", "affine+cpab", "full"]
 AfterDrop = Literal["learn", "none"]
-GuideFusion = Literal["add", "range"]
 Device = Literal["auto", "cpu", "cuda"]
 """Device names; ``"cuda:N"`` picks one of several GPUs."""
 PRECISIONS: tuple[str, ...] = get_args(Precision)
@@ -43,8 +42,6 @@ class Config:
         ``fe1_layers`` / ``fe1_channels``: Feature-Extractor 1 on the upsampled target
         (3x3 convolutions, ReLU after all but the last). ``fe2_layers`` /
         ``fe2_channels``: Feature-Extractor 2 on the guide (3x3 with ReLU, last 1x1).
-        ``guide_fusion``: how its output enters (:class:`cmsr.method.model.CMSRNet`):
-        ``"add"`` (the paper) or ``"range"``, scaled by the target's local range.
 
     Training on the pair (section 3.2 and the supplementary)
         ``patch_size``: side of the supervision patch, in low-resolution target pixels.
@@ -166,7 +163,6 @@ class Config:
     fe1_channels: int = 64
     fe2_layers: int = 6
     fe2_channels: int = 64
-    guide_fusion: GuideFusion = "add"
     # training
     patch_size: int = 32
     batch_size: int = 16
@@ -273,8 +269,6 @@ class Config:
             problems.append("warm_learning_rate must be >= min_learning_rate")
         if self.align not in ALIGNMENTS:
             problems.append(f"align must be {', '.join(ALIGNMENTS[:-1])} or {ALIGNMENTS[-1]}")
-        if self.guide_fusion not in ("add", "range"):
-            problems.append("guide_fusion must be 'add' or 'range'")
         if self.align_when_dropped not in AFTER_DROP:
             problems.append(f"align_when_dropped must be {' or '.join(map(repr, AFTER_DROP))}")
         if min(self.warp_lr_affine, self.warp_lr_cpab, self.warp_lr_tps) < 0:

@@ -3,12 +3,6 @@
 ``output = up(target) + FE1(up(target)) + FE2(guide)``, where ``up`` is the bicubic
 enlargement done before the network (see :mod:`cmsr.method.resample`). The last layer of each
 extractor starts at zero, so an untrained network returns the bicubic result.
-
-With ``fusion="range"`` the guide's term is ``FE2(guide) * local_range(up(target))``:
-the guide says where and which way, the target how much. Where the target is flat
-(its local range near 0) the guide adds nothing, so no guide-only texture appears;
-across a depth edge it can move the values by up to the edge's height, which an
-added term learned from the guide alone cannot scale.
 """
 
 from __future__ import annotations
@@ -43,20 +37,6 @@ def conv_stack(in_channels: int, width: int, out_channels: int, layers: int,
     return nn.Sequential(*modules)
 
 
-def local_range(image: torch.Tensor, radius: int) -> torch.Tensor:
-    """Per band, maximum less minimum over the ``(2 * radius + 1)**2`` window (edges
-    replicated): ``(B, c, H, W)`` -> ``(B, c, H, W)``, >= 0.
-
-    >>> local_range(torch.tensor([[[[0.0, 0.0, 1.0, 1.0]]]]), 1)
-    tensor([[[[0., 1., 1., 0.]]]])
-    """
-    size = 2 * radius + 1
-    padded = nn.functional.pad(image, (radius,) * 4, mode="replicate")
-    high = nn.functional.max_pool2d(padded, size, stride=1)
-    low = -nn.functional.max_pool2d(-padded, size, stride=1)
-    return high - low
-
-
 class CMSRNet(nn.Module):
     """Super-resolution network of CMSR, fully convolutional.
 
@@ -71,21 +51,13 @@ class CMSRNet(nn.Module):
     fe2_layers, fe2_channels:
         Depth and width of Feature-Extractor 2 (paper: 4-8 and 4-128); 3x3 with ReLU,
         the last layer 1x1 without activation.
-    fusion, range_radius:
-        How FE2's output enters: ``"add"`` (the paper) or ``"range"``, multiplied by
-        the enlarged target's :func:`local_range` over ``range_radius``.
     """
 
     def __init__(self, target_channels: int, guide_channels: int, *, fe1_layers: int = 8,
-                 fe1_channels: int = 64, fe2_layers: int = 6, fe2_channels: int = 64,
-                 fusion: str = "add", range_radius: int = 2) -> None:
+                 fe1_channels: int = 64, fe2_layers: int = 6, fe2_channels: int = 64) -> None:
         super().__init__()
-        if fusion not in ("add", "range") or range_radius < 1:
-            raise ValueError(f"fusion must be 'add' or 'range' and range_radius >= 1, got "
-                             f"{fusion!r}, {range_radius}")
         self.target_channels = target_channels
         self.guide_channels = guide_channels
-        self.fusion, self.range_radius = fusion, range_radius
         self.fe1 = conv_stack(target_channels, fe1_channels, target_channels, fe1_layers, 3)
         self.fe2 = conv_stack(guide_channels, fe2_channels, target_channels, fe2_layers, 1)
 
@@ -98,7 +70,7 @@ class CMSRNet(nn.Module):
         def build() -> CMSRNet:
             return cls(target_channels, guide_channels, fe1_layers=config.fe1_layers,
                        fe1_channels=config.fe1_channels, fe2_layers=config.fe2_layers,
-                       fe2_channels=config.fe2_channels, fusion=config.guide_fusion)
+                       fe2_channels=config.fe2_channels)
 
         if seed is None:
             return build()
@@ -113,16 +85,7 @@ class CMSRNet(nn.Module):
         def radius(stack: nn.Sequential) -> int:
             return sum(m.kernel_size[0] // 2 for m in stack if isinstance(m, nn.Conv2d))
 
-        extra = self.range_radius if self.fusion == "range" else 0
-        return max(radius(self.fe1), radius(self.fe2) + extra)
-
-    def guide_term(self, target_up: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
-        """FE2's contribution ``(B, c, H, W)``: ``FE2(guide)``, times the target's local
-        range with ``fusion="range"``."""
-        term = self.fe2(guide)
-        if self.fusion == "range":
-            term = term * local_range(target_up, self.range_radius).to(term.dtype)
-        return term
+        return max(radius(self.fe1), radius(self.fe2))
 
     def forward(self, target_up: torch.Tensor, guide: torch.Tensor | None,
                 guide_weight: torch.Tensor | None = None) -> torch.Tensor:
@@ -150,14 +113,13 @@ class CMSRNet(nn.Module):
         if guide is None:
             return out
         if guide_weight is None:
-            return out + self.guide_term(target_up, guide)
+            return out + self.fe2(guide)
         # Feature-Extractor 2 runs only on the examples whose weight is not 0 (guide
         # dropout): the others would add exactly 0 for their share of the branch's work
         kept = guide_weight.view(-1) != 0
         if bool(kept.all()):
-            return out + self.guide_term(target_up, guide) * guide_weight
+            return out + self.fe2(guide) * guide_weight
         guided = torch.zeros_like(out)
         if bool(kept.any()):
-            guided[kept] = (self.guide_term(target_up[kept], guide[kept])
-                            * guide_weight[kept]).to(guided.dtype)
+            guided[kept] = (self.fe2(guide[kept]) * guide_weight[kept]).to(guided.dtype)
         return out + guided

@@ -31,11 +31,10 @@ class GuideFreeNet(CMSRNet):
     """
 
     def __init__(self, target_channels: int, guide_channels: int, *, fe1_layers: int = 8,
-                 fe1_channels: int = 64, fe2_layers: int = 6, fe2_channels: int = 64,
-                 fusion: str = "add", range_radius: int = 2) -> None:
+                 fe1_channels: int = 64, fe2_layers: int = 6, fe2_channels: int = 64) -> None:
         super().__init__(target_channels, guide_channels, fe1_layers=fe1_layers,
                          fe1_channels=fe1_channels, fe2_layers=fe2_layers,
-                         fe2_channels=fe2_channels, fusion=fusion, range_radius=range_radius)
+                         fe2_channels=fe2_channels)
         self.fe2 = nn.Sequential()
 
     def forward(self, target_up: torch.Tensor, guide: torch.Tensor | None,
