@@ -80,6 +80,15 @@ SUITE = (
           extra=("--align", "full"), optional=True,
           why="cmsr with the learned alignment (and its check) on the aligned pairs: does "
               "it harm? (against middlebury13-x4)"),
+    Entry("middlebury13-x4-displaced", "depth/middlebury13", "avgpool", 4, "bicubic,cmsr",
+          "depth", scenes="01_1,026,02_4,03_9", extra=("--shift", "6", "--rotation", "2"),
+          optional=True,
+          why="the guide moved by 6 px and 2 degrees, the preset's --align none (as "
+              "alignment_drift.py's displaced pairs)"),
+    Entry("middlebury13-x4-displaced-align-full", "depth/middlebury13", "avgpool", 4, "cmsr",
+          "depth", scenes="01_1,026,02_4,03_9",
+          extra=("--shift", "6", "--rotation", "2", "--align", "full"), optional=True,
+          why="the same with the learned alignment and its check: does it harm, or help?"),
     Entry("middlebury13-x4-2threads", "depth/middlebury13", "avgpool", 4, "cmsr", "depth",
           optional=True,
           why="cmsr alone at 2 threads (the users' default) on a quiet machine: its "
