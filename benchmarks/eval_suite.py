@@ -25,7 +25,9 @@ from pathlib import Path
 import torch
 from common import RESULTS, data_root, machine_line, markdown_table
 
+from cmsr.cli import build_parser
 from cmsr.cli import main as cmsr_main
+from cmsr.cli.eval import protocol_from_args
 
 
 @dataclass(frozen=True)
@@ -104,15 +106,20 @@ SUITE = (
 )
 
 
-def run_entry(entry: Entry, root: Path, threads: int, seed: int) -> Path:
-    """Run ``cmsr eval`` for ``entry``; return the CSV it wrote."""
-    report = RESULTS / "eval" / entry.name
+def entry_argv(entry: Entry, root: Path, threads: int, seed: int) -> list[str]:
+    """The ``cmsr`` command line of ``entry``, data under ``root``."""
     argv = ["eval", str(root / entry.data), "--methods", entry.methods,
-            "--protocol", entry.protocol, "--scale", str(entry.scale), "-o", str(report),
-            "--preset", entry.preset, "--threads", str(threads), "--seed", str(seed),
-            *entry.extra]
+            "--protocol", entry.protocol, "--scale", str(entry.scale), "-o",
+            str(RESULTS / "eval" / entry.name), "--preset", entry.preset,
+            "--threads", str(threads), "--seed", str(seed), *entry.extra]
     if entry.scenes:
         argv += ["--scenes", entry.scenes]
+    return argv
+
+
+def run_entry(entry: Entry, root: Path, threads: int, seed: int) -> Path:
+    """Run ``cmsr eval`` for ``entry``; return the CSV it wrote."""
+    argv = entry_argv(entry, root, threads, seed)
     print(f"\n== {entry.name}: cmsr {' '.join(argv)}", flush=True)
     start = time.perf_counter()
     code = cmsr_main(argv)
@@ -121,10 +128,10 @@ def run_entry(entry: Entry, root: Path, threads: int, seed: int) -> Path:
 
 
 def report_csv(entry: Entry) -> Path:
-    """The CSV ``cmsr eval`` writes (and last wrote) for ``entry``."""
-    # a real capture's scale is its own: the protocol is named without one
-    protocol = "real" if entry.protocol == "real" else f"{entry.protocol}-x{entry.scale}"
-    return RESULTS / "eval" / entry.name / f"{protocol}.csv"
+    """The CSV ``cmsr eval`` writes (and last wrote) for ``entry``: named after its
+    protocol, as the command line makes it (a displaced guide adds to the name)."""
+    args = build_parser().parse_args(entry_argv(entry, Path("."), 1, 0))
+    return RESULTS / "eval" / entry.name / f"{protocol_from_args(args).name}.csv"
 
 
 def means(csv_path: Path) -> dict[str, tuple[float, float, int]]:
