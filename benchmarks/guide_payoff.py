@@ -12,7 +12,10 @@ beside it, and whether it is met.
   kernel the captures were made with (``cubic-aliased``, see
   ``results/guide_diagnostic.md``);
 * RoadScene x4, bicubic protocol, ``--preset thermal``: mean PSNR against bicubic's,
-  and the pairs where cmsr is better.
+  and the pairs where cmsr is better;
+* alignment does no harm: Middlebury13 x4, ``--preset depth``, cmsr's mean RMSE with
+  ``--align full`` against the preset's ``--align none``, on the aligned pairs and on
+  pairs whose guide is displaced (:data:`ALIGNMENT`).
 
 Usage: ``python benchmarks/guide_payoff.py [--threads 2] [--entries a,b] [--reuse c,d]``;
 writes ``results/guide_payoff.md``. ``--reuse`` reads the named entries' last reports
@@ -32,7 +35,12 @@ import torch
 from common import RESULTS, data_root, machine_line, markdown_table
 from eval_suite import SUITE, Entry, report_csv, run_entry
 
-ENTRIES = ("middlebury13-x4", "thermal-unaligned-x8-aliased", "epfl-nir-x4", "roadscene-x4")
+#: (entry with --align full, the same with --align none, what the guide is)
+ALIGNMENT = (("middlebury13-x4-align-full", "middlebury13-x4", "aligned"),
+             ("middlebury13-x4-displaced-align-full", "middlebury13-x4-displaced",
+              "displaced by 6 px and 2 degrees"))
+ENTRIES = ("middlebury13-x4", "thermal-unaligned-x8-aliased", "epfl-nir-x4", "roadscene-x4",
+           *(name for pair in ALIGNMENT for name in pair[:2] if name != "middlebury13-x4"))
 #: Read from the suite's last run of the entry instead of running it (ZSSR's code path
 #: is unchanged since that run; see the entry's ``why`` in eval_suite.py).
 REUSED = {"middlebury13-x4": "middlebury13-x4-zssr"}
@@ -119,6 +127,14 @@ def checks(results: dict[str, dict[str, dict[str, dict[str, float]]]]) -> list[l
             f"{cmsr:.2f} dB ({cmsr - bicubic:+.2f}), {b} of {n}",
             f"bicubic {bicubic:.2f}, zssr {mean_of(t, 'zssr', 'psnr'):.2f}",
             cmsr >= bicubic + 1.0 and b == n)
+    for full, none, guide in ALIGNMENT:
+        if full in results and none in results:
+            with_warp = mean_of(results[full], "cmsr", "rmse")
+            without = mean_of(results[none], "cmsr", "rmse")
+            pairs = len(results[full].get("cmsr", {}))
+            add(f"Middlebury13 x4, guide {guide} ({pairs} pairs): --align full within 2% "
+                "of --align none", f"{with_warp:.3f} ({100 * (with_warp / without - 1):+.1f}%)",
+                f"--align none {without:.3f}", with_warp <= 1.02 * without)
     return rows
 
 
