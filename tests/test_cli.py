@@ -326,6 +326,19 @@ def test_full_alignment_with_every_preset_gradual_and_figures(tmp_path, preset):
                                                 "guide-free"}
 
 
+def test_a_dropped_alignment_check_that_learns_no_warp_says_so(tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    guide = (rng.random((256, 256, 3)) * 255).astype(np.uint8)  # large enough for levels
+    target = write_image(tmp_path / "t.png", guide[::4, ::4, 0].copy())
+    guide_path = write_image(tmp_path / "g.png", guide)
+    assert main(["sr", "--target", str(target), "--guide", str(guide_path), "-o",
+                 str(tmp_path / "o.png"), "--preset", "quick", "--iters", "2",
+                 "--align-levels", "2", "--align-check-margin", "0.99",
+                 "--align-when-dropped", "none", "--no-ensemble"]) == 0
+    err = capsys.readouterr().err
+    assert "coarse alignment dropped" in err and "no warp learned" in err
+
+
 def test_alternating_scales_option(tmp_path, capsys):
     target, guide = _pair(tmp_path)
     assert _sr(target, guide, tmp_path / "a.png", "--alternating-scales", "0") == 0

@@ -217,7 +217,9 @@ def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
         raise
     progress.close()
     if model.alignment_check is not None and not quiet:
-        print(f"cmsr: {model.alignment_check.describe()}", file=sys.stderr)
+        after = ("; no warp learned (the pair counts as aligned)"
+                 if not model.alignment_check.kept and model.warp is None else "")
+        print(f"cmsr: {model.alignment_check.describe()}{after}", file=sys.stderr)
     if model.self_check is not None and not quiet:
         print(f"cmsr: {model.self_check.describe()}", file=sys.stderr)
     steps = []
