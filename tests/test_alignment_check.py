@@ -95,6 +95,12 @@ def test_a_dropped_check_with_no_warp_after_it_gives_the_fit_without_alignment()
     assert dropped.warp is None and len(dropped.alignment_records) == 2
     unaligned = cmsr.CMSR(config.replace(align="none")).fit(target, guide)
     np.testing.assert_array_equal(dropped.predict(), unaligned.predict())
+    # the rig's warp to keep for the next frame is the identity
+    identity = cmsr.CMSR(config.replace(align_check_margin=-1.0, align_levels=0,
+                                        freeze_warp=True)).fit(target, guide)
+    state = dropped.warp_state()
+    for name, value in identity.warp_state()["state_dict"].items():
+        torch.testing.assert_close(state["state_dict"][name], value)
     kept = cmsr.CMSR(config.replace(align_check_margin=0.0, max_iters=1, min_iters=1,
                                     align_level_iters=150)).fit(
         *_displaced_pair(256, affine_matrix(3.0, shift_xy=(2 * 8.0 / 256, 0.0))))

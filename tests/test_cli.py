@@ -334,9 +334,11 @@ def test_a_dropped_alignment_check_that_learns_no_warp_says_so(tmp_path, capsys)
     assert main(["sr", "--target", str(target), "--guide", str(guide_path), "-o",
                  str(tmp_path / "o.png"), "--preset", "quick", "--iters", "2",
                  "--align-levels", "2", "--align-check-margin", "0.99",
-                 "--align-when-dropped", "none", "--no-ensemble"]) == 0
+                 "--align-when-dropped", "none", "--no-ensemble", "--save-warp",
+                 str(tmp_path / "rig.pt")]) == 0
     err = capsys.readouterr().err
     assert "coarse alignment dropped" in err and "no warp learned" in err
+    assert (tmp_path / "rig.pt").stat().st_size > 0  # the identity, for the next frame
 
 
 def test_alternating_scales_option(tmp_path, capsys):

@@ -419,11 +419,16 @@ class CMSR:
 
     def warp_state(self) -> dict[str, Any]:
         """The learned warp as a plain dict (see :mod:`cmsr.method.checkpoint`), for
-        ``fit(warp_init=...)``; ``RuntimeError`` before :meth:`fit` or without a warp."""
+        ``fit(warp_init=...)``; the identity when the alignment check dropped the coarse
+        warp and none was learned after it (``align_when_dropped="none"``: the pair
+        counts as aligned). ``RuntimeError`` before :meth:`fit` or with ``align="none"``."""
         pair = self._check_fitted()
-        if self.warp is None:
+        warp = self.warp
+        if warp is None and self.alignment_check is not None:
+            warp = self._new_warp()
+        if warp is None:
             raise RuntimeError("no warp was learned (align='none')")
-        return checkpoint.warp_state(self.warp, self.config, tuple(pair.guide.shape[-2:]))
+        return checkpoint.warp_state(warp, self.config, tuple(pair.guide.shape[-2:]))
 
     def save_warp(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write :meth:`warp_state` to ``path`` atomically (a few tens of kB).
