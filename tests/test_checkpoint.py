@@ -109,6 +109,18 @@ def test_warp_for_another_aspect_ratio_is_refused(fitted):
                                               warp_init=fitted.warp_state())
 
 
+def test_a_warm_start_on_frames_of_another_aspect_ratio_keeps_the_networks_not_the_warp(
+        fitted):
+    """A chain over frames of other sizes: the networks start from the checkpoint, the
+    warp (another field of view) starts afresh and the model says why."""
+    target, guide = _pair()
+    state = fitted.state()
+    model = CMSR(QUICK.replace(align="full")).fit(target[:, :6], guide[:, :24], init=state)
+    assert "48x48 guide; this guide is 24x48" in model.init_warp_skipped
+    same = CMSR(QUICK.replace(align="full")).fit(target, guide, init=state)
+    assert same.init_warp_skipped == ""
+
+
 def test_not_a_warp_file(tmp_path, fitted):
     png = tmp_path / "photo.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))

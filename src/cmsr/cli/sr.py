@@ -216,6 +216,9 @@ def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
         progress.close(finished=False)
         raise
     progress.close()
+    if model.init_warp_skipped and not quiet:
+        print(f"cmsr: the warm start's warp {model.init_warp_skipped}: it starts afresh",
+              file=sys.stderr)
     if model.alignment_check is not None and not quiet:
         after = ("; no warp learned (the pair counts as aligned)"
                  if not model.alignment_check.kept and model.warp is None else "")

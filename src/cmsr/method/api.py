@@ -205,6 +205,7 @@ class CMSR:
         self.guide_free_records: list[TrainRecord] = []
         self.self_check: SelfCheck | None = None
         self.alignment_check: AlignmentCheck | None = None
+        self.init_warp_skipped = ""
         self.pair: PreparedPair | None = None
 
     def _new_network(self, target_channels: int, guide_channels: int, seed: int) -> CMSRNet:
@@ -281,7 +282,9 @@ class CMSR:
             and number of gradual stages. Each stage's network starts from the saved
             one and trains for at most ``config.warm_start_iters`` steps from
             ``config.warm_learning_rate``; the saved warp (if any) is loaded as with
-            ``warp_init``.
+            ``warp_init``, unless it was learned on a guide of another aspect ratio
+            (frames of another size in a chain): then the warp starts afresh, and
+            :attr:`init_warp_skipped` says why.
         warp_init:
             Start the alignment from a learned warp: a warp file (:meth:`save_warp`), a
             checkpoint (its warp) or a :meth:`warp_state` dict, learned with the same
@@ -296,11 +299,15 @@ class CMSR:
         """
         start = checkpoint.as_model_state(init) if init is not None else None
         warp_start = checkpoint.as_warp_state(warp_init) if warp_init is not None else None
-        if warp_start is None and start is not None and start["warp"] is not None:
-            warp_start = start["warp"]
         pair = prepare_pair(target_lr, guide_hr, scale=scale, mask=mask,
                             invalid_value=invalid_value, device=self.device,
                             target_name=target_name, guide_name=guide_name)
+        self.init_warp_skipped = ""
+        if warp_start is None and start is not None and start["warp"] is not None:
+            # another field of view: the networks still apply, the warp does not
+            self.init_warp_skipped = checkpoint.aspect_problem(
+                start["warp"], tuple(pair.guide.shape[-2:]))
+            warp_start = None if self.init_warp_skipped else start["warp"]
         stages = self._stages(pair)
         if start is not None:
             checkpoint.check_model_fits(start, self.config, pair.target.shape[1],

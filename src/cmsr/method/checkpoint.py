@@ -134,12 +134,22 @@ def apply_warp_state(warp: GuideWarp, state: Mapping[str, Any], config: Config,
     """Load a checked warp ``state`` into ``warp`` (built from ``config``) for a guide of
     ``guide_size``; :class:`InputError` if the structure or the aspect ratio differ."""
     check_warp_fits(state, config, source)
+    problem = aspect_problem(state, guide_size)
+    if problem:
+        raise InputError(problem, source)
+    warp.load_state_dict(state["state_dict"])
+
+
+def aspect_problem(state: Mapping[str, Any], guide_size: Sequence[int]) -> str:
+    """Why the warp ``state`` does not apply to a guide of ``guide_size`` ``(H, W)``
+    (another field of view: aspect ratios more than :data:`ASPECT_TOLERANCE` apart);
+    ``""`` when it does."""
     learned = state["guide_size"]
     aspect, now = learned[1] / learned[0], guide_size[1] / guide_size[0]
     if abs(aspect / now - 1.0) > ASPECT_TOLERANCE:
-        raise InputError(f"was learned on a {learned[1]}x{learned[0]} guide; this guide is "
-                         f"{guide_size[1]}x{guide_size[0]} (another aspect ratio)", source)
-    warp.load_state_dict(state["state_dict"])
+        return (f"was learned on a {learned[1]}x{learned[0]} guide; this guide is "
+                f"{guide_size[1]}x{guide_size[0]} (another aspect ratio)")
+    return ""
 
 
 def save_warp(path: str | os.PathLike[str], state: Mapping[str, Any], *,
