@@ -177,7 +177,8 @@ class CMSR:
     After :meth:`fit`, ``self_check`` (a :class:`cmsr.method.self_check.SelfCheck` or
     None) says whether the guide is used, and ``alignment_check`` (a
     :class:`cmsr.method.alignment_check.AlignmentCheck` or None: no coarse fits) whether
-    the alignment fitted on the reduced pair was kept.
+    the alignment fitted on the reduced pair was kept; ``init_warp_skipped`` is why the
+    warp of an ``init`` checkpoint was not used (another aspect ratio), ``""`` otherwise.
 
     Examples
     --------
