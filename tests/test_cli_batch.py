@@ -241,6 +241,19 @@ def test_warm_start_from_a_checkpoint_of_an_earlier_batch(tmp_path):
                                                          "result.png").read_bytes()
 
 
+def test_a_warm_chain_over_frames_of_another_aspect_ratio_goes_on_and_says_so(tmp_path):
+    data = write_scenes(tmp_path / "data", ("a", "b"))
+    guide = read_image(data / "b" / "guide_rgb.png")[:, :32]  # half as wide
+    write_image(data / "b" / "guide_rgb.png", guide, overwrite=True)
+    write_image(data / "b" / "target_ir.png", guide[::4, ::4, 0].copy(), overwrite=True)
+    out = tmp_path / "out"
+    assert main(["batch", str(data), "-o", str(out), *QUICK, "--quiet",
+                 "--warm-start"]) == 0
+    rows = _summary(out)
+    assert rows["a"]["note"] == ""
+    assert "another aspect ratio" in rows["b"]["note"] and "started afresh" in rows["b"]["note"]
+
+
 def test_every_pair_starts_from_a_loaded_warp(tmp_path):
     data = write_scenes(tmp_path / "data", ("a", "b"))
     model = CMSR(Config.preset("quick", max_iters=2, min_iters=2, align="affine"))

@@ -41,6 +41,8 @@ class JobResult:
 
     Metrics are NaN without ground truth or when the job did not succeed.
     ``peak_rss_mb``: the worker process's peak resident memory while the job ran.
+    ``note``: what a successful job did other than asked (a warm start whose warp did
+    not fit this pair and started afresh), ``""`` otherwise.
     """
 
     scene: str
@@ -55,6 +57,7 @@ class JobResult:
     peak_rss_mb: float = math.nan
     output: str = ""
     error: str = ""
+    note: str = ""
     key: str = ""
     inputs: dict[str, str] = field(default_factory=dict)
     output_sha256: str = ""
@@ -63,7 +66,7 @@ class JobResult:
 
     SUMMARY_FIELDS: ClassVar[tuple[str, ...]] = (
         "scene", "status", "seconds", "steps", "final_loss", "rmse", "mae", "psnr", "ssim",
-        "peak_rss_mb", "output", "error")
+        "peak_rss_mb", "output", "error", "note")
 
     def record(self) -> dict[str, Any]:
         """What the store keeps of it (NaN and infinity as strings: valid JSON)."""

@@ -200,7 +200,8 @@ def run_job(job: Job, *, init: Any = None,
         final_loss=history[-1].loss if history else math.nan,
         peak_rss_mb=usage.peak_rss_mb, output=str(output), key=key, inputs=hashes,
         output_sha256=sha256_file(output), state=state_file, state_sha256=state_hash,
-        **metrics), state
+        note=(f"the warm start's warp {model.init_warp_skipped}: it started afresh"
+              if model is not None and model.init_warp_skipped else ""), **metrics), state
 
 
 def _apply_model(job: Job, data: JobInput) -> np.ndarray:
