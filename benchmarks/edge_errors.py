@@ -53,9 +53,11 @@ def windows(image: torch.Tensor) -> torch.Tensor:
 
 
 def side_values(output: np.ndarray, guide: np.ndarray, truth: np.ndarray
-                ) -> dict[str, np.ndarray]:
+                ) -> tuple[dict[str, np.ndarray], np.ndarray]:
     """``output``, ``truth`` ``(H, W)`` float64, ``guide`` ``(H, W, C)`` in [0, 1]: the
-    output with its in-between pixels put on a side by each rule (see the module)."""
+    output with its in-between pixels put on a side by each rule (see the module), and
+    each pixel's position across its window's range (0: the lowest value, 1: the
+    highest)."""
     out = torch.from_numpy(output)[None]
     values = windows(out)[0]
     low, high = values.min(0).values, values.max(0).values
@@ -82,7 +84,7 @@ def side_values(output: np.ndarray, guide: np.ndarray, truth: np.ndarray
     to_low, to_high = far_low < GUIDE_RATIO * far_high, far_high < GUIDE_RATIO * far_low
     result["guide"] = torch.where(between & to_low, value_low, torch.where(
         between & to_high, value_high, out[0])).numpy()
-    return result
+    return result, own.numpy()
 
 
 def pair_row(output: np.ndarray, truth: np.ndarray, guide: np.ndarray,
@@ -92,12 +94,8 @@ def pair_row(output: np.ndarray, truth: np.ndarray, guide: np.ndarray,
     valid = np.isfinite(truth) if mask is None else mask & np.isfinite(truth)
     scored = error[valid]
     worst = scored >= np.quantile(scored, 0.99)
-    values = torch.from_numpy(output)[None]
-    window = windows(values)[0]
-    low, high = window.min(0).values.numpy(), window.max(0).values.numpy()
-    own = (output - low) / np.maximum(high - low, 1e-9)
+    snapped, own = side_values(output, guide, truth)
     between = ((own > MID[0]) & (own < MID[1]))[valid][worst]
-    snapped = side_values(output, guide, truth)
     return [rmse(output, truth, mask=mask), float(scored[worst].sum() / scored.sum()),
             float(between.mean()),
             *(rmse(snapped[name], truth, mask=mask) for name in ("oracle", "nearer", "guide"))]

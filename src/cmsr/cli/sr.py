@@ -176,8 +176,7 @@ def save_figures(folder: Path, model: CMSR, target: np.ndarray, guide: np.ndarra
         if model.self_check is not None:
             title += f" - {model.self_check.describe()}"
         if model.alignment_check is not None:
-            title += " - coarse alignment " + ("kept" if model.alignment_check.kept
-                                               else "dropped")
+            title += f" - coarse alignment {model.alignment_check.decision}"
         curve = loss_curve([r[1] for r in rows], [r[2] for r in rows],
                            learning_rates=[r[4] for r in rows],
                            stage_marks=phase_starts(rows), title=title)

@@ -371,9 +371,7 @@ def alignment_choice(check: AlignmentCheck | None) -> str:
     >>> alignment_choice(None)
     ''
     """
-    if check is None:
-        return ""
-    return "kept" if check.kept else "dropped"
+    return "" if check is None else check.decision
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,8 @@ the score is the share of the target's local variance that those fits leave
 unexplained, over the whole image (0: the guide explains every window; 1: nothing).
 Misalignment raises it: on 026 the identity scores 0.44, the guide shifted by half a
 target pixel 0.60. The warp is kept when it lowers the score by at least ``margin``
-relative to the guide as given; otherwise the alignment starts again from the identity.
+relative to the guide as given; otherwise the alignment starts again from the identity
+(or, with ``Config.align_when_dropped="none"``, no warp is learned at all).
 """
 
 from __future__ import annotations
@@ -36,10 +37,15 @@ class AlignmentCheck:
     kept: bool
     margin: float = 0.0
 
+    @property
+    def decision(self) -> str:
+        """``"kept"`` or ``"dropped"``."""
+        return "kept" if self.kept else "dropped"
+
     def describe(self) -> str:
         """One line for logs."""
-        verdict = ("kept" if self.kept else
-                   f"dropped (it has to lower the share by {100 * self.margin:g}%)")
+        verdict = self.decision + ("" if self.kept else
+                                   f" (it has to lower the share by {100 * self.margin:g}%)")
         return (f"alignment check: unexplained share {self.identity:.3f} as given, "
                 f"{self.warped:.3f} warped; coarse alignment {verdict}")
 

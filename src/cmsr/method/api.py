@@ -339,15 +339,15 @@ class CMSR:
         if fresh_warp and self.config.align_levels > 0:
             assert self.warp is not None
             size = stages[0]
+            stage_guide = self._stage_guide(pair.guide, size)
             levels = align_coarse_to_fine(
-                self.warp, current, self._stage_guide(pair.guide, size), current_valid,
+                self.warp, current, stage_guide, current_valid,
                 scale=(size[0] / current.shape[-2], size[1] / current.shape[-1]),
                 config=self.config,
                 on_level=lambda index, count: _relabel(on_step, index, count, "align"))
             if levels and self.config.align_check_margin >= 0:
                 self.alignment_check = check_alignment(
-                    current, self._stage_guide(pair.guide, size),
-                    self._stage_guide(self.aligned_guide(), size),
+                    current, stage_guide, self._stage_guide(self.aligned_guide(), size),
                     margin=self.config.align_check_margin, valid=current_valid)
                 if not self.alignment_check.kept:  # the identity, or no warp at all
                     self.warp = (None if self.config.align_when_dropped == "none"
