@@ -97,6 +97,14 @@ SUITE = (
               "seconds are the timing of the median target; run with --threads 2"),
     Entry("middlebury13-x8", "depth/middlebury13", "avgpool", 8, f"{FAST},zssr,cmsr", "depth",
           scenes="01_1,026,11_1,88", why="4 of 13 pairs", optional=True),
+    Entry("middlebury13-x4-unsharpened", "depth/middlebury13", "avgpool", 4, "cmsr,zssr",
+          "depth", extra=("--edge-sharpening", "0"), optional=True,
+          why="cmsr and ZSSR without edge sharpening (0.11's depth defaults): the "
+              "stored outputs benchmarks/edge_sharpening.py finishes"),
+    Entry("middlebury2005-x4-unsharpened", "depth/middlebury2005", "avgpool", 4,
+          "bicubic,cmsr", "depth", extra=("--edge-sharpening", "0"), optional=True,
+          why="all 6 scenes without edge sharpening: the held-out scenes its strength "
+              "was chosen on (benchmarks/edge_sharpening.py)"),
     Entry("middlebury2005-x4", "depth/middlebury2005", "avgpool", 4, f"{FAST},zssr,cmsr",
           "depth", scenes="art", why="1 of 6 scenes (1376x1088)", optional=True),
     Entry("middlebury2005-x8", "depth/middlebury2005", "avgpool", 8, f"{FAST},zssr,cmsr",

@@ -12,6 +12,7 @@ import torch
 import cmsr
 from cmsr import CMSR, Config, InputError, super_resolve
 from cmsr.method.api import gradual_scales, prepare_pair, resolve_device
+from cmsr.method.edge_sharpening import sharpen_edges
 from cmsr.method.self_check import SelfCheck
 
 FAST = Config.preset("quick", max_iters=10, eval_every=5, min_iters=5)
@@ -384,3 +385,20 @@ def test_tiled_inference_matches_whole_image():
     whole = CMSR(FAST.replace(tile_size=512)).fit(target, guide)
     tiled = CMSR(FAST.replace(tile_size=16)).fit(target, guide)
     np.testing.assert_allclose(tiled.predict(), whole.predict(), atol=1e-5)
+
+
+def test_edge_sharpening_finishes_the_result_after_the_guided_median():
+    """With ``edge_sharpening`` the result is the one without it, sharpened, then
+    back-projected and clipped once more; the networks are the same."""
+    guide, depth = _scene(48, seed=3)
+    target = _target(np.round(depth * 4) / 4)
+    config = FAST.replace(degradation="box", clamp_to_local_range=True,
+                          guided_median_radius=1, back_projection_iters=5)
+    model = CMSR(config).fit(target, guide)
+    plain = model.predict_tensor()
+    model.config = config.replace(edge_sharpening=0.5)
+    sharpened = model.predict_tensor()
+    assert model.pair is not None
+    expected = model._refit(sharpen_edges(plain, strength=0.5), model.pair)
+    torch.testing.assert_close(sharpened, expected, rtol=0, atol=1e-6)
+    assert float((sharpened - plain).abs().max()) > 1e-3

@@ -401,6 +401,30 @@ def test_guided_median_option_reaches_the_config(preset, extra, radius):
     assert config.guided_median_radius == radius
 
 
+@pytest.mark.parametrize(("command", "extra", "strength"), [
+    (["sr", "--target", "a", "--guide", "b", "-o", "c", "--preset", "thermal"], [], 0.0),
+    (["sr", "--target", "a", "--guide", "b", "-o", "c", "--preset", "depth"],
+     ["--edge-sharpening", "0"], 0.0),
+    (["eval", "data", "-o", "out", "--preset", "nir"], ["--edge-sharpening", "0.25"], 0.25),
+    (["batch", "data", "-o", "out", "--preset", "thermal"], ["--edge-sharpening", "1"], 1.0),
+])
+def test_edge_sharpening_option_reaches_the_config(command, extra, strength):
+    from cmsr.cli import build_parser
+    from cmsr.cli.options import config_from_args
+
+    config = config_from_args(build_parser().parse_args([*command, *extra]))
+    assert config.edge_sharpening == strength
+
+
+def test_edge_sharpening_out_of_range_is_a_one_line_error(tmp_path, capsys):
+    target, guide = _pair(tmp_path)
+    code = main(["sr", "--target", str(target), "--guide", str(guide), "-o",
+                 str(tmp_path / "out.png"), "--preset", "quick", "--edge-sharpening", "1.5"])
+    err = capsys.readouterr().err
+    assert code != 0 and "edge_sharpening must be in [0, 1]" in err
+    assert "Traceback" not in err and not (tmp_path / "out.png").exists()
+
+
 def test_clip_input_keeps_a_16_bit_result_inside_the_input_range(tmp_path):
     target, guide = _pair(tmp_path, dtype=np.uint16)
     low = np.where(read_image(target) > 30000, 60000, 1000).astype(np.uint16)  # steps

@@ -119,6 +119,12 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
                              "edges move onto the guide's, flat regions stay flat; then "
                              "back-projection and the clip once more. 0 turns it off "
                              "(default: the preset's: 1 for depth, 0 otherwise)")
+    parser.add_argument("--edge-sharpening", type=float, default=None, metavar="S",
+                        help="last, each pixel left in between the two sides of a step "
+                             "moves this share (0-1) of the way to the nearer side, for "
+                             "piecewise-constant targets such as depth; then "
+                             "back-projection and the clip once more. 0 turns it off "
+                             "(default: the preset's)")
     gradual = parser.add_mutually_exclusive_group()
     gradual.add_argument("--gradual", dest="gradual", action="store_true", default=None,
                          help="enlarge in steps of at most x2 (default for scales above 2)")
@@ -202,6 +208,8 @@ def config_from_args(args: argparse.Namespace, *, device_here: bool = True) -> C
         changes["back_projection_iters"] = args.back_projection
     if getattr(args, "guided_median", None) is not None:
         changes["guided_median_radius"] = args.guided_median
+    if getattr(args, "edge_sharpening", None) is not None:
+        changes["edge_sharpening"] = args.edge_sharpening
     if args.gradual is not None:
         changes["gradual"] = args.gradual
     if args.threads is not None:

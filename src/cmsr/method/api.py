@@ -28,6 +28,7 @@ from cmsr.method.checkpoint import StateSource
 from cmsr.method.coarse_alignment import align_coarse_to_fine
 from cmsr.method.config import Config, device_problems
 from cmsr.method.consistency import fine_tune_consistency
+from cmsr.method.edge_sharpening import sharpen_edges
 from cmsr.method.guided_median import guided_median
 from cmsr.method.infer import (
     back_project,
@@ -491,14 +492,21 @@ class CMSR:
             current = clamp_to_local_range(current, pair.target)
         if self.config.guided_median_radius:
             size = (int(current.shape[-2]), int(current.shape[-1]))
-            current = guided_median(current, self._stage_guide(aligned, size),
-                                    radius=self.config.guided_median_radius,
-                                    sigma=self.config.guided_median_sigma)
-            current = back_project(current, pair.target,
-                                   iterations=self.config.back_projection_iters,
-                                   kernel=self.config.degradation, valid=pair.valid)
-            if self.config.clamp_to_local_range:
-                current = clamp_to_local_range(current, pair.target)
+            current = self._refit(guided_median(current, self._stage_guide(aligned, size),
+                                                radius=self.config.guided_median_radius,
+                                                sigma=self.config.guided_median_sigma), pair)
+        if self.config.edge_sharpening:
+            current = self._refit(sharpen_edges(current, strength=self.config.edge_sharpening),
+                                  pair)
+        return current
+
+    def _refit(self, current: torch.Tensor, pair: PreparedPair) -> torch.Tensor:
+        """After a finish that moves pixels: back-projection onto the measured target and
+        the local-range clip (when on) once more."""
+        current = back_project(current, pair.target, iterations=self.config.back_projection_iters,
+                               kernel=self.config.degradation, valid=pair.valid)
+        if self.config.clamp_to_local_range:
+            current = clamp_to_local_range(current, pair.target)
         return current
 
     def predict(self) -> np.ndarray:

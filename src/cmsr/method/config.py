@@ -144,7 +144,11 @@ class Config:
         guide is there, ``exp(-d**2 / (2 guided_median_sigma**2))`` with ``d`` the
         guide distance in unit range (:mod:`cmsr.method.guided_median`): edges move
         onto the guide's; flat regions stay flat. Back-projection and the local-range
-        clip (when on) then run once more. ``gradual``: for scales above 2,
+        clip (when on) then run once more. ``edge_sharpening`` (0: off, at most 1):
+        after that, each pixel a result leaves in between the two sides of a step moves
+        this share of the way to the nearer side (:mod:`cmsr.method.edge_sharpening`,
+        for piecewise-constant targets: depth), then back-projection and the clip once
+        more. ``gradual``: for scales above 2,
         enlarge in steps of at most 2, training once per step, each on the previous
         step's output.
         ``tile_size``: largest side, in output pixels, run through the network at once
@@ -220,6 +224,7 @@ class Config:
     clip_to_input_range: bool = False
     guided_median_radius: int = 0
     guided_median_sigma: float = 0.07
+    edge_sharpening: float = 0.0
     gradual: bool = True
     tile_size: int = 512
     # large outputs (cmsr.method.tiled_inference)
@@ -291,6 +296,8 @@ class Config:
             problems.append("back_projection_iters must be >= 0")
         if self.guided_median_radius < 0 or self.guided_median_sigma <= 0:
             problems.append("guided_median_radius must be >= 0, guided_median_sigma > 0")
+        if not 0.0 <= self.edge_sharpening <= 1.0:
+            problems.append("edge_sharpening must be in [0, 1]")
         problems += seed_problems(self.seed)
         problems += device_problems(self.device)
         if self.threads is not None and (not _is_integer(self.threads) or self.threads < 1):

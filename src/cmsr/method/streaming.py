@@ -10,6 +10,7 @@ import numpy as np
 
 from cmsr.method.api import CMSR, stage_sizes
 from cmsr.method.config import Config
+from cmsr.method.edge_sharpening import RADIUS as EDGE_RADIUS
 from cmsr.method.normalize import fit_normalization, measured_target, target_tensors
 from cmsr.method.resample import Box
 from cmsr.method.tiled_inference import crop_core, plan_tiles, predict_window, tile_halo
@@ -63,7 +64,8 @@ def super_resolve_tiled(target_lr: np.ndarray, read_guide: GuideReader,
     on a part does not describe the whole). Then each tile of ``config.stream_tile``
     output pixels is computed from its window of the guide, grown by
     :func:`cmsr.method.tiled_inference.tile_halo` (the networks' receptive fields and
-    ``config.stream_halo`` target pixels, and the guided median's radius), by
+    ``config.stream_halo`` target pixels, the guided median's radius and edge
+    sharpening's), by
     :func:`cmsr.method.tiled_inference.predict_window`, and handed to ``write_tile``. The
     guide is mapped to [0, 1] by the range of the training part, the target by the fit's
     normalization. Memory: the coarse target, the training part, and one tile's
@@ -108,7 +110,7 @@ def super_resolve_tiled(target_lr: np.ndarray, read_guide: GuideReader,
     if len(stages) != len(model.networks):
         raise RuntimeError(f"{len(model.networks)} stages trained but {len(stages)} to run")
     halo = (tile_halo(model.networks, stages, (h, w), config.stream_halo)
-            + config.guided_median_radius)
+            + config.guided_median_radius + (EDGE_RADIUS if config.edge_sharpening else 0))
     tiles = plan_tiles(shape, config.stream_tile, halo)
     bicubic = model.self_check is not None and model.self_check.choice == "bicubic"
     for index, tile in enumerate(tiles):

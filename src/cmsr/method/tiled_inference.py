@@ -8,7 +8,8 @@ measured target (small: it is the coarse image) around it. Every step is local:
 - the network sees ``net.halo`` pixels around each pixel (exact in tiles, see
   :func:`cmsr.method.infer.run_network`);
 - enlarging, reducing (:func:`cmsr.method.resample.resize_window`), the local-range
-  clip and the guided median (``guided_median_radius`` output pixels) read a few
+  clip, the guided median (``guided_median_radius`` output pixels) and edge sharpening
+  (:data:`cmsr.method.edge_sharpening.RADIUS`) read a few
   pixels around each pixel; computed on a window they equal the
   whole-image values except near the window's edge;
 - back-projection compares the estimate, reduced by the degradation, with the measured
@@ -32,6 +33,7 @@ from dataclasses import dataclass
 import torch
 
 from cmsr.method.config import Config
+from cmsr.method.edge_sharpening import sharpen_edges
 from cmsr.method.guided_median import guided_median
 from cmsr.method.infer import network_estimate
 from cmsr.method.model import CMSRNet
@@ -176,7 +178,7 @@ def predict_window(networks: Sequence[CMSRNet], stages: Sequence[Size], target: 
     config:
         Inference settings: ``self_ensemble``, ``back_projection_iters``,
         ``degradation``, ``clamp_to_local_range``, ``guided_median_radius`` and
-        ``guided_median_sigma``, ``tile_size``.
+        ``guided_median_sigma``, ``edge_sharpening``, ``tile_size``.
     guide_weight:
         The guide branch's weight (the self-check's choice): 0 runs the guide-free
         networks, between 0 and 1 a blend.
@@ -216,14 +218,21 @@ def predict_window(networks: Sequence[CMSRNet], stages: Sequence[Size], target: 
             iterations=config.back_projection_iters, kernel=config.degradation)
     if config.clamp_to_local_range:
         current = clamp_window(current, box, full, measured, coarse_box, coarse)
-    if config.guided_median_radius:
-        current = guided_median(current, guide, radius=config.guided_median_radius,
-                                sigma=config.guided_median_sigma)
-        current = back_project_window(
-            current, box, full, measured, measured_valid, coarse_box, coarse,
+
+    def refit(moved: torch.Tensor) -> torch.Tensor:
+        """Back-projection and the clip once more, after a finish that moved pixels."""
+        moved = back_project_window(
+            moved, box, full, measured, measured_valid, coarse_box, coarse,
             iterations=config.back_projection_iters, kernel=config.degradation)
         if config.clamp_to_local_range:
-            current = clamp_window(current, box, full, measured, coarse_box, coarse)
+            moved = clamp_window(moved, box, full, measured, coarse_box, coarse)
+        return moved
+
+    if config.guided_median_radius:
+        current = refit(guided_median(current, guide, radius=config.guided_median_radius,
+                                      sigma=config.guided_median_sigma))
+    if config.edge_sharpening:
+        current = refit(sharpen_edges(current, strength=config.edge_sharpening))
     return current
 
 

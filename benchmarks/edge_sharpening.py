@@ -1,0 +1,121 @@
+"""Edge sharpening on depth: how strong, and does it hold on scenes it was not chosen on.
+
+Reads stored evaluation outputs (fits nothing) and finishes each with
+:func:`cmsr.method.edge_sharpening.sharpen_edges` at several strengths and step shares,
+with and without back-projection and the local clip afterwards (the preset's
+``back_projection_iters`` on the box reduction, as the guided median is followed), and
+scores every variant against the truth beside the output as stored. Outputs made with
+sharpening already on are left out (their variants would sharpen twice).
+
+Usage: ``python benchmarks/edge_sharpening.py [--items ENTRY[@FOLDER]:METHOD,...]
+[--strengths 0.3,0.4,0.5] [--step-shares 0,0.5] [--output NAME]``. ``ENTRY`` is an
+``eval_suite.py`` entry (its data, protocol and scale); ``FOLDER`` below
+``results/eval`` holds the runs when they are not the entry's own (e.g.
+``seeds/depth-cmsr-seed1``). Writes ``results/NAME.md`` (default ``edge_sharpening``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+from pathlib import Path
+
+import numpy as np
+import torch
+from common import RESULTS, data_root, machine_line, markdown_table
+from eval_suite import SUITE
+
+from cmsr.evaluation.datasets import find_scenes, select_scenes
+from cmsr.evaluation.evaluate import load_pair
+from cmsr.evaluation.metrics import rmse
+from cmsr.evaluation.protocols import EvalProtocol
+from cmsr.method.config import PRESETS
+from cmsr.method.edge_sharpening import sharpen_edges
+from cmsr.method.infer import back_project, clamp_to_local_range
+
+DEFAULT_ITEMS = "middlebury13-x4:cmsr,middlebury13-x4-zssr:zssr"
+
+
+def finish(output: np.ndarray, low: np.ndarray, *, strength: float, step_share: float,
+           refit: bool, iterations: int) -> np.ndarray:
+    """``output`` ``(H, W)`` sharpened; with ``refit``, then back-projected onto ``low``
+    ``(h, w)`` (box reduction) and clipped to the local range of ``low``."""
+    estimate = torch.from_numpy(output.astype(np.float32))[None, None]
+    target = torch.from_numpy(low.astype(np.float32))[None, None]
+    result = sharpen_edges(estimate, strength=strength, step_share=step_share)
+    if refit:
+        result = back_project(result, target, iterations=iterations, kernel="box")
+        result = clamp_to_local_range(result, target)
+    return result[0, 0].double().numpy()
+
+
+def item_runs(item: str) -> tuple[str, str, EvalProtocol, Path, str | None]:
+    """``ENTRY[@FOLDER]:METHOD`` -> label, method, protocol, runs folder, scenes."""
+    where, method = item.rsplit(":", 1)
+    name, _, folder = where.partition("@")
+    entry = next(e for e in SUITE if e.name == name)
+    if entry.extra and any(flag in entry.extra for flag in ("--shift", "--rotation")):
+        raise SystemExit(f"{name}: displaced entries are not supported")
+    protocol = EvalProtocol(kind=entry.protocol, scale=entry.scale)
+    runs = RESULTS / "eval" / (folder or entry.name) / "runs" / protocol.name
+    return f"{folder or name}:{method}", method, protocol, runs, entry.data
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", default=DEFAULT_ITEMS)
+    parser.add_argument("--strengths", default="0.3,0.4,0.5,0.6")
+    parser.add_argument("--step-shares", default="0,0.5,0.6")
+    parser.add_argument("--output", default="edge_sharpening")
+    args = parser.parse_args()
+    strengths = [float(s) for s in args.strengths.split(",")]
+    shares = [float(s) for s in args.step_shares.split(",")]
+    iterations = PRESETS["depth"].back_projection_iters
+    variants = [(st, sh, refit) for st, sh, refit in
+                itertools.product(strengths, shares, (False, True))]
+    sections = []
+    for item in args.items.split(","):
+        label, method, protocol, runs, data = item_runs(item)
+        scenes = select_scenes(find_scenes(data_root() / data), None)
+        stored, scores = [], {v: [] for v in variants}
+        names = []
+        for scene in scenes:
+            path = runs / scene.name / f"{method}.npy"
+            if not path.exists():
+                continue
+            pair = load_pair(scene, protocol)
+            truth = pair.truth.astype(np.float64)
+            output = np.load(path).astype(np.float64).reshape(truth.shape)
+            names.append(scene.name)
+            stored.append(rmse(output, truth, mask=pair.mask))
+            for strength, share, refit in variants:
+                result = finish(output, pair.low, strength=strength, step_share=share,
+                                refit=refit, iterations=iterations)
+                scores[(strength, share, refit)].append(rmse(result, truth, mask=pair.mask))
+        if not stored:
+            raise SystemExit(f"{item}: no stored outputs in {runs}")
+        rows = [["as stored", "–", "–", f"{statistics.fmean(stored):.3f}", "–", "–"]]
+        for (strength, share, refit), values in scores.items():
+            better = sum(v < s for v, s in zip(values, stored, strict=True))
+            change = 100 * (statistics.fmean(values) / statistics.fmean(stored) - 1)
+            rows.append([f"{strength:g}", f"{share:g}", "yes" if refit else "no",
+                         f"{statistics.fmean(values):.3f}", f"{change:+.1f}%",
+                         f"{better} of {len(values)}"])
+        per_pair = ", ".join(f"{n} {s:.3f}" for n, s in zip(names, stored, strict=True))
+        sections += [f"## {label} ({len(names)} pairs, {protocol.name})", "",
+                     f"As stored, per pair: {per_pair}.", "",
+                     markdown_table(["strength", "step share", "then back-projection "
+                                     "and clip", "mean RMSE", "change", "better on"], rows),
+                     ""]
+    text = "\n".join(["# Edge sharpening on stored depth results", "",
+                      f"{machine_line()}; back-projection: {iterations} steps, box "
+                      "reduction; the clip to the 3x3 measured pixels' range.", "",
+                      *sections])
+    print(text)
+    (RESULTS / f"{args.output}.md").write_text(text)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()

@@ -1,0 +1,203 @@
+"""How much of a comparison is the seed: cmsr and ZSSR over several seeds, pair by pair.
+
+A single fit moves a lot with its random draws (a depth pair by up to 25%, a thermal
+capture by 0.5 dB), so "better than ZSSR on 11 of 13 pairs" from one seed says little.
+This script reruns the entries of ``benchmarks/eval_suite.py`` that the issue's ZSSR
+targets are measured on with more seeds, one method at a time, and compares the
+methods on the mean over the seeds.
+
+* Seed 0 is the entry's own run (``results/eval/<entry>/``, from ``eval_suite.py``).
+* Seed k > 0 of a spread (one method of one entry, see ``SPREADS``) goes to
+  ``results/eval/seeds/<spread>-seed<k>/`` (only the
+  ``.md``/``.csv`` are kept in git, as for the suite); finished runs are reused.
+
+It prints, and writes to ``results/seed_spread.md``: each method's set mean for every
+seed, their mean and spread (the standard deviation over the seeds), and for each
+comparison the per-pair means over the seeds with the number of pairs each method wins.
+
+Usage: ``python benchmarks/seed_spread.py [--seeds 1,2] [--only NAME,...]
+[--threads 1] [--summarise]``. Two processes with disjoint ``--only`` share the 2
+cores at 1 thread each.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import statistics
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from common import RESULTS, data_root, machine_line, markdown_table
+from eval_suite import SUITE, Entry, entry_argv, report_csv
+
+from cmsr.cli import main as cmsr_main
+
+
+@dataclass(frozen=True)
+class Spread:
+    """One method of one eval-suite entry, over seeds."""
+
+    name: str
+    entry: str  # the eval_suite entry whose seed 0 it is
+    method: str
+
+    @property
+    def suite_entry(self) -> Entry:
+        return next(e for e in SUITE if e.name == self.entry)
+
+    def folder(self, seed: int) -> Path:
+        return RESULTS / "eval" / "seeds" / f"{self.name}-seed{seed}"
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Two spreads on the same pairs; ``metric`` ``rmse`` (lower wins) or ``psnr``."""
+
+    title: str
+    first: str
+    second: str
+    metric: str
+
+
+SPREADS = (
+    Spread("depth-cmsr", "middlebury13-x4", "cmsr"),
+    Spread("depth-zssr", "middlebury13-x4-zssr", "zssr"),
+    Spread("thermal-cmsr", "thermal-unaligned-x8-aliased", "cmsr"),
+    Spread("thermal-zssr", "thermal-unaligned-x8-aliased", "zssr"),
+)
+COMPARISONS = (
+    Comparison("Middlebury13 x4, RMSE", "depth-cmsr", "depth-zssr", "rmse"),
+    Comparison("thermal/unaligned real x8 (cubic-aliased), PSNR (dB)", "thermal-cmsr",
+               "thermal-zssr", "psnr"),
+)
+
+
+def spread_argv(spread: Spread, root: Path, threads: int, seed: int) -> list[str]:
+    """The ``cmsr eval`` command line of ``spread`` at ``seed`` (> 0), one method."""
+    argv = entry_argv(spread.suite_entry, root, threads, seed)
+    argv[argv.index("--methods") + 1] = spread.method
+    argv[argv.index("-o") + 1] = str(spread.folder(seed))
+    return [*argv, "--no-grids", "--quiet"]
+
+
+def spread_csv(spread: Spread, seed: int) -> Path:
+    """Where the per-pair results of ``spread`` at ``seed`` are."""
+    if seed == 0:
+        return report_csv(spread.suite_entry)
+    return spread.folder(seed) / report_csv(spread.suite_entry).name
+
+
+def per_pair(spread: Spread, seed: int) -> dict[str, dict[str, float]] | None:
+    """``{scene: {"rmse": ..., "psnr": ...}}`` of the method's successful runs, or None
+    when that seed has not been run."""
+    path = spread_csv(spread, seed)
+    if not path.exists():
+        return None
+    rows = [r for r in csv.DictReader(path.open())
+            if r["method"] == spread.method and r["status"] == "ok"]
+    return {r["scene"]: {"rmse": float(r["rmse"]), "psnr": float(r["psnr"])} for r in rows}
+
+
+def seed_means(spread: Spread, seeds: list[int]) -> dict[int, dict[str, dict[str, float]]]:
+    """The seeds of ``spread`` that have been run, with their per-pair results."""
+    found = {seed: per_pair(spread, seed) for seed in seeds}
+    return {seed: pairs for seed, pairs in found.items() if pairs}
+
+
+def spread_rows(spreads: list[Spread], seeds: list[int]) -> list[list[str]]:
+    """Per spread: the set mean (RMSE / PSNR) per seed, their mean and spread."""
+    rows = []
+    for spread in spreads:
+        runs = seed_means(spread, seeds)
+        rmse = {s: statistics.fmean(p["rmse"] for p in pairs.values()) for s, pairs in runs.items()}
+        psnr = {s: statistics.fmean(p["psnr"] for p in pairs.values()) for s, pairs in runs.items()}
+        cells = [f"{rmse[s]:.3f} / {psnr[s]:.2f}" if s in runs else "–" for s in seeds]
+        spread_cell = (f"{statistics.stdev(rmse.values()):.3f} / "
+                       f"{statistics.stdev(psnr.values()):.2f}" if len(runs) > 1 else "–")
+        mean_cell = (f"**{statistics.fmean(rmse.values()):.3f} / "
+                     f"{statistics.fmean(psnr.values()):.2f}**" if runs else "–")
+        rows.append([spread.name, spread.entry, *cells, mean_cell, spread_cell])
+    return rows
+
+
+def comparison_table(comparison: Comparison, by_name: dict[str, Spread],
+                     seeds: list[int]) -> tuple[list[str], list[list[str]], str]:
+    """Per pair: each method's mean over the seeds both have run; who wins; a summary."""
+    first, second = by_name[comparison.first], by_name[comparison.second]
+    runs_a, runs_b = seed_means(first, seeds), seed_means(second, seeds)
+    common = sorted(set(runs_a) & set(runs_b))
+    if not common:
+        return [], [], f"{comparison.title}: no seed run by both"
+    scenes = sorted(set.intersection(*(set(runs_a[s]) & set(runs_b[s]) for s in common)))
+    lower = comparison.metric == "rmse"
+    rows, wins_a, wins_per_seed = [], 0, {s: 0 for s in common}
+    for scene in scenes:
+        a = [runs_a[s][scene][comparison.metric] for s in common]
+        b = [runs_b[s][scene][comparison.metric] for s in common]
+        for seed, x, y in zip(common, a, b, strict=True):
+            wins_per_seed[seed] += (x < y) if lower else (x > y)
+        mean_a, mean_b = statistics.fmean(a), statistics.fmean(b)
+        a_wins = mean_a < mean_b if lower else mean_a > mean_b
+        wins_a += a_wins
+        rows.append([scene, *(f"{x:.3f} / {y:.3f}" for x, y in zip(a, b, strict=True)),
+                     f"{mean_a:.3f}", f"{mean_b:.3f}", first.method if a_wins else second.method])
+    total_a = statistics.fmean(statistics.fmean(runs_a[s][sc][comparison.metric] for s in common)
+                               for sc in scenes)
+    total_b = statistics.fmean(statistics.fmean(runs_b[s][sc][comparison.metric] for s in common)
+                               for sc in scenes)
+    rows.append(["**mean**", *("" for _ in common), f"**{total_a:.3f}**", f"**{total_b:.3f}**", ""])
+    header = ["pair", *(f"seed {s}: {first.method} / {second.method}" for s in common),
+              f"{first.method}, mean of seeds", f"{second.method}, mean of seeds", "better"]
+    per_seed = ", ".join(f"seed {s} {wins_per_seed[s]}" for s in common)
+    summary = (f"{comparison.title}, {len(common)} seed(s) ({', '.join(map(str, common))}), "
+               f"{len(scenes)} pairs: {first.method} {total_a:.3f} against {second.method} "
+               f"{total_b:.3f}; {first.method} better on {wins_a} of {len(scenes)} pairs on "
+               f"the mean over the seeds (on single seeds: {per_seed})")
+    return header, rows, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seeds", default="1,2", help="seeds to run besides 0 (comma-separated)")
+    parser.add_argument("--only", default=None,
+                        help="spreads to run: " + ",".join(s.name for s in SPREADS))
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--summarise", action="store_true", help="run nothing; tables only")
+    args = parser.parse_args()
+    extra = [int(s) for s in args.seeds.split(",") if s]
+    if any(s <= 0 for s in extra):
+        parser.error("--seeds: seeds above 0 (seed 0 is the eval suite's own run)")
+    seeds = [0, *extra]
+    by_name = {s.name: s for s in SPREADS}
+    chosen = [by_name[n] for n in args.only.split(",")] if args.only else list(SPREADS)
+    torch.set_num_threads(args.threads)
+    if not args.summarise:
+        root = data_root()
+        for spread in chosen:
+            for seed in extra:
+                argv = spread_argv(spread, root, args.threads, seed)
+                print(f"\n== {spread.name} seed {seed}: cmsr {' '.join(argv)}", flush=True)
+                start = time.perf_counter()
+                code = cmsr_main(argv)
+                print(f"== exit {code}, {time.perf_counter() - start:.0f} s", flush=True)
+    lines = ["# Seed spread: cmsr and ZSSR over several seeds", "",
+             f"{machine_line()}; seeds {', '.join(map(str, seeds))} (0: the eval suite's "
+             "runs); every fit at 1 thread unless the header says otherwise.", "",
+             "## Set means per seed (mean RMSE / mean PSNR)", "",
+             markdown_table(["spread", "entry", *(f"seed {s}" for s in seeds), "mean of seeds",
+                             "spread (sd over seeds)"], spread_rows(list(SPREADS), seeds))]
+    for comparison in COMPARISONS:
+        header, rows, summary = comparison_table(comparison, by_name, seeds)
+        lines += ["", f"## {comparison.title}", "", summary + "."]
+        if rows:
+            lines += ["", markdown_table(header, rows)]
+    markdown = "\n".join(lines)
+    print("\n" + markdown)
+    (RESULTS / "seed_spread.md").write_text(markdown + "\n")
+
+
+if __name__ == "__main__":
+    main()
