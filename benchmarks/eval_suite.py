@@ -100,7 +100,9 @@ SUITE = (
     Entry("middlebury13-x4-unsharpened", "depth/middlebury13", "avgpool", 4, "cmsr,zssr",
           "depth", extra=("--edge-sharpening", "0"), optional=True,
           why="cmsr and ZSSR without edge sharpening (0.11's depth defaults): the "
-              "stored outputs benchmarks/edge_sharpening.py finishes"),
+              "stored outputs benchmarks/edge_sharpening.py finishes (its runs/ were "
+              "copied from 0.11's middlebury13-x4 and -zssr runs, the same settings; "
+              "--only recomputes them)"),
     Entry("middlebury2005-x4-unsharpened", "depth/middlebury2005", "avgpool", 4,
           "bicubic,cmsr", "depth", extra=("--edge-sharpening", "0"), optional=True,
           why="all 6 scenes without edge sharpening: the held-out scenes its strength "

@@ -33,7 +33,9 @@ import torch
 from common import RESULTS, data_root, machine_line, markdown_table
 from eval_suite import SUITE, Entry, entry_argv, report_csv
 
+from cmsr.cli import build_parser
 from cmsr.cli import main as cmsr_main
+from cmsr.cli.eval import protocol_from_args
 
 
 @dataclass(frozen=True)
@@ -84,10 +86,12 @@ def spread_argv(spread: Spread, root: Path, threads: int, seed: int) -> list[str
 
 
 def spread_csv(spread: Spread, seed: int) -> Path:
-    """Where the per-pair results of ``spread`` at ``seed`` are."""
+    """Where the per-pair results of ``spread`` at ``seed`` are (the protocol's name
+    ends in ``-seed<k>`` for a seed other than 0)."""
     if seed == 0:
         return report_csv(spread.suite_entry)
-    return spread.folder(seed) / report_csv(spread.suite_entry).name
+    args = build_parser().parse_args(spread_argv(spread, Path("."), 1, seed))
+    return spread.folder(seed) / f"{protocol_from_args(args).name}.csv"
 
 
 def per_pair(spread: Spread, seed: int) -> dict[str, dict[str, float]] | None:

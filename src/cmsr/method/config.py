@@ -411,10 +411,15 @@ PRESETS: dict[str, Config] = {
     # identity and 1.999 with --align none; the aligned pairs as with --align none.
     # Not for nir or thermal: on EPFL train_0003/0005 39.48 dB against 39.77, on
     # RoadScene (6 pairs) 29.17 against 29.27, the real thermal captures +0.03.
+    # Edge sharpening 0.5 last (0.12; benchmarks/edge_sharpening.py on stored outputs):
+    # chosen on Middlebury 2005 x4 (6 scenes it was not tried on before), RMSE 1.371
+    # against 1.510 (6 of 6 better; 0.4: 1.378, 0.6: 1.373); on Middlebury13's 0.11
+    # results 1.669 against 1.815 (12 of 13), ZSSR's 1.654 against 1.778.
     "depth": Config(degradation="box", fe2_channels=32, alternating_scales=0.0,
                     guide_dropout=0.3, self_check=True, clamp_to_local_range=True,
                     self_check_free_stages=True, self_check_free_share=0.6,
-                    guided_median_radius=1, align="none", align_when_dropped="none"),
+                    guided_median_radius=1, align="none", align_when_dropped="none",
+                    edge_sharpening=0.5),
     # Elevation (DEMs, vegetation height; float metres): piecewise smooth like depth, so
     # the depth settings; no learned alignment (georeferenced grids already lie on each
     # other, and it saves the alignment fits). Box degradation (the sensor footprint):
