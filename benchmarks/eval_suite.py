@@ -75,6 +75,10 @@ SUITE = (
     Entry("thermal-unaligned-x8-aliased", "thermal/unaligned", "real", 8,
           "bicubic,zssr,cmsr", "thermal", extra=("--kernel", "cubic-aliased"),
           why="the same with the kernel the captures were made with (guide_diagnostic.py)"),
+    Entry("thermal-unaligned-x8-aliased-align-none", "thermal/unaligned", "real", 8, "cmsr",
+          "thermal", extra=("--kernel", "cubic-aliased", "--align", "none"), optional=True,
+          why="cmsr without the learned alignment on the captures from two cameras: what "
+              "the warp costs or gives there (0.11's run)"),
     Entry("roadscene-x4", "thermal/roadscene", "bicubic", 4, f"{FAST},zssr,cmsr", "thermal",
           scenes="FLIR_00006,FLIR_00018,FLIR_00060,FLIR_00122,FLIR_00211,FLIR_00233",
           why="6 of 40 pairs (the learned models' test pairs)"),

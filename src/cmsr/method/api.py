@@ -492,15 +492,16 @@ class CMSR:
             current = clamp_to_local_range(current, pair.target)
         if self.config.guided_median_radius:
             size = (int(current.shape[-2]), int(current.shape[-1]))
-            current = self._refit(guided_median(current, self._stage_guide(aligned, size),
-                                                radius=self.config.guided_median_radius,
-                                                sigma=self.config.guided_median_sigma), pair)
+            current = guided_median(current, self._stage_guide(aligned, size),
+                                    radius=self.config.guided_median_radius,
+                                    sigma=self.config.guided_median_sigma)
+            current = self._back_project_and_clip(current, pair)
         if self.config.edge_sharpening:
-            current = self._refit(sharpen_edges(current, strength=self.config.edge_sharpening),
-                                  pair)
+            current = sharpen_edges(current, strength=self.config.edge_sharpening)
+            current = self._back_project_and_clip(current, pair)
         return current
 
-    def _refit(self, current: torch.Tensor, pair: PreparedPair) -> torch.Tensor:
+    def _back_project_and_clip(self, current: torch.Tensor, pair: PreparedPair) -> torch.Tensor:
         """After a finish that moves pixels: back-projection onto the measured target and
         the local-range clip (when on) once more."""
         current = back_project(current, pair.target, iterations=self.config.back_projection_iters,

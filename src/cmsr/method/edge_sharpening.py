@@ -18,8 +18,9 @@ sits on those pixels (``benchmarks/edge_errors.py``). This finish looks at each 
 
 No value leaves its window's range, flat regions and ramps stay as they are, and with
 ``strength`` 1 every in-between pixel takes a side's value. The whole image is
-processed in blocks of rows (:data:`ROWS_PER_BLOCK`), so memory stays near
-``(2 * radius + 1) ** 2 * ROWS_PER_BLOCK * W * c * 4 * 4`` bytes.
+processed in blocks of rows (:data:`ROWS_PER_BLOCK`), so memory stays near ten times
+``(2 * radius + 1) ** 2 * ROWS_PER_BLOCK * W * c * 4`` bytes plus two copies of the
+image (86 MB more at the peak on a 1376x1088 result, in about 1 s on one thread).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-ROWS_PER_BLOCK = 256
+ROWS_PER_BLOCK = 64
 RADIUS = 2
 """The default window: 5x5 pixels."""
 END_SHARE = 0.2

@@ -219,7 +219,7 @@ def predict_window(networks: Sequence[CMSRNet], stages: Sequence[Size], target: 
     if config.clamp_to_local_range:
         current = clamp_window(current, box, full, measured, coarse_box, coarse)
 
-    def refit(moved: torch.Tensor) -> torch.Tensor:
+    def back_project_and_clip(moved: torch.Tensor) -> torch.Tensor:
         """Back-projection and the clip once more, after a finish that moved pixels."""
         moved = back_project_window(
             moved, box, full, measured, measured_valid, coarse_box, coarse,
@@ -229,10 +229,10 @@ def predict_window(networks: Sequence[CMSRNet], stages: Sequence[Size], target: 
         return moved
 
     if config.guided_median_radius:
-        current = refit(guided_median(current, guide, radius=config.guided_median_radius,
-                                      sigma=config.guided_median_sigma))
+        current = back_project_and_clip(guided_median(
+            current, guide, radius=config.guided_median_radius, sigma=config.guided_median_sigma))
     if config.edge_sharpening:
-        current = refit(sharpen_edges(current, strength=config.edge_sharpening))
+        current = back_project_and_clip(sharpen_edges(current, strength=config.edge_sharpening))
     return current
 
 
