@@ -4,12 +4,13 @@ A single fit moves a lot with its random draws (a depth pair by up to 25%, a the
 capture by 0.5 dB), so "better than ZSSR on 11 of 13 pairs" from one seed says little.
 This script reruns the entries of ``benchmarks/eval_suite.py`` that the issue's ZSSR
 targets are measured on with more seeds, one method at a time, and compares the
-methods on the mean over the seeds.
+methods on the mean over the seeds (and cmsr with ``--align none`` on the real thermal
+captures, whose guide comes from another camera, beside the preset's alignment).
 
 * Seed 0 is the entry's own run (``results/eval/<entry>/``, from ``eval_suite.py``).
 * Seed k > 0 of a spread (one method of one entry, see ``SPREADS``) goes to
-  ``results/eval/seeds/<spread>-seed<k>/`` (only the
-  ``.md``/``.csv`` are kept in git, as for the suite); finished runs are reused.
+  ``results/eval/seeds/<spread>-seed<k>/`` (only the ``.md``/``.csv`` are kept in git,
+  as for the suite); finished runs are reused.
 
 It prints, and writes to ``results/seed_spread.md``: each method's set mean for every
 seed, their mean and spread (the standard deviation over the seeds), and for each
@@ -69,11 +70,14 @@ SPREADS = (
     Spread("depth-zssr", "middlebury13-x4-zssr", "zssr"),
     Spread("thermal-cmsr", "thermal-unaligned-x8-aliased", "cmsr"),
     Spread("thermal-zssr", "thermal-unaligned-x8-aliased", "zssr"),
+    Spread("thermal-cmsr-align-none", "thermal-unaligned-x8-aliased-align-none", "cmsr"),
 )
 COMPARISONS = (
     Comparison("Middlebury13 x4, RMSE", "depth-cmsr", "depth-zssr", "rmse"),
     Comparison("thermal/unaligned real x8 (cubic-aliased), PSNR (dB)", "thermal-cmsr",
                "thermal-zssr", "psnr"),
+    Comparison("the same, cmsr with --align none", "thermal-cmsr-align-none", "thermal-zssr",
+               "psnr"),
 )
 
 
