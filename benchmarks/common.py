@@ -12,17 +12,22 @@ import json
 import os
 import platform
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from cmsr.evaluation.datasets import Scene
+from cmsr.evaluation.evaluate import load_pair
+from cmsr.evaluation.protocols import EvalProtocol, EvaluationPair
 from cmsr.evaluation.report import markdown_table
 from cmsr.method.resample import Kernel, downsample
 
 ROOT = Path(__file__).resolve().parent.parent
 __all__ = ["RESULTS", "ROOT", "add_config_overrides", "config_overrides", "data_root",
-           "machine_line", "markdown_table", "reduce_image", "write_results"]
+           "machine_line", "markdown_table", "reduce_image", "stored_outputs",
+           "write_results"]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
@@ -61,6 +66,19 @@ def config_overrides(items: list[str]) -> dict[str, object]:
             parsed = value
         overrides[key] = tuple(parsed) if isinstance(parsed, list) else parsed
     return overrides
+
+
+def stored_outputs(runs: Path, scenes: list[Scene], method: str, protocol: EvalProtocol
+                   ) -> Iterator[tuple[Scene, EvaluationPair, np.ndarray, np.ndarray]]:
+    """The stored ``cmsr eval`` outputs of ``method`` under ``runs`` (a run folder's
+    ``<protocol>`` directory), scene by scene where one exists: the scene, its pair as
+    ``protocol`` makes it, the truth and the output, both ``(H, W)`` float64."""
+    for scene in scenes:
+        path = runs / scene.name / f"{method}.npy"
+        if path.exists():
+            pair = load_pair(scene, protocol)
+            truth = pair.truth.astype(np.float64)
+            yield scene, pair, truth, np.load(path).astype(np.float64).reshape(truth.shape)
 
 
 def write_results(name: str, markdown: str, header: list[str], rows: list[list[str]]) -> None:

@@ -29,10 +29,9 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from common import RESULTS, data_root, machine_line, markdown_table
+from common import RESULTS, data_root, machine_line, markdown_table, stored_outputs
 
 from cmsr.evaluation.datasets import find_scenes
-from cmsr.evaluation.evaluate import load_pair
 from cmsr.evaluation.metrics import rmse
 from cmsr.evaluation.protocols import EvalProtocol
 
@@ -115,13 +114,7 @@ def main() -> None:
         entry, method = item.split(":")
         runs = RESULTS / "eval" / entry / "runs" / PROTOCOL.name
         table = []
-        for scene in scenes:
-            stored = runs / scene.name / f"{method}.npy"
-            if not stored.exists():
-                continue
-            pair = load_pair(scene, PROTOCOL)
-            truth = pair.truth.astype(np.float64)
-            output = np.load(stored).astype(np.float64).reshape(truth.shape)
+        for scene, pair, truth, output in stored_outputs(runs, scenes, method, PROTOCOL):
             guide = pair.guide_at_truth_size().astype(np.float64) / 255.0
             values = pair_row(output, truth, guide, pair.mask)
             table.append(values)

@@ -28,11 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from common import RESULTS, data_root, machine_line, markdown_table
+from common import RESULTS, data_root, machine_line, markdown_table, stored_outputs
 from eval_suite import SUITE
 
-from cmsr.evaluation.datasets import find_scenes, select_scenes
-from cmsr.evaluation.evaluate import load_pair
+from cmsr.evaluation.datasets import find_scenes
 from cmsr.evaluation.metrics import rmse
 from cmsr.evaluation.protocols import EvalProtocol
 from cmsr.method.config import PRESETS
@@ -81,21 +80,14 @@ def main() -> None:
     strengths = [float(s) for s in args.strengths.split(",")]
     shares = [float(s) for s in args.step_shares.split(",")]
     iterations = PRESETS["depth"].back_projection_iters
-    variants = [(st, sh, refit) for st, sh, refit in
-                itertools.product(strengths, shares, (False, True))]
+    variants = list(itertools.product(strengths, shares, (False, True)))
     sections = []
     for item in args.items.split(","):
         label, method, protocol, runs, data = item_runs(item)
-        scenes = select_scenes(find_scenes(data_root() / data), None)
+        scenes = find_scenes(data_root() / data)
         stored, scores = [], {v: [] for v in variants}
         names = []
-        for scene in scenes:
-            path = runs / scene.name / f"{method}.npy"
-            if not path.exists():
-                continue
-            pair = load_pair(scene, protocol)
-            truth = pair.truth.astype(np.float64)
-            output = np.load(path).astype(np.float64).reshape(truth.shape)
+        for scene, pair, truth, output in stored_outputs(runs, scenes, method, protocol):
             names.append(scene.name)
             stored.append(rmse(output, truth, mask=pair.mask))
             for strength, share, refit in variants:

@@ -141,10 +141,11 @@ def run_entry(entry: Entry, root: Path, threads: int, seed: int) -> Path:
     return report_csv(entry)
 
 
-def report_csv(entry: Entry) -> Path:
-    """The CSV ``cmsr eval`` writes (and last wrote) for ``entry``: named after its
-    protocol, as the command line makes it (a displaced guide adds to the name)."""
-    args = build_parser().parse_args(entry_argv(entry, Path("."), 1, 0))
+def report_csv(entry: Entry, seed: int = 0) -> Path:
+    """The CSV ``cmsr eval`` writes (and last wrote) for ``entry`` at ``seed``: named
+    after its protocol, as the command line makes it (a displaced guide or a seed other
+    than 0 adds to the name)."""
+    args = build_parser().parse_args(entry_argv(entry, Path("."), 1, seed))
     return RESULTS / "eval" / entry.name / f"{protocol_from_args(args).name}.csv"
 
 

@@ -34,9 +34,7 @@ import torch
 from common import RESULTS, data_root, machine_line, markdown_table
 from eval_suite import SUITE, Entry, entry_argv, report_csv
 
-from cmsr.cli import build_parser
 from cmsr.cli import main as cmsr_main
-from cmsr.cli.eval import protocol_from_args
 
 
 @dataclass(frozen=True)
@@ -94,8 +92,7 @@ def spread_csv(spread: Spread, seed: int) -> Path:
     ends in ``-seed<k>`` for a seed other than 0)."""
     if seed == 0:
         return report_csv(spread.suite_entry)
-    args = build_parser().parse_args(spread_argv(spread, Path("."), 1, seed))
-    return spread.folder(seed) / f"{protocol_from_args(args).name}.csv"
+    return spread.folder(seed) / report_csv(spread.suite_entry, seed).name
 
 
 def per_pair(spread: Spread, seed: int) -> dict[str, dict[str, float]] | None:
