@@ -53,6 +53,10 @@ SUITE = (
     Entry("middlebury13-x4-zssr", "depth/middlebury13", "avgpool", 4, "zssr", "depth",
           why="ZSSR (cmsr's training without the guide) on all 13 pairs; its code path "
               "is unchanged since 0.2 (01_1 rerun with 0.4: RMSE 0.744 against 0.746)"),
+    Entry("middlebury13-x4-zssr-650", "depth/middlebury13", "avgpool", 4, "zssr", "depth",
+          extra=("--iters", "650"), optional=True,
+          why="ZSSR with as many steps as cmsr's guide-free network takes (2 x 650 = "
+              "500 with the guide branch + 300 alone + 500): is its lead the steps?"),
     Entry("middlebury13-x4-learned", "depth/middlebury13", "avgpool", 4,
           f"{FAST},zssr,p2p,mmsr", "depth", scenes="026",
           extra=("--option", "mmsr.iterations=100", "--option", "p2p.threads=1"),

@@ -416,6 +416,26 @@ def test_edge_sharpening_option_reaches_the_config(command, extra, strength):
     assert config.edge_sharpening == strength
 
 
+@pytest.mark.parametrize(("extra", "margin"), [([], 0.02), (["--self-check-margin", "0.1"], 0.1)])
+def test_self_check_margin_option_reaches_the_config(extra, margin):
+    from cmsr.cli import build_parser
+    from cmsr.cli.options import config_from_args
+
+    config = config_from_args(build_parser().parse_args(
+        ["eval", "data", "-o", "out", "--preset", "thermal", *extra]))
+    assert config.self_check_margin == margin
+
+
+def test_self_check_margin_out_of_range_is_a_one_line_error(tmp_path, capsys):
+    target, guide = _pair(tmp_path)
+    code = main(["sr", "--target", str(target), "--guide", str(guide), "-o",
+                 str(tmp_path / "o.png"), "--self-check-margin", "1.5"])
+    err = capsys.readouterr().err
+    assert code != 0 and "self_check_margin" in err and "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o.png").exists()
+
+
 def test_edge_sharpening_out_of_range_is_a_one_line_error(tmp_path, capsys):
     target, guide = _pair(tmp_path)
     code = main(["sr", "--target", str(target), "--guide", str(guide), "-o",

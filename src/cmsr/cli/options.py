@@ -95,6 +95,10 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
                             "preset's)")
     check.add_argument("--no-self-check", dest="self_check", action="store_false",
                        help="always use the guide")
+    parser.add_argument("--self-check-margin", type=float, default=None, metavar="M",
+                        help="use the guide only when it rebuilds the held-out pixels with "
+                             "an error smaller by this share than the guide-free "
+                             "network's, in [0, 1) (default: the preset's)")
     parser.add_argument("--guide-dropout", type=float, default=None, metavar="P",
                         help="share of training examples without the guide, which also "
                              "trains the guide-free network (default: the preset's)")
@@ -197,7 +201,7 @@ def config_from_args(args: argparse.Namespace, *, device_here: bool = True) -> C
         changes["align_when_dropped"] = args.align_when_dropped
     if args.alternating_scales is not None:
         changes["alternating_scales"] = args.alternating_scales
-    for name in ("self_check", "guide_dropout", "consistency_iters"):
+    for name in ("self_check", "self_check_margin", "guide_dropout", "consistency_iters"):
         if getattr(args, name, None) is not None:
             changes[name] = getattr(args, name)
     if getattr(args, "kernel", None) is not None:
