@@ -47,6 +47,7 @@ from cmsr.cli.eval import protocol_from_args
 from cmsr.cli.options import config_from_args
 from cmsr.evaluation.datasets import find_scenes, select_scenes
 from cmsr.evaluation.evaluate import load_pair, method_settings, score_run
+from cmsr.evaluation.protocols import EvaluationPair
 from cmsr.files.runs import settings_key
 from cmsr.method.api import CMSR
 from cmsr.method.config import Config
@@ -90,7 +91,8 @@ def zssr_scores(name: str, seed: int) -> dict[str, dict[str, float]]:
     return scores
 
 
-def fit_branch(pair, config: Config, margin: float) -> tuple[CMSR, dict[str, float]]:
+def fit_branch(pair: EvaluationPair, config: Config, margin: float
+               ) -> tuple[CMSR, dict[str, float]]:
     """One cmsr fit of ``pair`` with ``margin``; the fitted method and its scores."""
     method = CMSR(config.replace(self_check_margin=margin))
     start = time.perf_counter()
@@ -193,7 +195,7 @@ def summarise(entries: list[str]) -> str:
                       if all(r["scene"] in zssr for r in part) else "–")
             lines += [f"## {name}, seed {seed} ({len(part)} pairs, {metric.upper()})", "",
                       f"Fitted by cmsr {versions} at {threads} thread(s), preset "
-                      f"`{args_preset(name)}` with the entry's options.", "",
+                      f"`{entry_preset(name)}` with the entry's options.", "",
                       markdown_table(["pair", "guide's held-out gain", "guided branch",
                                       "guide-free branch", "ZSSR", "better at full scale"],
                                      per_pair), "",
@@ -203,7 +205,7 @@ def summarise(entries: list[str]) -> str:
     return "\n".join(lines)
 
 
-def args_preset(name: str) -> str:
+def entry_preset(name: str) -> str:
     """The preset an entry runs."""
     return next(e for e in SUITE if e.name == name).preset
 
