@@ -416,13 +416,16 @@ def test_edge_sharpening_option_reaches_the_config(command, extra, strength):
     assert config.edge_sharpening == strength
 
 
-@pytest.mark.parametrize(("extra", "margin"), [([], 0.02), (["--self-check-margin", "0.1"], 0.1)])
-def test_self_check_margin_option_reaches_the_config(extra, margin):
+@pytest.mark.parametrize(("preset", "extra", "margin"), [
+    ("thermal", [], 0.02), ("depth", [], 0.2), ("thermal", ["--self-check-margin", "0.1"], 0.1),
+    ("depth", ["--self-check-margin", "0"], 0.0),
+])
+def test_self_check_margin_option_reaches_the_config(preset, extra, margin):
     from cmsr.cli import build_parser
     from cmsr.cli.options import config_from_args
 
     config = config_from_args(build_parser().parse_args(
-        ["eval", "data", "-o", "out", "--preset", "thermal", *extra]))
+        ["eval", "data", "-o", "out", "--preset", preset, *extra]))
     assert config.self_check_margin == margin
 
 
