@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from common import RESULTS, data_root, machine_line, markdown_table, stored_outputs
-from eval_suite import SUITE
+from eval_suite import entry_named
 
 from cmsr.evaluation.datasets import find_scenes
 from cmsr.evaluation.metrics import rmse
@@ -59,7 +59,7 @@ def item_runs(item: str) -> tuple[str, str, EvalProtocol, Path, str | None]:
     """``ENTRY[@FOLDER]:METHOD`` -> label, method, protocol, runs folder, scenes."""
     where, method = item.rsplit(":", 1)
     name, _, folder = where.partition("@")
-    entry = next(e for e in SUITE if e.name == name)
+    entry = entry_named(name)
     if entry.extra and any(flag in entry.extra for flag in ("--shift", "--rotation")):
         raise SystemExit(f"{name}: displaced entries are not supported")
     protocol = EvalProtocol(kind=entry.protocol, scale=entry.scale)

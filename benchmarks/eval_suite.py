@@ -124,6 +124,11 @@ SUITE = (
 )
 
 
+def entry_named(name: str) -> Entry:
+    """The entry of :data:`SUITE` called ``name``."""
+    return next(entry for entry in SUITE if entry.name == name)
+
+
 def entry_argv(entry: Entry, root: Path, threads: int, seed: int) -> list[str]:
     """The ``cmsr`` command line of ``entry``, data under ``root``."""
     argv = ["eval", str(root / entry.data), "--methods", entry.methods,

@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 from common import RESULTS, data_root, machine_line, markdown_table
-from eval_suite import SUITE, Entry, entry_argv, report_csv
+from eval_suite import Entry, entry_argv, entry_named, report_csv
 
 from cmsr.cli import main as cmsr_main
 
@@ -47,7 +47,7 @@ class Spread:
 
     @property
     def suite_entry(self) -> Entry:
-        return next(e for e in SUITE if e.name == self.entry)
+        return entry_named(self.entry)
 
     def folder(self, seed: int) -> Path:
         return RESULTS / "eval" / "seeds" / f"{self.name}-seed{seed}"

@@ -31,7 +31,6 @@ disjoint ``--entries`` or ``--seeds`` share the 2 cores at 1 thread each.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 import time
@@ -39,7 +38,8 @@ import time
 import numpy as np
 import torch
 from common import RESULTS, data_root, machine_line, markdown_table
-from eval_suite import SUITE, entry_argv
+from eval_suite import SUITE, entry_argv, entry_named
+from seed_spread import SPREADS, Spread, per_pair
 
 from cmsr import __version__
 from cmsr.cli import build_parser
@@ -55,17 +55,13 @@ from cmsr.method.config import Config
 ROWS = RESULTS / "self_check_branches.jsonl"
 FORCE_FREE = 0.999
 MARGINS = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)
-# the ZSSR runs of each entry and seed: seed 0 in the entry's folder (or its -zssr
-# twin), seed k in seed_spread.py's folder
-ZSSR_RUNS = {
-    "middlebury13-x4": ("middlebury13-x4-zssr", "depth-zssr"),
-    "thermal-unaligned-x8-aliased": ("thermal-unaligned-x8-aliased", "thermal-zssr"),
-}
+# ZSSR beside each entry: seed_spread.py's spread (seed 0 is its entry's own run)
+ZSSR_SPREADS = {"middlebury13-x4": "depth-zssr", "thermal-unaligned-x8-aliased": "thermal-zssr"}
 
 
 def entry_config(name: str, seed: int, threads: int) -> tuple[argparse.Namespace, Config]:
     """The parsed ``cmsr eval`` arguments of an entry and the config they give."""
-    entry = next(e for e in SUITE if e.name == name)
+    entry = entry_named(name)
     args = build_parser().parse_args(entry_argv(entry, data_root(), threads, seed))
     return args, config_from_args(args)
 
@@ -77,18 +73,10 @@ def fit_key(config: Config) -> str:
 
 def zssr_scores(name: str, seed: int) -> dict[str, dict[str, float]]:
     """ZSSR's stored ``{scene: {"rmse", "psnr"}}`` for the entry at ``seed`` (empty when
-    it was not run)."""
-    own, spread = ZSSR_RUNS.get(name, (name, ""))
-    folder = RESULTS / "eval" / (own if seed == 0 else f"seeds/{spread}-seed{seed}")
-    scores: dict[str, dict[str, float]] = {}
-    for path in folder.glob("*.csv"):
-        if seed and not path.stem.endswith(f"seed{seed}"):
-            continue
-        for row in csv.DictReader(path.open()):
-            if row["method"] == "zssr" and row["status"] == "ok":
-                scores[row["scene"]] = {"rmse": float(row["rmse"]),
-                                        "psnr": float(row["psnr"])}
-    return scores
+    it was not run): its spread in ``seed_spread.py``, or the entry's own run."""
+    spread = next((s for s in SPREADS if s.name == ZSSR_SPREADS.get(name)),
+                  Spread(f"{name}-zssr", name, "zssr"))
+    return per_pair(spread, seed) or {}
 
 
 def fit_branch(pair: EvaluationPair, config: Config, margin: float
@@ -162,8 +150,9 @@ def summarise(entries: list[str]) -> str:
         lower = metric == "rmse"
         for seed in sorted({r["seed"] for r in rows if r["entry"] == name}):
             _, config = entry_config(name, seed, 1)
+            key = fit_key(config)
             part = [r for r in rows if r["entry"] == name and r["seed"] == seed
-                    and r["settings"] == fit_key(config)]
+                    and r["settings"] == key]
             if not part:
                 continue
             zssr = zssr_scores(name, seed)
@@ -195,7 +184,7 @@ def summarise(entries: list[str]) -> str:
                       if all(r["scene"] in zssr for r in part) else "–")
             lines += [f"## {name}, seed {seed} ({len(part)} pairs, {metric.upper()})", "",
                       f"Fitted by cmsr {versions} at {threads} thread(s), preset "
-                      f"`{entry_preset(name)}` with the entry's options.", "",
+                      f"`{entry_named(name).preset}` with the entry's options.", "",
                       markdown_table(["pair", "guide's held-out gain", "guided branch",
                                       "guide-free branch", "ZSSR", "better at full scale"],
                                      per_pair), "",
@@ -203,11 +192,6 @@ def summarise(entries: list[str]) -> str:
                       markdown_table(["margin", "pairs guided", f"mean {metric.upper()}",
                                       "better than ZSSR on"], table), ""]
     return "\n".join(lines)
-
-
-def entry_preset(name: str) -> str:
-    """The preset an entry runs."""
-    return next(e for e in SUITE if e.name == name).preset
 
 
 def main() -> None:
