@@ -416,6 +416,21 @@ def test_edge_sharpening_option_reaches_the_config(command, extra, strength):
     assert config.edge_sharpening == strength
 
 
+@pytest.mark.parametrize(("command", "extra", "strength", "weight"), [
+    (["sr", "--target", "a", "--guide", "b", "-o", "c", "--preset", "thermal"], [], 0.0, 0.2),
+    (["sr", "--target", "a", "--guide", "b", "-o", "c", "--preset", "depth"], [], 0.5, 0.2),
+    (["eval", "data", "-o", "out", "--preset", "depth"], ["--block-partition", "0"], 0.0, 0.2),
+    (["batch", "data", "-o", "out", "--preset", "elevation"],
+     ["--block-partition", "0.7", "--block-partition-guide", "0"], 0.7, 0.0),
+])
+def test_block_partition_options_reach_the_config(command, extra, strength, weight):
+    from cmsr.cli import build_parser
+    from cmsr.cli.options import config_from_args
+
+    config = config_from_args(build_parser().parse_args([*command, *extra]))
+    assert config.block_partition == strength and config.block_partition_guide == weight
+
+
 @pytest.mark.parametrize(("preset", "extra", "margin"), [
     ("thermal", [], 0.02), ("depth", [], 0.2), ("thermal", ["--self-check-margin", "0.1"], 0.1),
     ("depth", ["--self-check-margin", "0"], 0.0),
@@ -429,6 +444,19 @@ def test_self_check_margin_option_reaches_the_config(preset, extra, margin):
     assert config.self_check_margin == margin
 
 
+@pytest.mark.parametrize(("preset", "extra", "margin"), [
+    ("thermal", [], 0.2), ("nir", [], None), ("depth", [], None),
+    ("nir", ["--self-check-margin-warped", "0.1"], 0.1),
+])
+def test_warped_margin_option_reaches_the_config(preset, extra, margin):
+    from cmsr.cli import build_parser
+    from cmsr.cli.options import config_from_args
+
+    config = config_from_args(build_parser().parse_args(
+        ["batch", "data", "-o", "out", "--preset", preset, *extra]))
+    assert config.self_check_margin_warped == margin
+
+
 def test_self_check_margin_out_of_range_is_a_one_line_error(tmp_path, capsys):
     target, guide = _pair(tmp_path)
     code = main(["sr", "--target", str(target), "--guide", str(guide), "-o",
@@ -437,6 +465,20 @@ def test_self_check_margin_out_of_range_is_a_one_line_error(tmp_path, capsys):
     assert code != 0 and "self_check_margin" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "o.png").exists()
+
+
+@pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--block-partition", "1.5", "block_partition must be in [0, 1]"),
+    ("--block-partition-guide", "-1", "block_partition_guide must be >= 0"),
+])
+def test_block_partition_out_of_range_is_a_one_line_error(tmp_path, capsys, flag, value,
+                                                          message):
+    target, guide = _pair(tmp_path)
+    code = main(["sr", "--target", str(target), "--guide", str(guide), "-o",
+                 str(tmp_path / "out.png"), "--preset", "quick", flag, value])
+    err = capsys.readouterr().err
+    assert code != 0 and message in err and len(err.strip().splitlines()) == 1
+    assert "Traceback" not in err and not (tmp_path / "out.png").exists()
 
 
 def test_edge_sharpening_out_of_range_is_a_one_line_error(tmp_path, capsys):

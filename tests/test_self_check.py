@@ -171,3 +171,22 @@ def test_history_shows_the_guide_free_training_between_the_stages():
     assert phases == ["stage 1", "guide-free", "stage 2"]
     steps = [row[1] for row in rows]
     assert steps == sorted(steps) and steps[-1] == model.training_steps
+
+
+@pytest.mark.parametrize(("warped", "kept", "margin"), [
+    (None, True, 0.02), (0.2, True, 0.2), (0.2, False, 0.02), (0.2, None, 0.02),
+])
+def test_the_margin_is_the_warped_one_only_where_the_coarse_warp_was_kept(warped, kept,
+                                                                         margin):
+    from cmsr.method.alignment_check import AlignmentCheck
+
+    model = CMSR(TINY.replace(self_check_margin=0.02, self_check_margin_warped=warped))
+    model.alignment_check = None if kept is None else AlignmentCheck(0.5, 0.3, kept)
+    assert model._self_check_margin() == margin
+
+
+def test_thermal_demands_more_of_the_guide_where_the_warp_was_kept():
+    assert Config.preset("thermal").self_check_margin_warped == 0.2
+    assert Config.preset("nir").self_check_margin_warped is None
+    with pytest.raises(ValueError, match="self_check_margin_warped"):
+        Config(self_check_margin_warped=1.0)

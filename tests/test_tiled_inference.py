@@ -131,6 +131,8 @@ def test_training_window_is_central_whole_target_pixels_and_bounded():
      "guided_median_radius": 1},
     {"degradation": "box", "back_projection_iters": 10, "clamp_to_local_range": True,
      "guided_median_radius": 1, "edge_sharpening": 0.5},
+    {"degradation": "box", "back_projection_iters": 10, "clamp_to_local_range": True,
+     "guided_median_radius": 1, "edge_sharpening": 0.5, "block_partition": 0.5},
     {"degradation": ((1.0, 2.0, 1.0), (2.0, 4.0, 2.0), (1.0, 2.0, 1.0)),
      "back_projection_iters": 5},
 ])

@@ -57,6 +57,20 @@ def test_zssr_trains_on_every_pixel_without_a_self_check(small_edge_pair) -> Non
     assert model.model is not None and model.model.self_check is None
 
 
+def test_zssr_with_the_depth_finishes_never_reads_the_guide(small_edge_pair) -> None:
+    # the depth preset's guided median and block partition read the guide in cmsr; ZSSR
+    # turns those readings off, so any guide of the same size gives the same result
+    config = Config.preset("depth", max_iters=6, min_iters=6, fe1_channels=8, fe1_layers=3)
+    model = ZSSR(config)
+    assert model.config.guided_median_radius == 0
+    assert model.config.block_partition == 0.5 and model.config.block_partition_guide == 0.0
+    target = _uint8(small_edge_pair.target_lr)
+    out = model.fit(target, small_edge_pair.guide).predict()
+    scrambled = np.random.default_rng(0).permutation(small_edge_pair.guide.reshape(-1, 3))
+    other = ZSSR(config).fit(target, scrambled.reshape(small_edge_pair.guide.shape)).predict()
+    np.testing.assert_array_equal(out, other)
+
+
 def test_zssr_shape_dtype_and_seed(small_edge_pair) -> None:
     target = _uint8(small_edge_pair.target_lr)
     model = ZSSR(ZSSR_CONFIG).fit(target, small_edge_pair.guide)

@@ -99,6 +99,11 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
                         help="use the guide only when it rebuilds the held-out pixels with "
                              "an error smaller by this share than the guide-free "
                              "network's, in [0, 1) (default: the preset's)")
+    parser.add_argument("--self-check-margin-warped", type=float, default=None, metavar="M",
+                        help="the same margin where the alignment check kept the coarse "
+                             "warp (a guide measurably off the target), in [0, 1) "
+                             "(default: the preset's: 0.2 for thermal, else as "
+                             "--self-check-margin)")
     parser.add_argument("--guide-dropout", type=float, default=None, metavar="P",
                         help="share of training examples without the guide, which also "
                              "trains the guide-free network (default: the preset's)")
@@ -129,6 +134,15 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
                              "piecewise-constant targets such as depth; then "
                              "back-projection and the clip once more. 0 turns it off "
                              "(default: the preset's)")
+    parser.add_argument("--block-partition", type=float, default=None, metavar="S",
+                        help="after that, the output pixels under each measured pixel that "
+                             "straddles a step move this share (0-1) of the way to the "
+                             "split between its two sides that the measured value implies "
+                             "(box degradation, integer scales); then back-projection and "
+                             "the clip once more. 0 turns it off (default: the preset's)")
+    parser.add_argument("--block-partition-guide", type=float, default=None, metavar="W",
+                        help="how much the guide's colours steer which pixels of a block "
+                             "take which side (0: the guide is not read; default 0.2)")
     gradual = parser.add_mutually_exclusive_group()
     gradual.add_argument("--gradual", dest="gradual", action="store_true", default=None,
                          help="enlarge in steps of at most x2 (default for scales above 2)")
@@ -201,7 +215,8 @@ def config_from_args(args: argparse.Namespace, *, device_here: bool = True) -> C
         changes["align_when_dropped"] = args.align_when_dropped
     if args.alternating_scales is not None:
         changes["alternating_scales"] = args.alternating_scales
-    for name in ("self_check", "self_check_margin", "guide_dropout", "consistency_iters"):
+    for name in ("self_check", "self_check_margin", "self_check_margin_warped",
+                 "guide_dropout", "consistency_iters"):
         if getattr(args, name, None) is not None:
             changes[name] = getattr(args, name)
     if getattr(args, "kernel", None) is not None:
@@ -212,8 +227,9 @@ def config_from_args(args: argparse.Namespace, *, device_here: bool = True) -> C
         changes["back_projection_iters"] = args.back_projection
     if getattr(args, "guided_median", None) is not None:
         changes["guided_median_radius"] = args.guided_median
-    if getattr(args, "edge_sharpening", None) is not None:
-        changes["edge_sharpening"] = args.edge_sharpening
+    for name in ("edge_sharpening", "block_partition", "block_partition_guide"):
+        if getattr(args, name, None) is not None:
+            changes[name] = getattr(args, name)
     if args.gradual is not None:
         changes["gradual"] = args.gradual
     if args.threads is not None:

@@ -24,6 +24,7 @@ import torch
 from cmsr.errors import InputError
 from cmsr.method import checkpoint
 from cmsr.method.alignment_check import AlignmentCheck, check_alignment
+from cmsr.method.block_partition import block_scale, partition_blocks
 from cmsr.method.checkpoint import StateSource
 from cmsr.method.coarse_alignment import align_coarse_to_fine
 from cmsr.method.config import Config, device_problems
@@ -240,6 +241,14 @@ class CMSR:
             return self.config
         return self.config.replace(back_projection_iters=0)
 
+    def _self_check_margin(self) -> float:
+        """The self-check's margin: ``self_check_margin_warped`` when set and the
+        alignment check kept the coarse warp, else ``self_check_margin``."""
+        warped = self.config.self_check_margin_warped
+        if warped is not None and self.alignment_check is not None and self.alignment_check.kept:
+            return warped
+        return self.config.self_check_margin
+
     @staticmethod
     def _stage_guide(guide: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
         """``guide (1, C, H, W)`` reduced to ``size`` (unchanged when already that size)."""
@@ -397,7 +406,7 @@ class CMSR:
                                          self.config)
                 guided, free, bicubic, blended = errors
                 self.self_check = decide(guided, free, bicubic, int(held_out.sum()),
-                                         self.config.self_check_margin, blended,
+                                         self._self_check_margin(), blended,
                                          blend=self.config.self_check_blend)
                 free_iters = round(self.config.self_check_free_share * stage_config.max_iters)
                 if free_iters > 0 and self.guide_weight == 0:
@@ -498,6 +507,14 @@ class CMSR:
             current = self._back_project_and_clip(current, pair)
         if self.config.edge_sharpening:
             current = sharpen_edges(current, strength=self.config.edge_sharpening)
+            current = self._back_project_and_clip(current, pair)
+        if self.config.block_partition and block_scale(current, pair.target) is not None:
+            size = (int(current.shape[-2]), int(current.shape[-1]))
+            colours = (self._stage_guide(aligned, size) if self.config.block_partition_guide
+                       else None)
+            current = partition_blocks(current, pair.target, guide=colours,
+                                       strength=self.config.block_partition,
+                                       guide_weight=self.config.block_partition_guide)
             current = self._back_project_and_clip(current, pair)
         return current
 

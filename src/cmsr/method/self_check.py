@@ -10,8 +10,9 @@ its own reduction three ways, and scored (L1) on the held-out pixels only:
   alone; trained to stand alone by ``config.guide_dropout``);
 * ``bicubic``: the reduction enlarged again, the network's starting point.
 
-The result uses the guide only when it wins by ``config.self_check_margin`` (relative);
-otherwise the guide-free network, and bicubic enlargement (with back-projection) when
+The result uses the guide only when it wins by ``config.self_check_margin`` (relative;
+``config.self_check_margin_warped`` where the alignment check kept the coarse warp and
+that is set); otherwise the guide-free network, and bicubic enlargement (with back-projection) when
 even that loses to bicubic. With ``config.self_check_blend`` the held-out pixels are
 also rebuilt with the guide branch's contribution scaled by each of
 :data:`BLEND_WEIGHTS` (a blend of the two networks, at no extra cost: the output is

@@ -9,6 +9,7 @@ from collections.abc import Callable
 import numpy as np
 
 from cmsr.method.api import CMSR, stage_sizes
+from cmsr.method.block_partition import partition_halo
 from cmsr.method.config import Config
 from cmsr.method.edge_sharpening import RADIUS as EDGE_RADIUS
 from cmsr.method.normalize import fit_normalization, measured_target, target_tensors
@@ -110,7 +111,8 @@ def super_resolve_tiled(target_lr: np.ndarray, read_guide: GuideReader,
     if len(stages) != len(model.networks):
         raise RuntimeError(f"{len(model.networks)} stages trained but {len(stages)} to run")
     halo = (tile_halo(model.networks, stages, (h, w), config.stream_halo)
-            + config.guided_median_radius + (EDGE_RADIUS if config.edge_sharpening else 0))
+            + config.guided_median_radius + (EDGE_RADIUS if config.edge_sharpening else 0)
+            + (partition_halo(max(1, round(shape[0] / h))) if config.block_partition else 0))
     tiles = plan_tiles(shape, config.stream_tile, halo)
     bicubic = model.self_check is not None and model.self_check.choice == "bicubic"
     for index, tile in enumerate(tiles):

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
+from cmsr.method.block_partition import partition_blocks
 from cmsr.method.config import Config
 from cmsr.method.edge_sharpening import sharpen_edges
 from cmsr.method.guided_median import guided_median
@@ -178,7 +179,8 @@ def predict_window(networks: Sequence[CMSRNet], stages: Sequence[Size], target: 
     config:
         Inference settings: ``self_ensemble``, ``back_projection_iters``,
         ``degradation``, ``clamp_to_local_range``, ``guided_median_radius`` and
-        ``guided_median_sigma``, ``edge_sharpening``, ``tile_size``.
+        ``guided_median_sigma``, ``edge_sharpening``, ``block_partition`` and
+        ``block_partition_guide``, ``tile_size``.
     guide_weight:
         The guide branch's weight (the self-check's choice): 0 runs the guide-free
         networks, between 0 and 1 a blend.
@@ -233,7 +235,38 @@ def predict_window(networks: Sequence[CMSRNet], stages: Sequence[Size], target: 
             current, guide, radius=config.guided_median_radius, sigma=config.guided_median_sigma))
     if config.edge_sharpening:
         current = back_project_and_clip(sharpen_edges(current, strength=config.edge_sharpening))
+    if config.block_partition:
+        current = back_project_and_clip(partition_window(current, guide, box, full, measured,
+                                                         coarse_box, coarse, config=config))
     return current
+
+
+def partition_window(estimate: torch.Tensor, guide: torch.Tensor, box: Box, full: Size,
+                     measured: torch.Tensor, coarse_box: Box, coarse: Size, *,
+                     config: Config) -> torch.Tensor:
+    """:func:`cmsr.method.block_partition.partition_blocks` on a window (arguments as
+    :func:`back_project_window`; ``guide`` the window's guide pixels): the blocks of the
+    measured grid that lie wholly in ``box`` are partitioned, the rest left as they are.
+    Within :func:`cmsr.method.block_partition.partition_halo` of the window's border the
+    values differ from the whole image's (the neighbours beyond it are not read).
+    Unchanged when the output is no integer multiple of the target."""
+    scale = full[0] // coarse[0]
+    if full[0] % coarse[0] or full[1] % coarse[1] or full[1] // coarse[1] != scale or scale < 2:
+        return estimate
+    top, bottom = -(-box[0] // scale) * scale, box[1] // scale * scale
+    left, right = -(-box[2] // scale) * scale, box[3] // scale * scale
+    if bottom <= top or right <= left:
+        return estimate
+    rows, cols = slice(top - box[0], bottom - box[0]), slice(left - box[2], right - box[2])
+    low = measured[..., top // scale - coarse_box[0]:bottom // scale - coarse_box[0],
+                   left // scale - coarse_box[2]:right // scale - coarse_box[2]]
+    part = partition_blocks(estimate[..., rows, cols], low,
+                            guide=guide[..., rows, cols] if config.block_partition_guide else None,
+                            strength=config.block_partition,
+                            guide_weight=config.block_partition_guide)
+    estimate = estimate.clone()
+    estimate[..., rows, cols] = part
+    return estimate
 
 
 def crop_core(result: torch.Tensor, tile: Tile) -> torch.Tensor:
