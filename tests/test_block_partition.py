@@ -12,6 +12,7 @@ from cmsr.method.block_partition import (
     STEP_RADIUS,
     block_scale,
     gaussian_smooth,
+    integer_scale,
     partition_blocks,
 )
 
@@ -147,6 +148,7 @@ def test_sizes_and_strength_are_checked():
     assert block_scale(image, torch.zeros(1, 1, 5, 4)) is None
     assert block_scale(image, torch.zeros(1, 1, 4, 8)) is None
     assert block_scale(image, image) is None
+    assert integer_scale((12, 18), (4, 6)) == 3 and integer_scale((12, 18), (0, 6)) is None
     with pytest.raises(ValueError, match="no integer multiple"):
         partition_blocks(image, torch.zeros(1, 1, 5, 5))
     with pytest.raises(ValueError, match="strength"):

@@ -58,14 +58,20 @@ def partition_halo(scale: int, sigma: float = SIGMA) -> int:
     return max((STEP_RADIUS + 2) * scale, 2 * scale + math.ceil(3 * sigma)) + 1
 
 
-def block_scale(estimate: torch.Tensor, measured: torch.Tensor) -> int | None:
-    """The integer scale ``s`` with ``estimate`` ``(..., s h, s w)`` over ``measured``
-    ``(..., h, w)``, or None when the sizes are not such a multiple."""
-    (height, width), (low_h, low_w) = estimate.shape[-2:], measured.shape[-2:]
-    if low_h == 0 or low_w == 0 or height % low_h or width % low_w:
+def integer_scale(full: tuple[int, int], coarse: tuple[int, int]) -> int | None:
+    """The integer scale ``s`` (>= 2) with ``full == (s * coarse[0], s * coarse[1])``, or
+    None when the sizes are not such a multiple."""
+    if coarse[0] <= 0 or coarse[1] <= 0 or full[0] % coarse[0] or full[1] % coarse[1]:
         return None
-    scale = height // low_h
-    return scale if scale == width // low_w and scale >= 2 else None
+    scale = full[0] // coarse[0]
+    return scale if scale == full[1] // coarse[1] and scale >= 2 else None
+
+
+def block_scale(estimate: torch.Tensor, measured: torch.Tensor) -> int | None:
+    """:func:`integer_scale` of ``estimate`` ``(..., H, W)`` over ``measured``
+    ``(..., h, w)``."""
+    return integer_scale((int(estimate.shape[-2]), int(estimate.shape[-1])),
+                         (int(measured.shape[-2]), int(measured.shape[-1])))
 
 
 def gaussian_smooth(image: torch.Tensor, sigma: float) -> torch.Tensor:

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 
 import torch
 
-from cmsr.method.block_partition import partition_blocks
+from cmsr.method.block_partition import integer_scale, partition_blocks
 from cmsr.method.config import Config
 from cmsr.method.edge_sharpening import sharpen_edges
 from cmsr.method.guided_median import guided_median
@@ -250,8 +250,8 @@ def partition_window(estimate: torch.Tensor, guide: torch.Tensor, box: Box, full
     Within :func:`cmsr.method.block_partition.partition_halo` of the window's border the
     values differ from the whole image's (the neighbours beyond it are not read).
     Unchanged when the output is no integer multiple of the target."""
-    scale = full[0] // coarse[0]
-    if full[0] % coarse[0] or full[1] % coarse[1] or full[1] // coarse[1] != scale or scale < 2:
+    scale = integer_scale(full, coarse)
+    if scale is None:
         return estimate
     top, bottom = -(-box[0] // scale) * scale, box[1] // scale * scale
     left, right = -(-box[2] // scale) * scale, box[3] // scale * scale
