@@ -183,6 +183,9 @@ def test_the_margin_is_the_warped_one_only_where_the_coarse_warp_was_kept(warped
     model = CMSR(TINY.replace(self_check_margin=0.02, self_check_margin_warped=warped))
     model.alignment_check = None if kept is None else AlignmentCheck(0.5, 0.3, kept)
     assert model._self_check_margin() == margin
+    check = decide(0.9, 1.0, 2.0, 10, model._self_check_margin())
+    assert check.choice == ("guide-free" if margin == 0.2 else "guided")
+    assert f"had to win by {margin:g} of the error" in check.describe()
 
 
 def test_thermal_demands_more_of_the_guide_where_the_warp_was_kept():

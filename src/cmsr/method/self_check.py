@@ -47,7 +47,8 @@ class SelfCheck:
 
     ``blended`` holds the errors for :data:`BLEND_WEIGHTS` (empty when the blends were
     not candidates); ``guide_weight`` is the weight of the guide branch the result uses: 1
-    for ``guided``, 0 for ``guide-free`` and ``bicubic``, in between for ``blend``.
+    for ``guided``, 0 for ``guide-free`` and ``bicubic``, in between for ``blend``;
+    ``margin`` the relative win the guide needed.
     """
 
     guided: float
@@ -57,6 +58,7 @@ class SelfCheck:
     choice: Choice
     guide_weight: float
     blended: tuple[float, ...] = ()
+    margin: float = 0.0
 
     def describe(self) -> str:
         """One line for logs: the three errors and the decision."""
@@ -67,9 +69,10 @@ class SelfCheck:
                         for weight, error in zip(BLEND_WEIGHTS, self.blended, strict=False))
         using = (f"blend (guide weight {self.guide_weight:g})" if self.choice == "blend"
                  else self.choice)
+        needed = f" (the guide had to win by {self.margin:g} of the error)" if self.margin else ""
         return (f"self-check on {self.held_out_pixels} held-out pixels: guided "
                 f"{rel(self.guided)}, guide-free {rel(self.guide_free)}{blend} against "
-                f"bicubic; using {using}")
+                f"bicubic; using {using}{needed}")
 
 
 def held_out_mask(size: Sequence[int], fraction: float, block: int,
@@ -152,4 +155,4 @@ def decide(guided: float, guide_free: float, bicubic: float, held_out_pixels: in
     else:
         choice, weight = "bicubic", 0.0
     return SelfCheck(guided, guide_free, bicubic, held_out_pixels, choice, weight,
-                     blended if blend else ())
+                     blended if blend else (), margin)
