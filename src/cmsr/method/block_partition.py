@@ -99,6 +99,11 @@ def _neighbour_range(measured: torch.Tensor, radius: int) -> tuple[torch.Tensor,
     return -F.max_pool2d(-padded, size, stride=1), F.max_pool2d(padded, size, stride=1)
 
 
+def _spread_over_blocks(values: torch.Tensor, scale: int) -> torch.Tensor:
+    """``(B, c, h, w)`` -> ``(B, c, s h, s w)``: each value on every pixel of its block."""
+    return values.repeat_interleave(scale, -2).repeat_interleave(scale, -1)
+
+
 def _blocks(image: torch.Tensor, scale: int) -> torch.Tensor:
     """``(B, c, s h, s w)`` -> ``(B, c, h, w, s * s)``, each block's pixels row by row."""
     batch, bands, height, width = image.shape
@@ -123,9 +128,8 @@ def _side_affinity(estimate: torch.Tensor, guide: torch.Tensor, low: torch.Tenso
     ``high`` ``(B, 1, h, w)`` each block's side values.
     """
     spread = high - low
-    up = lambda x: x.repeat_interleave(scale, -2).repeat_interleave(scale, -1)  # noqa: E731
-    on_high = (estimate >= up(high - END_SHARE * spread)).to(guide.dtype)
-    on_low = (estimate <= up(low + END_SHARE * spread)).to(guide.dtype)
+    on_high = (estimate >= _spread_over_blocks(high - END_SHARE * spread, scale)).to(guide.dtype)
+    on_low = (estimate <= _spread_over_blocks(low + END_SHARE * spread, scale)).to(guide.dtype)
 
     def side_colour(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # sums over each block, then over its 3x3 blocks (zero beyond the image)
@@ -133,7 +137,8 @@ def _side_affinity(estimate: torch.Tensor, guide: torch.Tensor, low: torch.Tenso
         colour = F.avg_pool2d(mask * guide, scale, divisor_override=1)
         count = F.avg_pool2d(count, 3, stride=1, padding=1, divisor_override=1)
         colour = F.avg_pool2d(colour, 3, stride=1, padding=1, divisor_override=1)
-        return up(colour / count.clamp(min=1.0)), up(count)
+        return (_spread_over_blocks(colour / count.clamp(min=1.0), scale),
+                _spread_over_blocks(count, scale))
 
     high_colour, high_count = side_colour(on_high)
     low_colour, low_count = side_colour(on_low)
@@ -231,8 +236,8 @@ def _partition_band(estimate: torch.Tensor, measured: torch.Tensor,
         near = ((window - wide_low) <= wide) | ((wide_high - window) <= wide)
         step &= near.float().mean(1, keepdim=True) >= step_share
 
-    up = lambda x: x.repeat_interleave(scale, -2).repeat_interleave(scale, -1)  # noqa: E731
-    score = (gaussian_smooth(estimate, sigma) - up(low)) / up(safe)
+    score = ((gaussian_smooth(estimate, sigma) - _spread_over_blocks(low, scale))
+             / _spread_over_blocks(safe, scale))
     if guide is not None and guide_weight:
         score = score + guide_weight * _side_affinity(estimate, guide, low, high, scale)
 
