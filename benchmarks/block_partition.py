@@ -59,8 +59,8 @@ def unit_guide(guide: np.ndarray) -> torch.Tensor:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--items", default=DEFAULT_ITEMS)
-    parser.add_argument("--strengths", default="0.4,0.5,0.6")
-    parser.add_argument("--sigmas", default="1.5")
+    parser.add_argument("--strengths", default="0.4,0.5,0.6,1")
+    parser.add_argument("--sigmas", default="0,1.5")
     parser.add_argument("--guide-weights", default="0,0.2")
     parser.add_argument("--step-shares", default="0.6,0.7,0.8")
     parser.add_argument("--step-radii", default="1,2")
