@@ -132,6 +132,21 @@ def test_the_guide_decides_where_the_result_cannot():
     assert torch.equal(off, blind)
 
 
+def test_blocks_beside_an_unmeasured_pixel_are_left_alone():
+    truth = _diagonal_step(32)
+    measured, blurred = _blurred(truth, 4)
+    valid = torch.ones_like(measured)
+    valid[..., 3, 3] = 0.0  # a filled hole
+    everywhere = partition_blocks(blurred, measured, strength=1.0)
+    result = partition_blocks(blurred, measured, valid=valid, strength=1.0)
+    near = torch.zeros_like(measured, dtype=torch.bool)
+    near[..., 2:5, 2:5] = True
+    near = near.repeat_interleave(4, -2).repeat_interleave(4, -1)
+    assert not torch.equal(everywhere[near], blurred[near])  # it would have moved them
+    assert torch.equal(result[near], blurred[near])
+    assert torch.equal(result[~near], everywhere[~near])
+
+
 def test_bands_are_partitioned_each_on_their_own():
     truth = torch.cat([_diagonal_step(32), 7.0 - _diagonal_step(32).transpose(-1, -2)], 1)
     measured, blurred = _blurred(truth, 4)

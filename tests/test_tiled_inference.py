@@ -148,6 +148,18 @@ def test_tiled_equals_whole_image_within_tolerance(options):
     assert len(received) == 9 and calls == [(k, 9) for k in range(1, 10)]
 
 
+def test_tiled_equals_whole_image_with_the_partition_at_a_non_integer_scale():
+    # 24 -> 84 (x3.5): no partition, and no extra back-projection in the tiles either
+    target, guide = _pair(96)
+    guide = guide[:84, :84]
+    config = cmsr.Config.preset("quick", align="none", max_iters=8, stream_tile=32,
+                                degradation="box", back_projection_iters=10,
+                                block_partition=0.5)
+    whole = CMSR(config).fit(target, guide).predict()
+    tiled, _, _ = _tiled(target, guide, config)
+    assert float(np.abs(tiled - whole).max()) <= TOLERANCE
+
+
 def test_streaming_never_hands_over_more_than_a_tile():
     target, guide = _pair(96)
     config = cmsr.Config.preset("quick", align="none", max_iters=4, stream_tile=40)

@@ -512,7 +512,7 @@ class CMSR:
             size = (int(current.shape[-2]), int(current.shape[-1]))
             colours = (self._stage_guide(aligned, size) if self.config.block_partition_guide
                        else None)
-            current = partition_blocks(current, pair.target, guide=colours,
+            current = partition_blocks(current, pair.target, guide=colours, valid=pair.valid,
                                        strength=self.config.block_partition,
                                        guide_weight=self.config.block_partition_guide)
             current = self._back_project_and_clip(current, pair)

@@ -10,7 +10,8 @@ block:
 
 * takes ``lo`` and ``hi`` as the lowest and highest measured values among the block's
   3x3 measured neighbours (a block wholly on a side measures that side's value);
-* counts it as a step when its own value lies strictly between and at least
+* counts it as a step when its own value lies between them (more than 2% of the way
+  from either; all 9 measured, none a filled hole) and at least
   ``step_share`` (:data:`STEP_SHARE`) of the 5x5 measured pixels around it
   (:data:`STEP_RADIUS`) lie within :data:`END_SHARE` of their range of its lowest or
   highest value (a smooth ramp spreads its values evenly and is left alone: in 5x5 a
@@ -149,7 +150,8 @@ def _side_affinity(estimate: torch.Tensor, guide: torch.Tensor, low: torch.Tenso
 
 
 def partition_blocks(estimate: torch.Tensor, measured: torch.Tensor, *,
-                     guide: torch.Tensor | None = None, strength: float = 0.5,
+                     guide: torch.Tensor | None = None, valid: torch.Tensor | None = None,
+                     strength: float = 0.5,
                      sigma: float = SIGMA, guide_weight: float = GUIDE_WEIGHT,
                      step_share: float = STEP_SHARE, step_radius: int = STEP_RADIUS
                      ) -> torch.Tensor:
@@ -167,6 +169,10 @@ def partition_blocks(estimate: torch.Tensor, measured: torch.Tensor, *,
     guide:
         ``(B, C, s h, s w)`` float32 in [0, 1], or None: the (aligned) guide, whose
         colours break the ranking within a block by ``guide_weight``.
+    valid:
+        ``(B, 1, h, w)`` float32 {0, 1}, or None (all valid): where ``measured`` was
+        measured. A block with an invalid pixel among its 3x3 measured neighbours (a
+        filled hole) is left as it is.
     strength:
         In ``[0, 1]``: 0 returns ``estimate`` unchanged, 1 puts the block's pixels on
         the partition.
@@ -176,8 +182,9 @@ def partition_blocks(estimate: torch.Tensor, measured: torch.Tensor, *,
 
     Returns
     -------
-    ``(B, c, s h, s w)`` float32; the blocks that are no step are unchanged, and every
-    pixel of a step block lies within its measured neighbours' range.
+    ``(B, c, s h, s w)`` float32; the blocks that are no step are unchanged; with
+    ``strength`` 1 every pixel of a step block takes a value within its measured
+    neighbours' range (with less, it moves that share of the way there).
 
     Raises
     ------
@@ -209,14 +216,15 @@ def partition_blocks(estimate: torch.Tensor, measured: torch.Tensor, *,
     out = []
     for band in range(estimate.shape[1]):
         out.append(_partition_band(estimate[:, band:band + 1], measured[:, band:band + 1],
-                                   guide, scale, strength=strength, sigma=sigma,
+                                   guide, valid, scale, strength=strength, sigma=sigma,
                                    guide_weight=guide_weight, step_share=step_share,
                                    step_radius=step_radius))
     return torch.cat(out, dim=1)
 
 
 def _partition_band(estimate: torch.Tensor, measured: torch.Tensor,
-                    guide: torch.Tensor | None, scale: int, *, strength: float,
+                    guide: torch.Tensor | None, valid: torch.Tensor | None, scale: int, *,
+                    strength: float,
                     sigma: float, guide_weight: float, step_share: float,
                     step_radius: int) -> torch.Tensor:
     """:func:`partition_blocks` for one band, ``(B, 1, ...)``."""
@@ -225,6 +233,8 @@ def _partition_band(estimate: torch.Tensor, measured: torch.Tensor,
     safe = torch.where(spread > 0, spread, torch.ones_like(spread))
     share_high = (measured - low) / safe
     step = (spread > 0) & (share_high > 0.02) & (share_high < 0.98)
+    if valid is not None:  # every 3x3 neighbour measured, none a filled hole
+        step &= _neighbour_range(valid, 1)[0] > 0.5
     if step_share > 0:
         radius = step_radius
         size = 2 * radius + 1

@@ -120,8 +120,9 @@ class Config:
         ``self_check``: hold out ``self_check_fraction`` of the target's pixels from
         the first stage's loss, then rebuild them with and without the guide; the
         guide is used only if it wins by ``self_check_margin`` (relative;
-        ``self_check_margin_warped`` instead, when not None, if the alignment check
-        kept the coarse warp: a guide measurably off the target), else the
+        ``self_check_margin_warped`` instead, when not None, if this fit's alignment
+        check kept the coarse warp: a guide measurably off the target; a fit that starts
+        from a saved warp or runs no check keeps ``self_check_margin``), else the
         guide-free network (needs ``guide_dropout`` > 0 to be trained as one), else
         bicubic. ``self_check_blend``: the guide's candidate is also a blend of the two
         networks (the guide branch's output scaled by 0.25, 0.5 or 0.75), whichever
@@ -141,7 +142,7 @@ class Config:
         result to the range of its valid input pixels (the result never leaves what
         was measured; sharpening may otherwise overshoot it a little). Integer results
         are always clipped to what their dtype holds. ``guided_median_radius`` (0:
-        off): last, each output pixel becomes the weighted median of its
+        off): after the clip, each output pixel becomes the weighted median of its
         ``(2 r + 1)**2`` neighbourhood, a neighbour weighted by how alike the (aligned)
         guide is there, ``exp(-d**2 / (2 guided_median_sigma**2))`` with ``d`` the
         guide distance in unit range (:mod:`cmsr.method.guided_median`): edges move

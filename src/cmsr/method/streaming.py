@@ -65,8 +65,8 @@ def super_resolve_tiled(target_lr: np.ndarray, read_guide: GuideReader,
     on a part does not describe the whole). Then each tile of ``config.stream_tile``
     output pixels is computed from its window of the guide, grown by
     :func:`cmsr.method.tiled_inference.tile_halo` (the networks' receptive fields and
-    ``config.stream_halo`` target pixels, the guided median's radius and edge
-    sharpening's), by
+    ``config.stream_halo`` target pixels, the guided median's radius, edge
+    sharpening's and the block partition's), by
     :func:`cmsr.method.tiled_inference.predict_window`, and handed to ``write_tile``. The
     guide is mapped to [0, 1] by the range of the training part, the target by the fit's
     normalization. Memory: the coarse target, the training part, and one tile's

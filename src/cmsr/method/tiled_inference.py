@@ -8,8 +8,9 @@ measured target (small: it is the coarse image) around it. Every step is local:
 - the network sees ``net.halo`` pixels around each pixel (exact in tiles, see
   :func:`cmsr.method.infer.run_network`);
 - enlarging, reducing (:func:`cmsr.method.resample.resize_window`), the local-range
-  clip, the guided median (``guided_median_radius`` output pixels) and edge sharpening
-  (:data:`cmsr.method.edge_sharpening.RADIUS`) read a few
+  clip, the guided median (``guided_median_radius`` output pixels), edge sharpening
+  (:data:`cmsr.method.edge_sharpening.RADIUS`) and the block partition
+  (:func:`cmsr.method.block_partition.partition_halo`) read a few
   pixels around each pixel; computed on a window they equal the
   whole-image values except near the window's edge;
 - back-projection compares the estimate, reduced by the degradation, with the measured
@@ -18,8 +19,9 @@ measured target (small: it is the coarse image) around it. Every step is local:
 
 So each output tile (:class:`Tile`) is computed on its core grown by a halo
 (:func:`tile_halo`: the networks' receptive fields plus ``halo`` target pixels for
-back-projection and clipping; :mod:`cmsr.method.streaming` adds the guided median's
-radius) and only the core is kept. The result differs from the
+back-projection and clipping; :mod:`cmsr.method.streaming` adds the reach of the
+finishes: the guided median, edge sharpening and the block partition) and only the
+core is kept. The result differs from the
 whole-image result only where the halo is too short for back-projection's reach; the
 tests measure that seam error.
 """
@@ -235,17 +237,19 @@ def predict_window(networks: Sequence[CMSRNet], stages: Sequence[Size], target: 
             current, guide, radius=config.guided_median_radius, sigma=config.guided_median_sigma))
     if config.edge_sharpening:
         current = back_project_and_clip(sharpen_edges(current, strength=config.edge_sharpening))
-    if config.block_partition:
-        current = back_project_and_clip(partition_window(current, guide, box, full, measured,
-                                                         coarse_box, coarse, config=config))
+    if config.block_partition and integer_scale(full, coarse) is not None:
+        current = back_project_and_clip(partition_window(
+            current, guide, box, full, measured, measured_valid, coarse_box, coarse,
+            config=config))
     return current
 
 
 def partition_window(estimate: torch.Tensor, guide: torch.Tensor, box: Box, full: Size,
-                     measured: torch.Tensor, coarse_box: Box, coarse: Size, *,
-                     config: Config) -> torch.Tensor:
+                     measured: torch.Tensor, measured_valid: torch.Tensor, coarse_box: Box,
+                     coarse: Size, *, config: Config) -> torch.Tensor:
     """:func:`cmsr.method.block_partition.partition_blocks` on a window (arguments as
-    :func:`back_project_window`; ``guide`` the window's guide pixels): the blocks of the
+    :func:`back_project_window`, ``measured_valid`` the window's validity; ``guide`` the
+    window's guide pixels): the blocks of the
     measured grid that lie wholly in ``box`` are partitioned, the rest left as they are.
     Within :func:`cmsr.method.block_partition.partition_halo` of the window's border the
     values differ from the whole image's (the neighbours beyond it are not read).
@@ -258,9 +262,10 @@ def partition_window(estimate: torch.Tensor, guide: torch.Tensor, box: Box, full
     if bottom <= top or right <= left:
         return estimate
     rows, cols = slice(top - box[0], bottom - box[0]), slice(left - box[2], right - box[2])
-    low = measured[..., top // scale - coarse_box[0]:bottom // scale - coarse_box[0],
-                   left // scale - coarse_box[2]:right // scale - coarse_box[2]]
-    part = partition_blocks(estimate[..., rows, cols], low,
+    low_rows = slice(top // scale - coarse_box[0], bottom // scale - coarse_box[0])
+    low_cols = slice(left // scale - coarse_box[2], right // scale - coarse_box[2])
+    part = partition_blocks(estimate[..., rows, cols], measured[..., low_rows, low_cols],
+                            valid=measured_valid[..., low_rows, low_cols],
                             guide=guide[..., rows, cols] if config.block_partition_guide else None,
                             strength=config.block_partition,
                             guide_weight=config.block_partition_guide)
