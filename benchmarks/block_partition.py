@@ -27,27 +27,20 @@ import statistics
 
 import numpy as np
 import torch
-from common import RESULTS, data_root, machine_line, markdown_table, stored_outputs
-from edge_sharpening import item_runs
+from common import data_root, markdown_table, stored_outputs
+from edge_sharpening import item_runs, outcome_cells, refit, write_report
 
 from cmsr.evaluation.datasets import find_scenes
 from cmsr.evaluation.metrics import rmse
 from cmsr.method.block_partition import partition_blocks
 from cmsr.method.config import PRESETS
 from cmsr.method.edge_sharpening import sharpen_edges
-from cmsr.method.infer import back_project, clamp_to_local_range
 from cmsr.method.normalize import fit_normalization
 
 DEFAULT_ITEMS = ("middlebury2005-x4-unsharpened:cmsr,middlebury13-x4-unsharpened:cmsr,"
                  "middlebury13-x4-unsharpened:zssr")
 Variant = tuple[float, float, float, float, int]
 """Strength, smoothing sigma, guide weight, step share, step radius."""
-
-
-def refit(estimate: torch.Tensor, low: torch.Tensor, iterations: int) -> torch.Tensor:
-    """Back-projection onto ``low`` (box reduction) and the clip to its local range."""
-    estimate = back_project(estimate, low, iterations=iterations, kernel="box")
-    return clamp_to_local_range(estimate, low)
 
 
 def unit_guide(guide: np.ndarray) -> torch.Tensor:
@@ -99,24 +92,17 @@ def main() -> None:
         rows = [["as stored" + (", sharpened 0.5" if presharpen else ""), "–", "–", "–",
                  f"{base:.3f}", "–", "–"]]
         for (strength, sigma, weight, share, radius), values in scores.items():
-            better = sum(v < s for v, s in zip(values, stored, strict=True))
             rows.append([f"{strength:g}", f"{sigma:g}", f"{weight:g}",
                          f"{share:g} of {(2 * radius + 1) ** 2}",
-                         f"{statistics.fmean(values):.3f}",
-                         f"{100 * (statistics.fmean(values) / base - 1):+.1f}%",
-                         f"{better} of {len(values)}"])
+                         *outcome_cells(values, stored)])
         per_pair = ", ".join(f"{n} {s:.3f}" for n, s in zip(names, stored, strict=True))
         sections += [f"## {label} ({len(names)} pairs, {protocol.name})", "",
                      f"Before the partition, per pair: {per_pair}.", "",
                      markdown_table(["strength", "smoothing sigma (px)", "guide weight",
                                      "step test", "mean RMSE", "change", "better on"],
                                     rows), ""]
-    text = "\n".join(["# Block partition on stored depth results", "",
-                      f"{machine_line()}; back-projection: {iterations} steps, box "
-                      "reduction; the clip to the 3x3 measured pixels' range.", "",
-                      *sections])
-    print(text)
-    (RESULTS / f"{args.output}.md").write_text(text)
+    write_report("Block partition on stored depth results", iterations, sections,
+                 args.output)
 
 
 if __name__ == "__main__":

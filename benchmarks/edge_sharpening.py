@@ -42,17 +42,43 @@ DEFAULT_ITEMS = ("middlebury2005-x4-unsharpened:cmsr,middlebury13-x4-unsharpened
                  "middlebury13-x4-unsharpened:zssr")
 
 
+def refit(estimate: torch.Tensor, low: torch.Tensor, iterations: int) -> torch.Tensor:
+    """``estimate`` ``(1, 1, H, W)`` back-projected onto ``low`` ``(1, 1, h, w)`` (box
+    reduction) and clipped to the local range of ``low``: the ``depth`` preset's step
+    after each finish."""
+    estimate = back_project(estimate, low, iterations=iterations, kernel="box")
+    return clamp_to_local_range(estimate, low)
+
+
 def finish(output: np.ndarray, low: np.ndarray, *, strength: float, step_share: float,
-           refit: bool, iterations: int) -> np.ndarray:
-    """``output`` ``(H, W)`` sharpened; with ``refit``, then back-projected onto ``low``
-    ``(h, w)`` (box reduction) and clipped to the local range of ``low``."""
+           refit_after: bool, iterations: int) -> np.ndarray:
+    """``output`` ``(H, W)`` sharpened; with ``refit_after``, then :func:`refit` onto
+    ``low`` ``(h, w)``."""
     estimate = torch.from_numpy(output.astype(np.float32))[None, None]
     target = torch.from_numpy(low.astype(np.float32))[None, None]
     result = sharpen_edges(estimate, strength=strength, step_share=step_share)
-    if refit:
-        result = back_project(result, target, iterations=iterations, kernel="box")
-        result = clamp_to_local_range(result, target)
+    if refit_after:
+        result = refit(result, target, iterations)
     return result[0, 0].double().numpy()
+
+
+def outcome_cells(values: list[float], stored: list[float]) -> list[str]:
+    """A variant's mean RMSE, its change against the stored mean and how many pairs
+    it made better, as table cells."""
+    better = sum(v < s for v, s in zip(values, stored, strict=True))
+    change = 100 * (statistics.fmean(values) / statistics.fmean(stored) - 1)
+    return [f"{statistics.fmean(values):.3f}", f"{change:+.1f}%",
+            f"{better} of {len(values)}"]
+
+
+def write_report(title: str, iterations: int, sections: list[str], output: str) -> None:
+    """Print the report and write it to ``results/OUTPUT.md``."""
+    text = "\n".join([f"# {title}", "",
+                      f"{machine_line()}; back-projection: {iterations} steps, box "
+                      "reduction; the clip to the 3x3 measured pixels' range.", "",
+                      *sections])
+    print(text)
+    (RESULTS / f"{output}.md").write_text(text)
 
 
 def item_runs(item: str) -> tuple[str, str, EvalProtocol, Path, str | None]:
@@ -90,31 +116,25 @@ def main() -> None:
         for scene, pair, truth, output in stored_outputs(runs, scenes, method, protocol):
             names.append(scene.name)
             stored.append(rmse(output, truth, mask=pair.mask))
-            for strength, share, refit in variants:
+            for strength, share, refit_after in variants:
                 result = finish(output, pair.low, strength=strength, step_share=share,
-                                refit=refit, iterations=iterations)
-                scores[(strength, share, refit)].append(rmse(result, truth, mask=pair.mask))
+                                refit_after=refit_after, iterations=iterations)
+                scores[(strength, share, refit_after)].append(
+                    rmse(result, truth, mask=pair.mask))
         if not stored:
             raise SystemExit(f"{item}: no stored outputs in {runs}")
         rows = [["as stored", "–", "–", f"{statistics.fmean(stored):.3f}", "–", "–"]]
-        for (strength, share, refit), values in scores.items():
-            better = sum(v < s for v, s in zip(values, stored, strict=True))
-            change = 100 * (statistics.fmean(values) / statistics.fmean(stored) - 1)
-            rows.append([f"{strength:g}", f"{share:g}", "yes" if refit else "no",
-                         f"{statistics.fmean(values):.3f}", f"{change:+.1f}%",
-                         f"{better} of {len(values)}"])
+        for (strength, share, refit_after), values in scores.items():
+            rows.append([f"{strength:g}", f"{share:g}", "yes" if refit_after else "no",
+                         *outcome_cells(values, stored)])
         per_pair = ", ".join(f"{n} {s:.3f}" for n, s in zip(names, stored, strict=True))
         sections += [f"## {label} ({len(names)} pairs, {protocol.name})", "",
                      f"As stored, per pair: {per_pair}.", "",
                      markdown_table(["strength", "step share", "then back-projection "
                                      "and clip", "mean RMSE", "change", "better on"], rows),
                      ""]
-    text = "\n".join(["# Edge sharpening on stored depth results", "",
-                      f"{machine_line()}; back-projection: {iterations} steps, box "
-                      "reduction; the clip to the 3x3 measured pixels' range.", "",
-                      *sections])
-    print(text)
-    (RESULTS / f"{args.output}.md").write_text(text)
+    write_report("Edge sharpening on stored depth results", iterations, sections,
+                 args.output)
 
 
 if __name__ == "__main__":
