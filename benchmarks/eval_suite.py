@@ -47,6 +47,8 @@ class Entry:
 
 
 FAST = "bicubic,guided-filter,jbu"
+RAW_FINISH = ("--guided-median", "0", "--edge-sharpening", "0", "--block-partition", "0")
+"""The ``depth`` preset's finish turned off (``benchmarks/depth_finish.py`` applies it)."""
 SUITE = (
     Entry("middlebury13-x4", "depth/middlebury13", "avgpool", 4, f"{FAST},cmsr", "depth",
           why="all 13 pairs, MMSR protocol"),
@@ -115,6 +117,13 @@ SUITE = (
           "bicubic,cmsr", "depth", extra=("--edge-sharpening", "0"), optional=True,
           why="all 6 scenes without edge sharpening: the held-out scenes its strength "
               "was chosen on (benchmarks/edge_sharpening.py)"),
+    Entry("middlebury13-x4-raw", "depth/middlebury13", "avgpool", 4, "cmsr", "depth",
+          extra=RAW_FINISH, optional=True,
+          why="cmsr's networks with no finish (no guided median, edge sharpening or block "
+              "partition): the stored outputs benchmarks/depth_finish.py finishes"),
+    Entry("middlebury2005-x4-raw", "depth/middlebury2005", "avgpool", 4, "cmsr", "depth",
+          extra=RAW_FINISH, optional=True,
+          why="the same on all 6 scenes of Middlebury 2005, where the finish is chosen"),
     Entry("middlebury2005-x4", "depth/middlebury2005", "avgpool", 4, f"{FAST},zssr,cmsr",
           "depth", scenes="art", why="1 of 6 scenes (1376x1088)", optional=True),
     Entry("middlebury2005-x8", "depth/middlebury2005", "avgpool", 8, f"{FAST},zssr,cmsr",

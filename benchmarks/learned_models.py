@@ -66,13 +66,17 @@ class Direction:
     why: str = ""
 
 
-def directions(our_disparity: float) -> dict[str, Direction]:
-    """The three directions (see the module docstring)."""
+def directions(our_disparity: float, input_noise: float = 0.0) -> dict[str, Direction]:
+    """The three directions (see the module docstring); ``input_noise`` on the paper
+    direction's visible input (training and test)."""
     ours = ("--disparity", str(our_disparity)) if our_disparity else ()
+    noise = ("--input-noise", str(input_noise)) if input_noise else ()
     return {
         "paper": Direction("paper", "nir/epfl", "nir", ("baseline", "with-guide", "full"),
-                           ("--swap", "--reduce-guide", "--disparity", "4"), EPFL_TEST,
-                           "VIS target, low-resolution NIR guide, 4 px mean disparity"),
+                           ("--swap", "--reduce-guide", "--disparity", "4", *noise), EPFL_TEST,
+                           "VIS target, low-resolution NIR guide, 4 px mean disparity"
+                           + (f", noise {input_noise:g} of the range on the visible input"
+                              if noise else "")),
         "nir": Direction("nir", "nir/epfl", "nir", ("full",), ours, EPFL_TEST,
                          "NIR target, full-resolution RGB guide"
                          + (f", {our_disparity:g} px mean disparity" if ours else "")),
@@ -231,6 +235,11 @@ def main() -> None:
                         help="cap cmsr's steps per stage (default: the preset's)")
     parser.add_argument("--our-disparity", type=float, default=0.0,
                         help="mean disparity of the nir and thermal directions (default 0)")
+    parser.add_argument("--input-noise", type=float, default=0.0, metavar="SIGMA",
+                        help="Gaussian noise on the paper direction's visible input, a "
+                             "share of its range, in training and test (the paper's degraded "
+                             "visible images; default 0, the issue's protocol); give it its "
+                             "own --results-dir")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--retrain", action="store_true", help="train models that exist")
@@ -240,7 +249,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     root = data_root()
-    chosen = directions(args.our_disparity)
+    chosen = directions(args.our_disparity, args.input_noise)
     names = [name.strip() for name in args.only.split(",") if name.strip()]
     unknown = [name for name in names if name not in chosen]
     if unknown:

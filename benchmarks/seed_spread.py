@@ -66,6 +66,7 @@ class Comparison:
 SPREADS = (
     Spread("depth-cmsr", "middlebury13-x4", "cmsr"),
     Spread("depth-zssr", "middlebury13-x4-zssr", "zssr"),
+    Spread("depth-cmsr-raw", "middlebury13-x4-raw", "cmsr"),  # benchmarks/depth_finish.py
     Spread("thermal-cmsr", "thermal-unaligned-x8-aliased", "cmsr"),
     Spread("thermal-zssr", "thermal-unaligned-x8-aliased", "zssr"),
     Spread("thermal-cmsr-align-none", "thermal-unaligned-x8-aliased-align-none", "cmsr"),

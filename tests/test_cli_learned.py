@@ -79,6 +79,23 @@ def test_train_refuses_to_overwrite_and_resumes(trained: tuple[Path, Path], tmp_
     assert "trained for x2, not x4" in error_line(capsys)
 
 
+def test_train_with_input_noise_records_it_and_resumes_only_with_it(
+        trained: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data, model = trained
+    noisy = tmp_path / "noisy.pt"
+    argv = ["train", str(data), "-o", str(noisy), "--method", "cspsr", *PAPER_SETTING,
+            "--input-noise", "0.05", "--max-steps", "2", *TINY]
+    assert main(argv) == 0
+    protocol = load_model(noisy)[1].protocol
+    assert protocol["input_noise"] == 0.05
+    assert protocol["name"] == "bicubic-x2-swap-lowguide-noise0.05-disp2-seed0"
+    capsys.readouterr()
+    clean_checkpoint = model.parent / "vis-checkpoint.pt"
+    assert main([*argv[:3], str(tmp_path / "r.pt"), *argv[4:], "--resume",
+                 str(clean_checkpoint), "--checkpoint", str(tmp_path / "c.pt")]) == 2
+    assert "not bicubic-x2-swap-lowguide-noise0.05-disp2-seed0" in error_line(capsys)
+
+
 def test_train_reports_bad_input_in_one_line(tmp_path: Path,
                                              capsys: pytest.CaptureFixture[str]) -> None:
     data = make_data(tmp_path / "data", count=2)

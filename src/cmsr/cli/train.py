@@ -68,6 +68,9 @@ def add_train_parser(commands: argparse._SubParsersAction) -> None:
                              "bicubic)")
     parser.add_argument("--scenes", default=None, metavar="NAMES",
                         help="comma-separated scene names or glob patterns (default: all)")
+    parser.add_argument("--input-noise", type=float, default=0.0, metavar="SIGMA",
+                        help="Gaussian noise on the training input, fraction of the data "
+                             "range (as cmsr eval's; default 0)")
     add_pair_role_options(parser)
     add_pair_band_options(parser)
     model = parser.add_argument_group("model", "The architecture (default: the paper's).")
@@ -206,7 +209,8 @@ def protocol_record(protocol: EvalProtocol) -> dict[str, object]:
     """What a model file keeps of the protocol its pairs were made with."""
     return {"name": protocol.name, "kind": protocol.kind, "scale": protocol.scale,
             "swap": protocol.swap, "reduce_guide": protocol.reduce_guide,
-            "disparity": protocol.disparity, "target_band": protocol.target_band,
+            "disparity": protocol.disparity, "input_noise": protocol.input_noise,
+            "target_band": protocol.target_band,
             "guide_bands": None if protocol.guide_bands is None else list(protocol.guide_bands)}
 
 
@@ -218,7 +222,7 @@ def run_train(args: argparse.Namespace) -> int:
     _check_outputs(args, checkpoint)
     settings = _settings(args)
     protocol = EvalProtocol(kind=args.protocol, scale=args.scale, seed=args.seed,
-                            disparity=args.disparity, swap=args.swap,
+                            input_noise=args.input_noise, disparity=args.disparity, swap=args.swap,
                             reduce_guide=args.reduce_guide, target_band=args.target_band,
                             guide_bands=args.guide_bands)
     protocol.validate()

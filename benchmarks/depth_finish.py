@@ -1,0 +1,134 @@
+"""The depth finish as a whole: how much of it should the guide steer?
+
+On depth the guide pays almost only through the finish: cmsr's networks, with the
+finish turned off (``*-raw`` entries of ``eval_suite.py``), score about what ZSSR's do,
+and the guided parts of the finish (the guided median, the guide term of the block
+partition) make the difference. This script reads those stored raw outputs (fits
+nothing), runs the ``depth`` preset's whole finish on them -- the guided median,
+edge sharpening, the block partition, each followed by back-projection and the local
+clip, as :class:`cmsr.method.api.CMSR` does -- with several guided-median radii and
+partition guide weights, and scores every variant. The first variant is the preset's
+own finish (it reproduces the preset's stored result); each row says how many pairs a
+variant makes better than that, and, with ``--against``, than another method's stored
+results (e.g. ZSSR's of the same seed).
+
+Usage: ``python benchmarks/depth_finish.py [--items ENTRY[@FOLDER]:METHOD,...]
+[--against ENTRY[@FOLDER]:METHOD|-,...] [--median-radii 0,1] [--guide-weights 0,0.2]
+[--output NAME]``. Items as in ``benchmarks/edge_sharpening.py``; ``--against`` gives
+one reference per item (``-`` for none). Writes ``results/NAME.md`` (default
+``depth_finish``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+
+import numpy as np
+import torch
+from block_partition import unit_guide
+from common import data_root, markdown_table, stored_outputs
+from edge_sharpening import item_runs, outcome_cells, refit, write_report
+
+from cmsr.evaluation.datasets import find_scenes
+from cmsr.evaluation.metrics import rmse
+from cmsr.method.block_partition import partition_blocks
+from cmsr.method.config import PRESETS
+from cmsr.method.edge_sharpening import sharpen_edges
+from cmsr.method.guided_median import guided_median
+
+DEFAULT_ITEMS = "middlebury2005-x4-raw:cmsr,middlebury13-x4-raw:cmsr"
+DEFAULT_AGAINST = "-,middlebury13-x4-zssr:zssr"
+Variant = tuple[int, float]
+"""Guided-median radius, partition guide weight."""
+
+
+def finish(estimate: torch.Tensor, low: torch.Tensor, guide: torch.Tensor, *,
+           median_radius: int, guide_weight: float) -> torch.Tensor:
+    """The ``depth`` preset's finish of ``estimate`` ``(1, 1, H, W)`` (any units) on the
+    measured ``low`` ``(1, 1, h, w)``, ``guide`` ``(1, C, H, W)`` in [0, 1], with this
+    median radius and partition guide weight (the other settings the preset's)."""
+    preset = PRESETS["depth"]
+    iterations = preset.back_projection_iters
+    if median_radius:
+        estimate = refit(guided_median(estimate, guide, radius=median_radius,
+                                       sigma=preset.guided_median_sigma), low, iterations)
+    if preset.edge_sharpening:
+        estimate = refit(sharpen_edges(estimate, strength=preset.edge_sharpening), low,
+                         iterations)
+    if preset.block_partition:
+        estimate = refit(partition_blocks(estimate, low, guide=guide,
+                                          strength=preset.block_partition,
+                                          guide_weight=guide_weight), low, iterations)
+    return estimate
+
+
+def reference_scores(item: str) -> dict[str, float]:
+    """RMSE per scene of a reference item's stored outputs (empty for ``-``)."""
+    if item == "-":
+        return {}
+    _, method, protocol, runs, data = item_runs(item)
+    scenes = find_scenes(data_root() / data)
+    return {scene.name: rmse(output, truth, mask=pair.mask)
+            for scene, pair, truth, output in stored_outputs(runs, scenes, method, protocol)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--items", default=DEFAULT_ITEMS)
+    parser.add_argument("--against", default=DEFAULT_AGAINST)
+    parser.add_argument("--median-radii", default="1,0")
+    parser.add_argument("--guide-weights", default="0.2,0,0.4,0.6,1")
+    parser.add_argument("--output", default="depth_finish")
+    args = parser.parse_args()
+    preset = PRESETS["depth"]
+    radii = [int(v) for v in args.median_radii.split(",")]
+    weights = [float(v) for v in args.guide_weights.split(",")]
+    own: Variant = (preset.guided_median_radius, preset.block_partition_guide)
+    variants = [own, *(v for v in itertools.product(radii, weights) if v != own)]
+    items, against = args.items.split(","), args.against.split(",")
+    if len(against) != len(items):
+        raise SystemExit("--against needs one reference (or -) per item")
+    sections = []
+    for item, reference_item in zip(items, against, strict=True):
+        label, method, protocol, runs, data = item_runs(item)
+        reference = reference_scores(reference_item)
+        names: list[str] = []
+        scores: dict[Variant, list[float]] = {v: [] for v in variants}
+        for scene, pair, truth, output in stored_outputs(runs, find_scenes(data_root() / data),
+                                                          method, protocol):
+            low = torch.from_numpy(pair.low.astype(np.float32))[None, None]
+            estimate = torch.from_numpy(output.astype(np.float32))[None, None]
+            guide = unit_guide(pair.guide)
+            names.append(scene.name)
+            for radius, weight in variants:
+                result = finish(estimate, low, guide, median_radius=radius, guide_weight=weight)
+                scores[(radius, weight)].append(
+                    rmse(result[0, 0].double().numpy(), truth, mask=pair.mask))
+        if not names:
+            raise SystemExit(f"{item}: no stored outputs in {runs}")
+        base = scores[own]
+        versus = [reference.get(name, float("nan")) for name in names]
+        rows = []
+        for (radius, weight), values in scores.items():
+            cells = outcome_cells(values, base)
+            wins = (f"{sum(v < r for v, r in zip(values, versus, strict=True))} of "
+                    f"{len(values)}" if reference else "–")
+            rows.append([f"{radius}", f"{weight:g}", *cells, wins])
+        rows[0][0] += " (preset)"
+        per_pair = ", ".join(f"{n} {s:.3f}" for n, s in zip(names, base, strict=True))
+        against_text = (f"; {reference_item}: mean {statistics.fmean(versus):.3f}"
+                        if reference else "")
+        sections += [f"## {label} ({len(names)} pairs, {protocol.name})", "",
+                     f"The preset's finish, per pair: {per_pair}{against_text}.", "",
+                     markdown_table(["guided median radius", "partition guide weight",
+                                     "mean RMSE", "against the preset", "better on",
+                                     f"better than {reference_item}"], rows), ""]
+    write_report("The depth finish on stored raw network outputs", preset.back_projection_iters,
+                 sections, args.output)
+
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    main()
