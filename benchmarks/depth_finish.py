@@ -38,8 +38,9 @@ from cmsr.method.config import PRESETS
 from cmsr.method.edge_sharpening import sharpen_edges
 from cmsr.method.guided_median import guided_median
 
-DEFAULT_ITEMS = "middlebury2005-x4-raw:cmsr,middlebury13-x4-raw:cmsr"
-DEFAULT_AGAINST = "-,middlebury13-x4-zssr:zssr"
+DEFAULT_ITEMS = ("middlebury2005-x4-raw:cmsr,middlebury13-x4-raw:cmsr,"
+                 "middlebury13-x4-raw@seeds/depth-cmsr-raw-seed1:cmsr")
+DEFAULT_AGAINST = "-,middlebury13-x4-zssr:zssr,middlebury13-x4-zssr@seeds/depth-zssr-seed1:zssr"
 Variant = tuple[int, float]
 """Guided-median radius, partition guide weight."""
 
