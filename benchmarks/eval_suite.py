@@ -76,7 +76,7 @@ SUITE = (
     Entry("epfl-nir-x4", "nir/epfl", "bicubic", 4, f"{FAST},zssr,cmsr", "nir",
           scenes="train_0003,train_0005,train_0007,train_0008,train_0013,train_0014",
           why="6 of 20 pairs"),
-    Entry("thermal-unaligned-x8", "thermal/unaligned", "real", 8, "bicubic,cmsr",
+    Entry("thermal-unaligned-x8", "thermal/unaligned", "real", 8, "bicubic,zssr,cmsr",
           "thermal", why="all 8 pairs, the real low-resolution capture as input"),
     Entry("thermal-unaligned-x8-aliased", "thermal/unaligned", "real", 8,
           "bicubic,zssr,cmsr", "thermal", extra=("--kernel", "cubic-aliased"),
