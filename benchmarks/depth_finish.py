@@ -6,16 +6,18 @@ and the guided parts of the finish (the guided median, the guide term of the blo
 partition) make the difference. This script reads those stored raw outputs (fits
 nothing), runs the ``depth`` preset's whole finish on them -- the guided median,
 edge sharpening, the block partition, each followed by back-projection and the local
-clip, as :class:`cmsr.method.api.CMSR` does -- with several guided-median radii and
-partition guide weights, and scores every variant. The first variant is the preset's
+clip, as :class:`cmsr.method.api.CMSR` does -- with several guided-median radii,
+sharpening and partition strengths and partition guide weights, and scores every
+variant. The first variant is the preset's
 own finish (it reproduces the preset's stored result); each row says how many pairs a
 variant makes better than that, and, with ``--against``, than another method's stored
 results (e.g. ZSSR's of the same seed).
 
 Usage: ``python benchmarks/depth_finish.py [--items ENTRY[@FOLDER]:METHOD,...]
-[--against ENTRY[@FOLDER]:METHOD|-,...] [--median-radii 0,1] [--guide-weights 0,0.2]
-[--output NAME]``. Items as in ``benchmarks/edge_sharpening.py``; ``--against`` gives
-one reference per item (``-`` for none). Writes ``results/NAME.md`` (default
+[--against ENTRY[@FOLDER]:METHOD|-,...] [--median-radii 0,1] [--sharpening 0,0.5]
+[--partition 0,0.5] [--guide-weights 0,0.2] [--output NAME]``. Items as in
+``benchmarks/edge_sharpening.py``; ``--against`` gives one reference per item (``-`` for
+none). Writes ``results/NAME.md`` (default
 ``depth_finish``).
 """
 
@@ -41,26 +43,26 @@ from cmsr.method.guided_median import guided_median
 DEFAULT_ITEMS = ("middlebury2005-x4-raw:cmsr,middlebury13-x4-raw:cmsr,"
                  "middlebury13-x4-raw@seeds/depth-cmsr-raw-seed1:cmsr")
 DEFAULT_AGAINST = "-,middlebury13-x4-zssr:zssr,middlebury13-x4-zssr@seeds/depth-zssr-seed1:zssr"
-Variant = tuple[int, float]
-"""Guided-median radius, partition guide weight."""
+Variant = tuple[int, float, float, float]
+"""Guided-median radius, edge-sharpening strength, partition strength, partition guide
+weight."""
 
 
-def finish(estimate: torch.Tensor, low: torch.Tensor, guide: torch.Tensor, *,
-           median_radius: int, guide_weight: float) -> torch.Tensor:
+def finish(estimate: torch.Tensor, low: torch.Tensor, guide: torch.Tensor,
+           variant: Variant) -> torch.Tensor:
     """The ``depth`` preset's finish of ``estimate`` ``(1, 1, H, W)`` (any units) on the
-    measured ``low`` ``(1, 1, h, w)``, ``guide`` ``(1, C, H, W)`` in [0, 1], with this
-    median radius and partition guide weight (the other settings the preset's)."""
+    measured ``low`` ``(1, 1, h, w)``, ``guide`` ``(1, C, H, W)`` in [0, 1], with the
+    ``variant``'s settings (the others the preset's)."""
+    median_radius, sharpening, partition, guide_weight = variant
     preset = PRESETS["depth"]
     iterations = preset.back_projection_iters
     if median_radius:
         estimate = refit(guided_median(estimate, guide, radius=median_radius,
                                        sigma=preset.guided_median_sigma), low, iterations)
-    if preset.edge_sharpening:
-        estimate = refit(sharpen_edges(estimate, strength=preset.edge_sharpening), low,
-                         iterations)
-    if preset.block_partition:
-        estimate = refit(partition_blocks(estimate, low, guide=guide,
-                                          strength=preset.block_partition,
+    if sharpening:
+        estimate = refit(sharpen_edges(estimate, strength=sharpening), low, iterations)
+    if partition:
+        estimate = refit(partition_blocks(estimate, low, guide=guide, strength=partition,
                                           guide_weight=guide_weight), low, iterations)
     return estimate
 
@@ -80,14 +82,22 @@ def main() -> None:
     parser.add_argument("--items", default=DEFAULT_ITEMS)
     parser.add_argument("--against", default=DEFAULT_AGAINST)
     parser.add_argument("--median-radii", default="1,0")
+    parser.add_argument("--sharpening", default="0.5",
+                        help="edge-sharpening strengths (0: off; default the preset's)")
+    parser.add_argument("--partition", default="0.5",
+                        help="block-partition strengths (0: off; default the preset's)")
     parser.add_argument("--guide-weights", default="0.2,0,0.4,0.6,1")
     parser.add_argument("--output", default="depth_finish")
     args = parser.parse_args()
     preset = PRESETS["depth"]
     radii = [int(v) for v in args.median_radii.split(",")]
+    sharpening = [float(v) for v in args.sharpening.split(",")]
+    partition = [float(v) for v in args.partition.split(",")]
     weights = [float(v) for v in args.guide_weights.split(",")]
-    own: Variant = (preset.guided_median_radius, preset.block_partition_guide)
-    variants = [own, *(v for v in itertools.product(radii, weights) if v != own)]
+    own: Variant = (preset.guided_median_radius, preset.edge_sharpening,
+                    preset.block_partition, preset.block_partition_guide)
+    chosen = itertools.product(radii, sharpening, partition, weights)
+    variants = [own, *dict.fromkeys(v for v in chosen if v != own and (v[2] or v[3] == 0))]
     items, against = args.items.split(","), args.against.split(",")
     if len(against) != len(items):
         raise SystemExit("--against needs one reference (or -) per item")
@@ -103,27 +113,29 @@ def main() -> None:
             estimate = torch.from_numpy(output.astype(np.float32))[None, None]
             guide = unit_guide(pair.guide)
             names.append(scene.name)
-            for radius, weight in variants:
-                result = finish(estimate, low, guide, median_radius=radius, guide_weight=weight)
-                scores[(radius, weight)].append(
-                    rmse(result[0, 0].double().numpy(), truth, mask=pair.mask))
+            for variant in variants:
+                result = finish(estimate, low, guide, variant)
+                scores[variant].append(rmse(result[0, 0].double().numpy(), truth,
+                                            mask=pair.mask))
         if not names:
             raise SystemExit(f"{item}: no stored outputs in {runs}")
         base = scores[own]
         versus = [reference.get(name, float("nan")) for name in names]
         rows = []
-        for (radius, weight), values in scores.items():
+        for (radius, sharpen, split, weight), values in scores.items():
             cells = outcome_cells(values, base)
             wins = (f"{sum(v < r for v, r in zip(values, versus, strict=True))} of "
                     f"{len(values)}" if reference else "–")
-            rows.append([f"{radius}", f"{weight:g}", *cells, wins])
+            rows.append([f"{radius}", f"{sharpen:g}", f"{split:g}",
+                         f"{weight:g}" if split else "–", *cells, wins])
         rows[0][0] += " (preset)"
         per_pair = ", ".join(f"{n} {s:.3f}" for n, s in zip(names, base, strict=True))
         against_text = (f"; {reference_item}: mean {statistics.fmean(versus):.3f}"
                         if reference else "")
         sections += [f"## {label} ({len(names)} pairs, {protocol.name})", "",
                      f"The preset's finish, per pair: {per_pair}{against_text}.", "",
-                     markdown_table(["guided median radius", "partition guide weight",
+                     markdown_table(["guided median radius", "edge sharpening",
+                                     "block partition", "partition guide weight",
                                      "mean RMSE", "against the preset", "better on",
                                      f"better than {reference_item}"], rows), ""]
     write_report("The depth finish on stored raw network outputs", preset.back_projection_iters,
