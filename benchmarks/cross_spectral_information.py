@@ -73,9 +73,10 @@ class Inputs:
         bicubic = upsample_bicubic(array_to_tensor(self.low.astype(np.float32)),
                                    self.truth.shape[:2])
         self.bicubic = np.asarray(tensor_to_array(bicubic, band_axis=True), np.float64)
+        if aligned.guide_full is None:
+            raise ValueError("the pairs need reduce_guide (the full-resolution guide)")
         self.nir_moved = _grey(_unit(moved.guide, moved.guide_full))
         self.nir_aligned = _grey(_unit(aligned.guide, aligned.guide_full))
-        assert aligned.guide_full is not None
         self.nir_full = _grey(_unit(aligned.guide_full, aligned.guide_full))
 
 
@@ -104,8 +105,8 @@ def _neighbourhoods(image: np.ndarray) -> np.ndarray:
 def _blocks(image: np.ndarray, scale: int) -> np.ndarray:
     """``(h*s, w*s)`` -> ``(h, w, s*s)``: each low-resolution pixel's block."""
     h, w = image.shape[0] // scale, image.shape[1] // scale
-    return image[:h * scale, :w * scale].reshape(h, scale, w, scale).transpose(0, 2, 1, 3
-                                                                                 ).reshape(h, w, -1)
+    blocks = image[:h * scale, :w * scale].reshape(h, scale, w, scale)
+    return blocks.transpose(0, 2, 1, 3).reshape(h, w, -1)
 
 
 def _full_window(image: np.ndarray, scale: int) -> np.ndarray:
@@ -223,11 +224,13 @@ def main(argv: list[str] | None = None) -> int:
     for scene in find_scenes(data_root() / "nir" / "epfl"):
         pair = Inputs(load_pair(scene, moved_protocol), load_pair(scene, aligned_protocol),
                       args.scale)
-        (test.__setitem__(scene.name, pair) if scene.name in TEST else train.append(pair))
-    rows = [["bicubic", "-", *(f"{psnr(predict(p, visible, None), p.truth):.2f}"
-                               for p in test.values())]]
-    means = {"bicubic": float(np.mean([psnr(predict(p, visible, None), p.truth)
-                                       for p in test.values()]))}
+        if scene.name in TEST:
+            test[scene.name] = pair
+        else:
+            train.append(pair)
+    bicubic = [psnr(predict(p, visible, None), p.truth) for p in test.values()]
+    rows = [["bicubic", "-", *(f"{v:.2f}" for v in bicubic)]]
+    means = {"bicubic": float(np.mean(bicubic))}
     for name, features in FEATURES.items():
         weights = fit(train, features)
         scores = [psnr(predict(p, features, weights), p.truth) for p in test.values()]

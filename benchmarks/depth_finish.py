@@ -8,17 +8,16 @@ nothing), runs the ``depth`` preset's whole finish on them -- the guided median,
 edge sharpening, the block partition, each followed by back-projection and the local
 clip, as :class:`cmsr.method.api.CMSR` does -- with several guided-median radii,
 sharpening and partition strengths and partition guide weights, and scores every
-variant. The first variant is the preset's
-own finish (it reproduces the preset's stored result); each row says how many pairs a
-variant makes better than that, and, with ``--against``, than another method's stored
-results (e.g. ZSSR's of the same seed).
+variant. The first variant is the preset's own finish (it reproduces the preset's
+stored result); each row says how many pairs a variant makes better than that, and,
+with ``--against``, than another method's stored results (e.g. ZSSR's of the same
+seed). A variant without the partition is scored once (its guide weight does nothing).
 
 Usage: ``python benchmarks/depth_finish.py [--items ENTRY[@FOLDER]:METHOD,...]
 [--against ENTRY[@FOLDER]:METHOD|-,...] [--median-radii 0,1] [--sharpening 0,0.5]
 [--partition 0,0.5] [--guide-weights 0,0.2] [--output NAME]``. Items as in
 ``benchmarks/edge_sharpening.py``; ``--against`` gives one reference per item (``-`` for
-none). Writes ``results/NAME.md`` (default
-``depth_finish``).
+none). Writes ``results/NAME.md`` (default ``depth_finish``).
 """
 
 from __future__ import annotations

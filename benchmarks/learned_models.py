@@ -13,6 +13,11 @@ the held-out test pairs (x4, bicubic protocol):
   guide (``--our-disparity``, default 0: aligned). Model: ``full``.
 * ``thermal`` -- RGB-guided thermal on ``thermal/roadscene``. Model: ``full``.
 
+``--input-noise SIGMA`` adds Gaussian noise to the paper direction's visible input in
+training and test (the paper's visible images are degraded; the issue's protocol is
+clean; ``benchmarks/cross_spectral_information.py`` says why that matters): give it
+its own ``--results-dir``.
+
 Reported per direction and method: mean PSNR / SSIM / RMSE on the test pairs, seconds
 per frame as ``cmsr eval`` measured them (model loading included for the learned
 models, the whole fit for cmsr), the training minutes, and the inference time of
