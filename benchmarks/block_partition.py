@@ -35,7 +35,7 @@ from cmsr.evaluation.metrics import rmse
 from cmsr.method.block_partition import partition_blocks
 from cmsr.method.config import PRESETS
 from cmsr.method.edge_sharpening import sharpen_edges
-from cmsr.method.normalize import fit_normalization
+from cmsr.method.normalize import array_to_tensor, fit_normalization
 
 DEFAULT_ITEMS = ("middlebury2005-x4-unsharpened:cmsr,middlebury13-x4-unsharpened:cmsr,"
                  "middlebury13-x4-unsharpened:zssr")
@@ -71,8 +71,7 @@ def main() -> None:
         names, stored, scores = [], [], {v: [] for v in variants}
         scenes = find_scenes(data_root() / data)
         for scene, pair, truth, output in stored_outputs(runs, scenes, method, protocol):
-            low = torch.from_numpy(pair.low.astype(np.float32))[None, None]
-            estimate = torch.from_numpy(output.astype(np.float32))[None, None]
+            low, estimate = array_to_tensor(pair.low), array_to_tensor(output)
             if presharpen:
                 estimate = refit(sharpen_edges(estimate, strength=0.5), low, iterations)
             names.append(scene.name)

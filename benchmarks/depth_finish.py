@@ -26,7 +26,6 @@ import argparse
 import itertools
 import statistics
 
-import numpy as np
 import torch
 from block_partition import unit_guide
 from common import data_root, markdown_table, stored_outputs
@@ -38,6 +37,7 @@ from cmsr.method.block_partition import partition_blocks
 from cmsr.method.config import PRESETS
 from cmsr.method.edge_sharpening import sharpen_edges
 from cmsr.method.guided_median import guided_median
+from cmsr.method.normalize import array_to_tensor
 
 DEFAULT_ITEMS = ("middlebury2005-x4-raw:cmsr,middlebury13-x4-raw:cmsr,"
                  "middlebury13-x4-raw@seeds/depth-cmsr-raw-seed1:cmsr")
@@ -108,8 +108,7 @@ def main() -> None:
         scores: dict[Variant, list[float]] = {v: [] for v in variants}
         for scene, pair, truth, output in stored_outputs(runs, find_scenes(data_root() / data),
                                                           method, protocol):
-            low = torch.from_numpy(pair.low.astype(np.float32))[None, None]
-            estimate = torch.from_numpy(output.astype(np.float32))[None, None]
+            low, estimate = array_to_tensor(pair.low), array_to_tensor(output)
             guide = unit_guide(pair.guide)
             names.append(scene.name)
             for variant in variants:

@@ -37,6 +37,7 @@ from cmsr.evaluation.protocols import EvalProtocol
 from cmsr.method.config import PRESETS
 from cmsr.method.edge_sharpening import sharpen_edges
 from cmsr.method.infer import back_project, clamp_to_local_range
+from cmsr.method.normalize import array_to_tensor
 
 DEFAULT_ITEMS = ("middlebury2005-x4-unsharpened:cmsr,middlebury13-x4-unsharpened:cmsr,"
                  "middlebury13-x4-unsharpened:zssr")
@@ -54,8 +55,7 @@ def finish(output: np.ndarray, low: np.ndarray, *, strength: float, step_share: 
            refit_after: bool, iterations: int) -> np.ndarray:
     """``output`` ``(H, W)`` sharpened; with ``refit_after``, then :func:`refit` onto
     ``low`` ``(h, w)``."""
-    estimate = torch.from_numpy(output.astype(np.float32))[None, None]
-    target = torch.from_numpy(low.astype(np.float32))[None, None]
+    estimate, target = array_to_tensor(output), array_to_tensor(low)
     result = sharpen_edges(estimate, strength=strength, step_share=step_share)
     if refit_after:
         result = refit(result, target, iterations)
