@@ -8,14 +8,16 @@ nothing), runs the ``depth`` preset's whole finish on them -- the guided median,
 edge sharpening, the block partition, each followed by back-projection and the local
 clip, as :class:`cmsr.method.api.CMSR` does -- with several guided-median radii,
 sharpening and partition strengths and partition guide weights, and scores every
-variant. The first variant is the preset's own finish (it reproduces the preset's
+variant. With ``--shift-search``, the guide (for the finishes) first moves by the
+whole-pixel offset :func:`cmsr.method.guide_shift.best_guide_shift` finds (the offsets it
+took are listed). The first variant is the preset's own finish (it reproduces the preset's
 stored result); each row says how many pairs a variant makes better than that, and,
 with ``--against``, than another method's stored results (e.g. ZSSR's of the same
 seed). A variant without the partition is scored once (its guide weight does nothing).
 
 Usage: ``python benchmarks/depth_finish.py [--items ENTRY[@FOLDER]:METHOD,...]
 [--against ENTRY[@FOLDER]:METHOD|-,...] [--median-radii 0,1] [--sharpening 0,0.5]
-[--partition 0,0.5] [--guide-weights 0,0.2] [--output NAME]``. Items as in
+[--partition 0,0.5] [--guide-weights 0,0.2] [--shift-search 1,0] [--output NAME]``. Items as in
 ``benchmarks/edge_sharpening.py``; ``--against`` gives one reference per item (``-`` for
 none). Writes ``results/NAME.md`` (default ``depth_finish``).
 """
@@ -36,25 +38,32 @@ from cmsr.evaluation.metrics import rmse
 from cmsr.method.block_partition import partition_blocks
 from cmsr.method.config import PRESETS
 from cmsr.method.edge_sharpening import sharpen_edges
+from cmsr.method.guide_shift import Offset, best_guide_shift, shift_window
 from cmsr.method.guided_median import guided_median
 from cmsr.method.normalize import array_to_tensor
 
 DEFAULT_ITEMS = ("middlebury2005-x4-raw:cmsr,middlebury13-x4-raw:cmsr,"
                  "middlebury13-x4-raw@seeds/depth-cmsr-raw-seed1:cmsr")
 DEFAULT_AGAINST = "-,middlebury13-x4-zssr:zssr,middlebury13-x4-zssr@seeds/depth-zssr-seed1:zssr"
-Variant = tuple[int, float, float, float]
+Variant = tuple[int, float, float, float, int]
 """Guided-median radius, edge-sharpening strength, partition strength, partition guide
-weight."""
+weight, guide-shift search (output pixels)."""
 
 
 def finish(estimate: torch.Tensor, low: torch.Tensor, guide: torch.Tensor,
-           variant: Variant) -> torch.Tensor:
+           variant: Variant) -> tuple[torch.Tensor, Offset]:
     """The ``depth`` preset's finish of ``estimate`` ``(1, 1, H, W)`` (any units) on the
     measured ``low`` ``(1, 1, h, w)``, ``guide`` ``(1, C, H, W)`` in [0, 1], with the
-    ``variant``'s settings (the others the preset's)."""
-    median_radius, sharpening, partition, guide_weight = variant
+    ``variant``'s settings (the others the preset's), and the guide's offset."""
+    median_radius, sharpening, partition, guide_weight, search = variant
     preset = PRESETS["depth"]
     iterations = preset.back_projection_iters
+    offset: Offset = (0, 0)
+    if median_radius and search:
+        offset = best_guide_shift(estimate, low, guide, reach=search, radius=median_radius,
+                                  sigma=preset.guided_median_sigma,
+                                  kernel=preset.degradation).offset
+        guide = shift_window(guide, offset)
     if median_radius:
         estimate = refit(guided_median(estimate, guide, radius=median_radius,
                                        sigma=preset.guided_median_sigma), low, iterations)
@@ -63,7 +72,7 @@ def finish(estimate: torch.Tensor, low: torch.Tensor, guide: torch.Tensor,
     if partition:
         estimate = refit(partition_blocks(estimate, low, guide=guide, strength=partition,
                                           guide_weight=guide_weight), low, iterations)
-    return estimate
+    return estimate, offset
 
 
 def reference_scores(item: str) -> dict[str, float]:
@@ -86,6 +95,9 @@ def main() -> None:
     parser.add_argument("--partition", default="0.5",
                         help="block-partition strengths (0: off; default the preset's)")
     parser.add_argument("--guide-weights", default="0.2,0,0.4,0.6,1")
+    parser.add_argument("--shift-search", default=None,
+                        help="guide-shift searches in output pixels (0: off; default the "
+                             "preset's)")
     parser.add_argument("--output", default="depth_finish")
     args = parser.parse_args()
     preset = PRESETS["depth"]
@@ -93,10 +105,14 @@ def main() -> None:
     sharpening = [float(v) for v in args.sharpening.split(",")]
     partition = [float(v) for v in args.partition.split(",")]
     weights = [float(v) for v in args.guide_weights.split(",")]
+    searches = ([int(v) for v in args.shift_search.split(",")] if args.shift_search
+                else [preset.guide_shift_search])
     own: Variant = (preset.guided_median_radius, preset.edge_sharpening,
-                    preset.block_partition, preset.block_partition_guide)
-    chosen = itertools.product(radii, sharpening, partition, weights)
-    variants = [own, *dict.fromkeys(v for v in chosen if v != own and (v[2] or v[3] == 0))]
+                    preset.block_partition, preset.block_partition_guide,
+                    preset.guide_shift_search)
+    chosen = itertools.product(radii, sharpening, partition, weights, searches)
+    variants = [own, *dict.fromkeys(v for v in chosen if v != own and (v[2] or v[3] == 0)
+                                    and (v[0] or v[4] == 0))]
     items, against = args.items.split(","), args.against.split(",")
     if len(against) != len(items):
         raise SystemExit("--against needs one reference (or -) per item")
@@ -106,13 +122,16 @@ def main() -> None:
         reference = reference_scores(reference_item)
         names: list[str] = []
         scores: dict[Variant, list[float]] = {v: [] for v in variants}
+        moved: dict[Variant, list[str]] = {v: [] for v in variants}
         for scene, pair, truth, output in stored_outputs(runs, find_scenes(data_root() / data),
                                                           method, protocol):
             low, estimate = array_to_tensor(pair.low), array_to_tensor(output)
             guide = unit_guide(pair.guide)
             names.append(scene.name)
             for variant in variants:
-                result = finish(estimate, low, guide, variant)
+                result, offset = finish(estimate, low, guide, variant)
+                if offset != (0, 0):
+                    moved[variant].append(f"{scene.name} {offset}")
                 scores[variant].append(rmse(result[0, 0].double().numpy(), truth,
                                             mask=pair.mask))
         if not names:
@@ -120,11 +139,14 @@ def main() -> None:
         base = scores[own]
         versus = [reference.get(name, float("nan")) for name in names]
         rows = []
-        for (radius, sharpen, split, weight), values in scores.items():
+        for variant, values in scores.items():
+            radius, sharpen, split, weight, search = variant
             cells = outcome_cells(values, base)
             wins = (f"{sum(v < r for v, r in zip(values, versus, strict=True))} of "
                     f"{len(values)}" if reference else "–")
-            rows.append([f"{radius}", f"{sharpen:g}", f"{split:g}",
+            shifts = (f"{search}: " + (", ".join(moved[variant]) or "none moved")
+                      if radius and search else "–")
+            rows.append([f"{radius}", shifts, f"{sharpen:g}", f"{split:g}",
                          f"{weight:g}" if split else "–", *cells, wins])
         rows[0][0] += " (preset)"
         per_pair = ", ".join(f"{n} {s:.3f}" for n, s in zip(names, base, strict=True))
@@ -132,7 +154,8 @@ def main() -> None:
                         if reference else "")
         sections += [f"## {label} ({len(names)} pairs, {protocol.name})", "",
                      f"The preset's finish, per pair: {per_pair}{against_text}.", "",
-                     markdown_table(["guided median radius", "edge sharpening",
+                     markdown_table(["guided median radius",
+                                     "guide-shift search: offsets taken", "edge sharpening",
                                      "block partition", "partition guide weight",
                                      "mean RMSE", "against the preset", "better on",
                                      f"better than {reference_item}"], rows), ""]

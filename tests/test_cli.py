@@ -401,6 +401,21 @@ def test_guided_median_option_reaches_the_config(preset, extra, radius):
     assert config.guided_median_radius == radius
 
 
+@pytest.mark.parametrize(("command", "extra", "reach"), [
+    (["sr", "--target", "a", "--guide", "b", "-o", "c", "--preset", "depth"], [], 1),
+    (["sr", "--target", "a", "--guide", "b", "-o", "c", "--preset", "nir"], [], 0),
+    (["eval", "data", "-o", "out", "--preset", "depth"], ["--guide-shift-search", "0"], 0),
+    (["batch", "data", "-o", "out", "--preset", "elevation"],
+     ["--guided-median", "1", "--guide-shift-search", "2"], 2),
+])
+def test_guide_shift_search_option_reaches_the_config(command, extra, reach):
+    from cmsr.cli import build_parser
+    from cmsr.cli.options import config_from_args
+
+    config = config_from_args(build_parser().parse_args([*command, *extra]))
+    assert config.guide_shift_search == reach
+
+
 @pytest.mark.parametrize(("command", "extra", "strength"), [
     (["sr", "--target", "a", "--guide", "b", "-o", "c", "--preset", "thermal"], [], 0.0),
     (["sr", "--target", "a", "--guide", "b", "-o", "c", "--preset", "depth"],
@@ -468,6 +483,7 @@ def test_self_check_margin_out_of_range_is_a_one_line_error(tmp_path, capsys):
 
 
 @pytest.mark.parametrize(("flag", "value", "message"), [
+    ("--guide-shift-search", "-1", "guide_shift_search must be an integer >= 0"),
     ("--block-partition", "1.5", "block_partition must be in [0, 1]"),
     ("--block-partition-guide", "-1", "block_partition_guide must be >= 0"),
 ])
@@ -548,3 +564,17 @@ def test_self_check_decision_is_printed_and_drawn(tmp_path, capsys):
                  str(tmp_path / "p.png"), "--preset", "depth", "--iters", "3",
                  "--no-self-check", "--no-ensemble", "--align", "none"]) == 0
     assert "self-check" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("extra", "logged"), [([], True), (["--guide-shift-search", "0"], False)])
+def test_sr_logs_the_guide_shift_of_the_guided_finishes(tmp_path, capsys, extra, logged):
+    target, guide = _pair(tmp_path)
+    code = main(["sr", "--target", str(target), "--guide", str(guide), "-o",
+                 str(tmp_path / "o.png"), "--preset", "quick", "--guided-median", "1",
+                 "--guide-shift-search", "1", *extra])
+    err = capsys.readouterr().err
+    assert code == 0
+    lines = [line for line in err.splitlines() if line.startswith("cmsr: guided finishes:")]
+    assert len(lines) == (1 if logged else 0)
+    if logged:
+        assert "guide moved by" in lines[0] or "guide not moved" in lines[0]

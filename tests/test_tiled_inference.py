@@ -16,6 +16,7 @@ import torch
 
 import cmsr
 from cmsr.method.api import CMSR, stage_sizes
+from cmsr.method.guide_shift import GuideShift
 from cmsr.method.resample import (
     downsample,
     downsample_window,
@@ -276,3 +277,23 @@ def test_window_at_a_guide_weight_equals_the_whole_result_at_that_weight(weight)
         guided = predict_window(model.networks, stages, model.pair.target, model.pair.valid,
                                 model.aligned_guide(), (0, 64, 0, 64), config=config)
         assert float((guided - window).abs().max()) > 1e-4
+
+
+@pytest.mark.parametrize("offset", [(1, 0), (-1, 1)])
+def test_tiled_finishes_read_the_guide_moved_as_the_whole_image_does(monkeypatch, offset):
+    # whatever offset the search finds (forced here), the tiles' finishes read the guide
+    # moved by it, as the whole image's do, and that changes the result
+    target, guide = _pair(96)
+    config = cmsr.Config.preset("quick", align="none", max_iters=8, stream_tile=32,
+                                degradation="box", back_projection_iters=10,
+                                clamp_to_local_range=True, guided_median_radius=1,
+                                guide_shift_search=1, edge_sharpening=0.5,
+                                block_partition=0.5)
+    monkeypatch.setattr(CMSR, "_guide_shift", lambda self, *args: GuideShift(offset))
+    model = CMSR(config).fit(target, guide)
+    whole = model.predict()
+    assert model.guide_shift == GuideShift(offset)
+    tiled, _, _ = _tiled(target, guide, config)
+    assert float(np.abs(tiled - whole).max()) <= TOLERANCE
+    unmoved = CMSR(config.replace(guide_shift_search=0)).fit(target, guide).predict()
+    assert float(np.abs(unmoved - whole).max()) > 1e-3

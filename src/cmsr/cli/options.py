@@ -128,6 +128,13 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
                              "edges move onto the guide's, flat regions stay flat; then "
                              "back-projection and the clip once more. 0 turns it off "
                              "(default: the preset's: 1 for depth, 0 otherwise)")
+    parser.add_argument("--guide-shift-search", type=int, default=None, metavar="N",
+                        help="with the guided median: first move the guide (for the "
+                             "finishes alone) by the whole-pixel offset within N output "
+                             "pixels under which the median's result, reduced, gives back "
+                             "the input best, when it beats the unmoved guide by 5%%; 0 "
+                             "turns it off (default: the preset's: 1 for depth, 0 "
+                             "otherwise)")
     parser.add_argument("--edge-sharpening", type=float, default=None, metavar="S",
                         help="last, each pixel left in between the two sides of a step "
                              "moves this share (0-1) of the way to the nearer side, for "
@@ -227,7 +234,8 @@ def config_from_args(args: argparse.Namespace, *, device_here: bool = True) -> C
         changes["back_projection_iters"] = args.back_projection
     if getattr(args, "guided_median", None) is not None:
         changes["guided_median_radius"] = args.guided_median
-    for name in ("edge_sharpening", "block_partition", "block_partition_guide"):
+    for name in ("guide_shift_search", "edge_sharpening", "block_partition",
+                 "block_partition_guide"):
         if getattr(args, name, None) is not None:
             changes[name] = getattr(args, name)
     if args.gradual is not None:

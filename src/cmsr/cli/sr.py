@@ -238,6 +238,8 @@ def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
     finally:
         if not quiet:
             print(f" {time.perf_counter() - inference_start:.1f} s", file=sys.stderr)
+    if model.guide_shift is not None and not quiet:
+        print(f"cmsr: guided finishes: {model.guide_shift.describe()}", file=sys.stderr)
     return model, result, time.perf_counter() - start
 
 

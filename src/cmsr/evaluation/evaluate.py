@@ -70,7 +70,7 @@ WARP_FIELDS = ("align", "warp_lr_affine", "warp_lr_cpab", "warp_lr_tps", "warp_r
 #: Config fields added since the store's version, with the default that computes what
 #: runs stored before them did: left out of a key at that default, so those runs are
 #: reused.
-LATER_FIELDS: dict[str, Any] = {"align_when_dropped": "learn"}
+LATER_FIELDS: dict[str, Any] = {"align_when_dropped": "learn", "guide_shift_search": 0}
 #: Learned baselines that take the config's seed and device but keep their own defaults.
 SEEDED = ("p2p", "mmsr")
 #: Bumped when a change invalidates stored runs.
@@ -167,6 +167,8 @@ def method_settings(name: str, config: Config, options: Mapping[str, Mapping[str
         for field, default in LATER_FIELDS.items():
             if fields.get(field) == default:
                 fields.pop(field)
+        if not config.guided_median_radius:  # the shift is for the guided median alone
+            fields.pop("guide_shift_search", None)
         if config.align == "none" or name == "zssr":  # no warp: its knobs change nothing
             for field in WARP_FIELDS:
                 fields.pop(field, None)

@@ -30,6 +30,7 @@ from cmsr.method.coarse_alignment import align_coarse_to_fine
 from cmsr.method.config import Config, device_problems
 from cmsr.method.consistency import fine_tune_consistency
 from cmsr.method.edge_sharpening import sharpen_edges
+from cmsr.method.guide_shift import GuideShift, best_guide_shift, shift_window
 from cmsr.method.guided_median import guided_median
 from cmsr.method.infer import (
     back_project,
@@ -208,6 +209,9 @@ class CMSR:
         self.guide_free_records: list[TrainRecord] = []
         self.self_check: SelfCheck | None = None
         self.alignment_check: AlignmentCheck | None = None
+        #: the guided finishes' guide offset, found by predict_tensor (None before, or
+        #: when the config searches none)
+        self.guide_shift: GuideShift | None = None
         self.init_warp_skipped = ""
         self.pair: PreparedPair | None = None
 
@@ -368,6 +372,7 @@ class CMSR:
         coarse_warp = bool(levels) and (self.alignment_check is None
                                         or self.alignment_check.kept)
         self.self_check = None
+        self.guide_shift = None
         self.guide_free_records = []
         held_out = None
         if self.config.self_check:
@@ -484,7 +489,32 @@ class CMSR:
         return current
 
     def _predict_networks(self, pair: PreparedPair) -> torch.Tensor:
-        """The fitted networks' result, stage after stage, ``(1, c, H, W)`` unit range."""
+        """The fitted networks' result, stage after stage, then the finishes,
+        ``(1, c, H, W)`` unit range."""
+        current = self._network_result(pair)
+        size = (int(current.shape[-2]), int(current.shape[-1]))
+        guide = self._stage_guide(self.aligned_guide(), size)
+        if self.config.guided_median_radius and self.config.guide_shift_search:
+            self.guide_shift = self._guide_shift(current, pair, guide)
+            guide = shift_window(guide, self.guide_shift.offset)
+        if self.config.guided_median_radius:
+            current = guided_median(current, guide, radius=self.config.guided_median_radius,
+                                    sigma=self.config.guided_median_sigma)
+            current = self._back_project_and_clip(current, pair)
+        if self.config.edge_sharpening:
+            current = sharpen_edges(current, strength=self.config.edge_sharpening)
+            current = self._back_project_and_clip(current, pair)
+        if self.config.block_partition and block_scale(current, pair.target) is not None:
+            current = partition_blocks(current, pair.target,
+                                       guide=guide if self.config.block_partition_guide else None,
+                                       valid=pair.valid, strength=self.config.block_partition,
+                                       guide_weight=self.config.block_partition_guide)
+            current = self._back_project_and_clip(current, pair)
+        return current
+
+    def _network_result(self, pair: PreparedPair) -> torch.Tensor:
+        """The networks' result before the finishes: every stage, back-projection onto
+        the measurement and the local clip, ``(1, c, H, W)`` unit range."""
         current, current_valid = pair.target, pair.valid
         aligned = self.aligned_guide()
         for index, (net, size) in enumerate(zip(self.networks, self._stages(pair),
@@ -499,24 +529,37 @@ class CMSR:
                                    kernel=self.config.degradation, valid=pair.valid)
         if self.config.clamp_to_local_range:
             current = clamp_to_local_range(current, pair.target)
-        if self.config.guided_median_radius:
-            size = (int(current.shape[-2]), int(current.shape[-1]))
-            current = guided_median(current, self._stage_guide(aligned, size),
-                                    radius=self.config.guided_median_radius,
-                                    sigma=self.config.guided_median_sigma)
-            current = self._back_project_and_clip(current, pair)
-        if self.config.edge_sharpening:
-            current = sharpen_edges(current, strength=self.config.edge_sharpening)
-            current = self._back_project_and_clip(current, pair)
-        if self.config.block_partition and block_scale(current, pair.target) is not None:
-            size = (int(current.shape[-2]), int(current.shape[-1]))
-            colours = (self._stage_guide(aligned, size) if self.config.block_partition_guide
-                       else None)
-            current = partition_blocks(current, pair.target, guide=colours, valid=pair.valid,
-                                       strength=self.config.block_partition,
-                                       guide_weight=self.config.block_partition_guide)
-            current = self._back_project_and_clip(current, pair)
         return current
+
+    def _guide_shift(self, estimate: torch.Tensor, pair: PreparedPair, guide: torch.Tensor
+                     ) -> GuideShift:
+        """:func:`cmsr.method.guide_shift.best_guide_shift` with the config's settings."""
+        return best_guide_shift(estimate, pair.target, guide,
+                                reach=self.config.guide_shift_search,
+                                radius=self.config.guided_median_radius,
+                                sigma=self.config.guided_median_sigma,
+                                kernel=self.config.degradation, valid=pair.valid)
+
+    @torch.no_grad()
+    def decide_guide_shift(self) -> GuideShift:
+        """The guide's whole-pixel offset for the guided finishes on the fitted pair
+        (:mod:`cmsr.method.guide_shift`; ``(0, 0)`` when the config searches none), as
+        :meth:`predict_tensor` finds it; also kept as :attr:`guide_shift`.
+
+        For :func:`cmsr.method.streaming.super_resolve_tiled`, which finishes tile by
+        tile with the offset found on the part it trained on.
+        """
+        pair = self._check_fitted()
+        searches = bool(self.config.guided_median_radius and self.config.guide_shift_search)
+        bicubic = self.self_check is not None and self.self_check.choice == "bicubic"
+        if not searches or bicubic:
+            self.guide_shift = GuideShift((0, 0))
+        else:
+            current = self._network_result(pair)
+            size = (int(current.shape[-2]), int(current.shape[-1]))
+            self.guide_shift = self._guide_shift(
+                current, pair, self._stage_guide(self.aligned_guide(), size))
+        return self.guide_shift
 
     def _back_project_and_clip(self, current: torch.Tensor, pair: PreparedPair) -> torch.Tensor:
         """After a finish that moves pixels: back-projection onto the measured target and

@@ -147,7 +147,12 @@ class Config:
         guide is there, ``exp(-d**2 / (2 guided_median_sigma**2))`` with ``d`` the
         guide distance in unit range (:mod:`cmsr.method.guided_median`): edges move
         onto the guide's; flat regions stay flat. Back-projection and the local-range
-        clip (when on) then run once more. ``edge_sharpening`` (0: off, at most 1):
+        clip (when on) then run once more. ``guide_shift_search`` (0: off; with the
+        guided median): before the guided finishes, the guide (for them alone) moves by
+        the whole-pixel offset within this many output pixels that lines its edges up
+        best with the result's, when the guided median's result, reduced, then gives
+        back the measurement better; each by 5% (:mod:`cmsr.method.guide_shift`).
+        ``edge_sharpening`` (0: off, at most 1):
         after that, each pixel a result leaves in between the two sides of a step moves
         this share of the way to the nearer side (:mod:`cmsr.method.edge_sharpening`,
         for piecewise-constant targets: depth), then back-projection and the clip once
@@ -234,6 +239,7 @@ class Config:
     clip_to_input_range: bool = False
     guided_median_radius: int = 0
     guided_median_sigma: float = 0.07
+    guide_shift_search: int = 0
     edge_sharpening: float = 0.0
     block_partition: float = 0.0
     block_partition_guide: float = 0.2
@@ -311,6 +317,8 @@ class Config:
             problems.append("back_projection_iters must be >= 0")
         if self.guided_median_radius < 0 or self.guided_median_sigma <= 0:
             problems.append("guided_median_radius must be >= 0, guided_median_sigma > 0")
+        if not _is_integer(self.guide_shift_search) or self.guide_shift_search < 0:
+            problems.append("guide_shift_search must be an integer >= 0")
         if not 0.0 <= self.edge_sharpening <= 1.0:
             problems.append("edge_sharpening must be in [0, 1]")
         if not 0.0 <= self.block_partition <= 1.0:
@@ -461,7 +469,8 @@ PRESETS: dict[str, Config] = {
                     guide_dropout=0.3, self_check=True, clamp_to_local_range=True,
                     self_check_margin=0.2,
                     self_check_free_stages=True, self_check_free_share=0.6,
-                    guided_median_radius=1, align="none", align_when_dropped="none",
+                    guided_median_radius=1, guide_shift_search=1,
+                    align="none", align_when_dropped="none",
                     edge_sharpening=0.5, block_partition=0.5),
     # Elevation (DEMs, vegetation height; float metres): piecewise smooth like depth, so
     # the depth settings; no learned alignment (georeferenced grids already lie on each

@@ -12,6 +12,7 @@ from cmsr.method.api import CMSR, stage_sizes
 from cmsr.method.block_partition import partition_halo
 from cmsr.method.config import Config
 from cmsr.method.edge_sharpening import RADIUS as EDGE_RADIUS
+from cmsr.method.guide_shift import read_shifted
 from cmsr.method.normalize import fit_normalization, measured_target, target_tensors
 from cmsr.method.resample import Box
 from cmsr.method.tiled_inference import crop_core, plan_tiles, predict_window, tile_halo
@@ -69,7 +70,10 @@ def super_resolve_tiled(target_lr: np.ndarray, read_guide: GuideReader,
     sharpening's and the block partition's), by
     :func:`cmsr.method.tiled_inference.predict_window`, and handed to ``write_tile``. The
     guide is mapped to [0, 1] by the range of the training part, the target by the fit's
-    normalization. Memory: the coarse target, the training part, and one tile's
+    normalization. With the guided median and ``guide_shift_search``, the guide's
+    offset for the finishes is found once, on the training part
+    (:meth:`CMSR.decide_guide_shift`), and every tile's finishes read the guide moved
+    by it. Memory: the coarse target, the training part, and one tile's
     network activations at a time.
 
     Parameters
@@ -115,10 +119,14 @@ def super_resolve_tiled(target_lr: np.ndarray, read_guide: GuideReader,
             + (partition_halo(max(1, round(shape[0] / h))) if config.block_partition else 0))
     tiles = plan_tiles(shape, config.stream_tile, halo)
     bicubic = model.self_check is not None and model.self_check.choice == "bicubic"
+    offset = model.decide_guide_shift().offset
     for index, tile in enumerate(tiles):
         guide = guide_range.to_unit(read_guide(tile.read)).clamp(0.0, 1.0).to(model.device)
+        finish_guide = None if offset == (0, 0) else guide_range.to_unit(
+            read_shifted(read_guide, tile.read, offset, shape)).clamp(0.0, 1.0).to(model.device)
         result = predict_window(model.networks, stages, target, valid_t, guide, tile.read,
-                                config=config, guide_weight=model.guide_weight, bicubic=bicubic)
+                                config=config, guide_weight=model.guide_weight, bicubic=bicubic,
+                                finish_guide=finish_guide)
         write_tile(tile.core, normalization.from_unit(crop_core(result, tile)))
         if on_tile is not None:
             on_tile(index + 1, len(tiles))

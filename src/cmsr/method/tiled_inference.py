@@ -161,8 +161,8 @@ def clamp_window(estimate: torch.Tensor, box: Box, full: Size, target: torch.Ten
 @torch.no_grad()
 def predict_window(networks: Sequence[CMSRNet], stages: Sequence[Size], target: torch.Tensor,
                    valid: torch.Tensor, guide: torch.Tensor, box: Box, *, config: Config,
-                   guide_weight: float = 1.0, bicubic: bool = False, margin: int = 3
-                   ) -> torch.Tensor:
+                   guide_weight: float = 1.0, bicubic: bool = False, margin: int = 3,
+                   finish_guide: torch.Tensor | None = None) -> torch.Tensor:
     """Window ``box`` of the result of :meth:`cmsr.CMSR.predict_tensor`, from that window
     of the guide.
 
@@ -190,6 +190,9 @@ def predict_window(networks: Sequence[CMSRNet], stages: Sequence[Size], target: 
         Return the bicubic enlargement of the target (the self-check's last resort).
     margin:
         Target pixels read beyond the ground of ``box`` (the enlargement's taps).
+    finish_guide:
+        ``(1, C, H', W')`` float32 in [0, 1] or None (``guide``): the guide the guided
+        finishes read, e.g. ``guide`` moved by :attr:`cmsr.CMSR.guide_shift`.
 
     Returns
     -------
@@ -232,6 +235,7 @@ def predict_window(networks: Sequence[CMSRNet], stages: Sequence[Size], target: 
             moved = clamp_window(moved, box, full, measured, coarse_box, coarse)
         return moved
 
+    guide = guide if finish_guide is None else finish_guide
     if config.guided_median_radius:
         current = back_project_and_clip(guided_median(
             current, guide, radius=config.guided_median_radius, sigma=config.guided_median_sigma))

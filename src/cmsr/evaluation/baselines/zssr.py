@@ -61,8 +61,9 @@ class ZSSR(Baseline):
         always ``"none"`` (a guide that is never read needs no alignment),
         ``guide_dropout`` and ``self_check``, always off (it trains on every pixel), and
         the finishes that read the guide: ``guided_median_radius`` 0 and
-        ``block_partition_guide`` 0 (the partition still runs, ranked by the result
-        alone; before 0.14 the ``depth`` preset's guided median read the guide); default
+        ``guide_shift_search`` 0, and ``block_partition_guide`` 0 (the partition still
+        runs, ranked by the result alone; before 0.14 the ``depth`` preset's guided
+        median read the guide); default
         ``Config()``, the same default as :class:`cmsr.CMSR`. The seed, device,
         iterations and inference options therefore match a cmsr run with the same
         config.
@@ -75,6 +76,7 @@ class ZSSR(Baseline):
         # no guide: nothing to align, to drop or to check against
         self.config = (config or Config()).replace(align="none", guide_dropout=0.0,
                                                    self_check=False, guided_median_radius=0,
+                                                   guide_shift_search=0,
                                                    block_partition_guide=0.0)
         self.model: CMSR | None = None
 
