@@ -110,9 +110,10 @@ def main() -> None:
     own: Variant = (preset.guided_median_radius, preset.edge_sharpening,
                     preset.block_partition, preset.block_partition_guide,
                     preset.guide_shift_search)
-    chosen = itertools.product(radii, sharpening, partition, weights, searches)
-    variants = [own, *dict.fromkeys(v for v in chosen if v != own and (v[2] or v[3] == 0)
-                                    and (v[0] or v[4] == 0))]
+    # the search moves the guide for the median alone: without it the search is off
+    chosen = [(r, e, p, w, s if r else 0) for r, e, p, w, s
+              in itertools.product(radii, sharpening, partition, weights, searches)]
+    variants = [own, *dict.fromkeys(v for v in chosen if v != own and (v[2] or v[3] == 0))]
     items, against = args.items.split(","), args.against.split(",")
     if len(against) != len(items):
         raise SystemExit("--against needs one reference (or -) per item")

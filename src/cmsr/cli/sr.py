@@ -161,8 +161,11 @@ def save_figures(folder: Path, model: CMSR, target: np.ndarray, guide: np.ndarra
     size = result.shape[:2]
     enlarged = enlarge_for_display(target, size)
     shown = guide if guide.shape[:2] == size else enlarge_for_display(guide, size)
+    label = "cmsr"
+    if model.guide_shift is not None and model.guide_shift.moved:
+        label += f" (finishes: guide moved {model.guide_shift.offset} px)"
     panels: list[tuple[str, np.ndarray]] = [("guide", shown), ("input (bicubic)", enlarged),
-                                            ("cmsr", result)]
+                                            (label, result)]
     if truth is not None:
         scale = float(np.nanpercentile(np.abs(enlarged.astype(np.float64) - truth), 99)) or 1.0
         panels += [("ground truth", truth), ("error bicubic", error_map(enlarged, truth,

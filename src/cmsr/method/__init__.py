@@ -17,6 +17,10 @@ module                     job
 :mod:`.self_check`         held-out pixels: does the guide help on this pair?
 :mod:`.consistency`        optional fine-tuning at the target's own scale
 :mod:`.infer`              tiles, self-ensemble, back-projection, range clipping
+:mod:`.guide_shift`        the guide's whole-pixel offset for the guided finishes
+:mod:`.guided_median`      finish: each pixel the guide-weighted median around it
+:mod:`.edge_sharpening`    finish: in-between pixels of a step onto its nearer side
+:mod:`.block_partition`    finish: a step's measured pixels split between its sides
 :mod:`.checkpoint`         saved warps and checkpoints for warm starts
 :mod:`.api`                :class:`~cmsr.method.api.CMSR` (fit / predict), super_resolve
 :mod:`.tiled_inference`    the tiles of a large output, each with its halo
