@@ -163,7 +163,7 @@ def test_predict_gives_the_finishes_the_guide_moved_by_the_offset_found(monkeypa
             assert model.guide_shift is not None and model.guide_shift.offset == (-1, 0)
             assert model.decide_guide_shift() == model.guide_shift
         else:
-            assert model.guide_shift is None
+            assert model.guide_shift is None and model.decide_guide_shift() is None
     searched, premoved_result, unmoved = results
     np.testing.assert_array_equal(searched, premoved_result)
     assert float(np.abs(searched - unmoved).max()) > 1e-3

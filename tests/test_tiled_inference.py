@@ -289,7 +289,8 @@ def test_tiled_finishes_read_the_guide_moved_as_the_whole_image_does(monkeypatch
                                 clamp_to_local_range=True, guided_median_radius=1,
                                 guide_shift_search=1, edge_sharpening=0.5,
                                 block_partition=0.5)
-    monkeypatch.setattr(CMSR, "_guide_shift", lambda self, *args: GuideShift(offset))
+    monkeypatch.setattr(CMSR, "_search_guide_shift", lambda self, *args: (
+        GuideShift(offset) if self.config.guide_shift_search else None))
     model = CMSR(config).fit(target, guide)
     whole = model.predict()
     assert model.guide_shift == GuideShift(offset)

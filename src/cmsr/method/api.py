@@ -494,9 +494,10 @@ class CMSR:
         current = self._network_result(pair)
         size = (int(current.shape[-2]), int(current.shape[-1]))
         guide = self._stage_guide(self.aligned_guide(), size)
-        if self.config.guided_median_radius and self.config.guide_shift_search:
-            self.guide_shift = self._guide_shift(current, pair, guide)
-            guide = shift_window(guide, self.guide_shift.offset)
+        shift = self._search_guide_shift(current, pair, guide)
+        if shift is not None:
+            self.guide_shift = shift
+            guide = shift_window(guide, shift.offset)
         if self.config.guided_median_radius:
             current = guided_median(current, guide, radius=self.config.guided_median_radius,
                                     sigma=self.config.guided_median_sigma)
@@ -531,9 +532,12 @@ class CMSR:
             current = clamp_to_local_range(current, pair.target)
         return current
 
-    def _guide_shift(self, estimate: torch.Tensor, pair: PreparedPair, guide: torch.Tensor
-                     ) -> GuideShift:
-        """:func:`cmsr.method.guide_shift.best_guide_shift` with the config's settings."""
+    def _search_guide_shift(self, estimate: torch.Tensor, pair: PreparedPair,
+                            guide: torch.Tensor) -> GuideShift | None:
+        """:func:`cmsr.method.guide_shift.best_guide_shift` of ``estimate`` (the networks'
+        result) with the config's settings; None when the config searches none."""
+        if not (self.config.guided_median_radius and self.config.guide_shift_search):
+            return None
         return best_guide_shift(estimate, pair.target, guide,
                                 reach=self.config.guide_shift_search,
                                 radius=self.config.guided_median_radius,
@@ -541,25 +545,25 @@ class CMSR:
                                 kernel=self.config.degradation, valid=pair.valid)
 
     @torch.no_grad()
-    def decide_guide_shift(self) -> GuideShift:
-        """The guide's whole-pixel offset for the guided finishes on the fitted pair
-        (:mod:`cmsr.method.guide_shift`; ``(0, 0)`` when the config searches none), as
-        :meth:`predict_tensor` finds it; also kept as :attr:`guide_shift`.
+    def decide_guide_shift(self) -> GuideShift | None:
+        """The guide's whole-pixel offset for the guided finishes on the fitted pair, as
+        :meth:`predict_tensor` finds it (:mod:`cmsr.method.guide_shift`), without the
+        finishes; also kept as :attr:`guide_shift`. None when the config searches none
+        or the self-check chose bicubic (no finishes run).
 
         For :func:`cmsr.method.streaming.super_resolve_tiled`, which finishes tile by
         tile with the offset found on the part it trained on.
         """
         pair = self._check_fitted()
-        searches = bool(self.config.guided_median_radius and self.config.guide_shift_search)
-        bicubic = self.self_check is not None and self.self_check.choice == "bicubic"
-        if not searches or bicubic:
-            self.guide_shift = GuideShift((0, 0))
-        else:
-            current = self._network_result(pair)
-            size = (int(current.shape[-2]), int(current.shape[-1]))
-            self.guide_shift = self._guide_shift(
-                current, pair, self._stage_guide(self.aligned_guide(), size))
-        return self.guide_shift
+        searches = self.config.guided_median_radius and self.config.guide_shift_search
+        if not searches or (self.self_check is not None and self.self_check.choice == "bicubic"):
+            return None
+        current = self._network_result(pair)
+        size = (int(current.shape[-2]), int(current.shape[-1]))
+        shift = self._search_guide_shift(current, pair,
+                                         self._stage_guide(self.aligned_guide(), size))
+        self.guide_shift = shift
+        return shift
 
     def _back_project_and_clip(self, current: torch.Tensor, pair: PreparedPair) -> torch.Tensor:
         """After a finish that moves pixels: back-projection onto the measured target and

@@ -119,7 +119,8 @@ def super_resolve_tiled(target_lr: np.ndarray, read_guide: GuideReader,
             + (partition_halo(max(1, round(shape[0] / h))) if config.block_partition else 0))
     tiles = plan_tiles(shape, config.stream_tile, halo)
     bicubic = model.self_check is not None and model.self_check.choice == "bicubic"
-    offset = model.decide_guide_shift().offset
+    shift = model.decide_guide_shift()
+    offset = (0, 0) if shift is None else shift.offset
     for index, tile in enumerate(tiles):
         guide = guide_range.to_unit(read_guide(tile.read)).clamp(0.0, 1.0).to(model.device)
         finish_guide = None if offset == (0, 0) else guide_range.to_unit(
