@@ -203,3 +203,6 @@ def test_config_checks_and_the_presets():
         "guide_shift_search"] == 1
     off = cmsr.Config.preset("depth", guide_shift_search=0)
     assert "guide_shift_search" not in method_settings("cmsr", off, {})["config"]
+    # ZSSR's runs keep their key: it leaves the search out whatever the preset says
+    assert (method_settings("zssr", cmsr.Config.preset("depth"), {})
+            == method_settings("zssr", off, {}))

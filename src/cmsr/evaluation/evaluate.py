@@ -172,8 +172,8 @@ def method_settings(name: str, config: Config, options: Mapping[str, Mapping[str
         if config.align == "none" or name == "zssr":  # no warp: its knobs change nothing
             for field in WARP_FIELDS:
                 fields.pop(field, None)
-        if name == "zssr":  # no guide: guide dropout and the self-check are off
-            for field in [f for f in fields if f == "guide_dropout"
+        if name == "zssr":  # no guide: guide dropout, the self-check and the shift are off
+            for field in [f for f in fields if f in ("guide_dropout", "guide_shift_search")
                           or f.startswith("self_check")]:
                 fields.pop(field)
         return {"config": fields}
