@@ -131,10 +131,10 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
     parser.add_argument("--guide-shift-search", type=int, default=None, metavar="N",
                         help="with the guided median: first move the guide (for the "
                              "finishes alone) by the whole-pixel offset within N output "
-                             "pixels under which the median's result, reduced, gives back "
-                             "the input best, when it beats the unmoved guide by 5%%; 0 "
-                             "turns it off (default: the preset's: 1 for depth, 0 "
-                             "otherwise)")
+                             "pixels whose edges line up best with the result's, when "
+                             "that beats the unmoved guide by 5%% and the median's result, "
+                             "reduced, then gives back the input 5%% better too; 0 turns it "
+                             "off (default: the preset's: 1 for depth, 0 otherwise)")
     parser.add_argument("--edge-sharpening", type=float, default=None, metavar="S",
                         help="last, each pixel left in between the two sides of a step "
                              "moves this share (0-1) of the way to the nearer side, for "
