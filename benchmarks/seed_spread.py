@@ -14,7 +14,10 @@ captures, whose guide comes from another camera, beside the preset's alignment).
 
 It prints, and writes to ``results/seed_spread.md``: each method's set mean for every
 seed, their mean and spread (the standard deviation over the seeds), and for each
-comparison the per-pair means over the seeds with the number of pairs each method wins.
+comparison the per-pair means over the seeds with the number of pairs each method wins,
+on how many seeds the first method won each pair, and the difference of the set means
+seed by seed (its mean and standard deviation over the seeds: a difference smaller than
+that deviation is a tie a single seed can tip either way).
 
 Usage: ``python benchmarks/seed_spread.py [--seeds 1,2] [--only NAME,...]
 [--threads 1] [--summarise]``. Two processes with disjoint ``--only`` share the 2
@@ -143,26 +146,52 @@ def comparison_table(comparison: Comparison, by_name: dict[str, Spread],
     for scene in scenes:
         a = [runs_a[s][scene][comparison.metric] for s in common]
         b = [runs_b[s][scene][comparison.metric] for s in common]
+        seeds_won = 0
         for seed, x, y in zip(common, a, b, strict=True):
-            wins_per_seed[seed] += (x < y) if lower else (x > y)
+            won = (x < y) if lower else (x > y)
+            wins_per_seed[seed] += won
+            seeds_won += won
         mean_a, mean_b = statistics.fmean(a), statistics.fmean(b)
         a_wins = mean_a < mean_b if lower else mean_a > mean_b
         wins_a += a_wins
         rows.append([scene, *(f"{x:.3f} / {y:.3f}" for x, y in zip(a, b, strict=True)),
-                     f"{mean_a:.3f}", f"{mean_b:.3f}", first.method if a_wins else second.method])
-    total_a = statistics.fmean(statistics.fmean(runs_a[s][sc][comparison.metric] for s in common)
-                               for sc in scenes)
-    total_b = statistics.fmean(statistics.fmean(runs_b[s][sc][comparison.metric] for s in common)
-                               for sc in scenes)
-    rows.append(["**mean**", *("" for _ in common), f"**{total_a:.3f}**", f"**{total_b:.3f}**", ""])
+                     f"{mean_a:.3f}", f"{mean_b:.3f}", first.method if a_wins else second.method,
+                     f"{seeds_won} of {len(common)}"])
+    set_means = {name: {s: statistics.fmean(runs[s][sc][comparison.metric] for sc in scenes)
+                        for s in common} for name, runs in (("a", runs_a), ("b", runs_b))}
+    total_a = statistics.fmean(set_means["a"].values())
+    total_b = statistics.fmean(set_means["b"].values())
+    rows.append(["**mean**", *("" for _ in common), f"**{total_a:.3f}**", f"**{total_b:.3f}**",
+                 "", ""])
     header = ["pair", *(f"seed {s}: {first.method} / {second.method}" for s in common),
-              f"{first.method}, mean of seeds", f"{second.method}, mean of seeds", "better"]
+              f"{first.method}, mean of seeds", f"{second.method}, mean of seeds", "better",
+              f"{first.method} better on seeds"]
     per_seed = ", ".join(f"seed {s} {wins_per_seed[s]}" for s in common)
     summary = (f"{comparison.title}, {len(common)} seed(s) ({', '.join(map(str, common))}), "
                f"{len(scenes)} pairs: {first.method} {total_a:.3f} against {second.method} "
                f"{total_b:.3f}; {first.method} better on {wins_a} of {len(scenes)} pairs on "
-               f"the mean over the seeds (on single seeds: {per_seed})")
+               f"the mean over the seeds (on single seeds: {per_seed}). "
+               + seed_differences(set_means["a"], set_means["b"], first.method,
+                                  second.method))
     return header, rows, summary
+
+
+def seed_differences(first: dict[int, float], second: dict[int, float], name_first: str,
+                     name_second: str) -> str:
+    """One sentence: the set mean of ``first`` minus that of ``second`` on each seed, their
+    mean and standard deviation over the seeds (how far apart the two methods are,
+    against how much one seed moves the difference).
+
+    Examples
+    --------
+    >>> seed_differences({0: 38.2, 1: 38.3}, {0: 38.0, 1: 38.4}, "cmsr", "zssr")
+    'cmsr minus zssr, set mean per seed: +0.200, -0.100 (mean +0.050, sd 0.212 over 2 seeds)'
+    """
+    differences = [first[s] - second[s] for s in sorted(first)]
+    cells = ", ".join(f"{d:+.3f}" for d in differences)
+    spread = (f", sd {statistics.stdev(differences):.3f}" if len(differences) > 1 else "")
+    return (f"{name_first} minus {name_second}, set mean per seed: {cells} (mean "
+            f"{statistics.fmean(differences):+.3f}{spread} over {len(differences)} seeds)")
 
 
 def main() -> None:

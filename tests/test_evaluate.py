@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 from pathlib import Path
 
@@ -192,6 +193,25 @@ def test_cmsr_runs_record_what_their_alignment_check_did(tmp_path: Path) -> None
     assert again[0].cached and again[0].alignment == "dropped"
     unaligned = evaluate([scene], ["cmsr"], protocol, store, config=TINY.replace(align="none"))
     assert unaligned[0].alignment == ""
+
+
+def test_cmsr_runs_record_what_their_guide_shift_search_did(tmp_path: Path) -> None:
+    scene = make_scene(tmp_path / "a")
+    store = RunStore(tmp_path / "runs")
+    protocol = EvalProtocol("bicubic", 2)
+    searching = TINY.replace(guided_median_radius=1, guide_shift_search=1)
+    first = evaluate([scene], ["bicubic", "zssr", "cmsr"], protocol, store, config=searching)
+    shift = first[2].guide_shift
+    assert re.fullmatch(r"not moved|moved \(-?[01], -?[01]\)", shift)
+    assert [r.guide_shift for r in first[:2]] == ["", ""]  # they read no guide
+    assert store.get("bicubic-x2/a/cmsr")["guide_shift"] == shift
+    assert store.get("bicubic-x2/a/zssr")["guide_shift"] == ""
+    again = evaluate([scene], ["cmsr"], protocol, RunStore(tmp_path / "runs"),
+                     config=searching)
+    assert again[0].cached and again[0].guide_shift == shift
+    without = evaluate([scene], ["cmsr"], protocol, store,
+                       config=searching.replace(guide_shift_search=0))
+    assert not without[0].cached and without[0].guide_shift == ""
 
 
 def test_a_config_field_added_later_is_left_out_of_the_key_at_its_default() -> None:

@@ -75,7 +75,7 @@ def test_csv_report_ends_with_the_self_checks_choice() -> None:
     header = next(csv.reader(io.StringIO(csv_report(checked_results()))))
     assert header[:12] == ["scene", "method", "protocol", "status", "rmse", "mae", "psnr",
                            "ssim", "seconds", "peak_rss_mb", "cached", "error"]
-    assert header[12:] == ["guide_choice", "alignment"]
+    assert header[12:] == ["guide_choice", "alignment", "guide_shift"]
     assert [row["guide_choice"] for row in rows] == [
         "", "guide-free", "guided", "guide-free", "blend 0.5", ""]
 
@@ -101,6 +101,18 @@ def test_markdown_report_shows_what_the_alignment_check_did() -> None:
     assert "| d |" not in section
     assert "kept on 1 of 3 scenes, dropped on 1, not recorded on 1." in section
     assert "alignment check" not in markdown_report(results(), title="t")
+
+
+def test_markdown_report_shows_what_the_guide_shift_search_did() -> None:
+    runs = [RunResult("a", "cmsr", "p", "ok", guide_shift="not moved"),
+            RunResult("b", "cmsr", "p", "ok", guide_shift="moved (1, 0)"),
+            RunResult("c", "cmsr", "p", "ok"), RunResult("d", "zssr", "p", "ok")]
+    text = markdown_report(runs, title="t")
+    section = text.split("## cmsr's guide shift", 1)[1]
+    assert "| b | moved (1, 0) |" in section and "| c | not recorded |" in section
+    assert "| d |" not in section
+    assert "moved (1, 0) on 1 of 3 scenes, not moved on 1, not recorded on 1." in section
+    assert "guide shift" not in markdown_report(results(), title="t")
 
 
 def test_self_check_table_marks_runs_stored_before_choices_were_kept() -> None:

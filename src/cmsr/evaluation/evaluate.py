@@ -8,8 +8,9 @@ exact inputs and the method's settings (:func:`run_key`), so a stopped evaluatio
 resumes where it stopped and a changed input or setting is recomputed. Metrics are
 computed from the stored output every time (cheap), so changing ``crop`` never
 retrains anything. A cmsr run's record also keeps what its run-time self-check chose
-(:func:`guide_choice`) and whether its alignment check kept the coarse warp
-(:func:`alignment_choice`); neither is part of the key.
+(:func:`guide_choice`), whether its alignment check kept the coarse warp
+(:func:`alignment_choice`) and what its guide-shift search did
+(:func:`guide_shift_choice`); none of them is part of the key.
 
 Methods (:data:`METHODS`): ``cmsr`` and ``zssr`` train with the given
 :class:`cmsr.Config`; ``p2p`` and ``mmsr`` use their published defaults with the
@@ -50,6 +51,7 @@ from cmsr.files.runs import RunStore, settings_key, sha256_file
 from cmsr.method.alignment_check import AlignmentCheck
 from cmsr.method.api import CMSR
 from cmsr.method.config import STREAM_FIELDS, Config
+from cmsr.method.guide_shift import GuideShift
 from cmsr.method.normalize import array_to_tensor, tensor_to_array
 from cmsr.method.resample import resize
 from cmsr.method.self_check import SelfCheck
@@ -247,6 +249,8 @@ class RunResult:
     ``""`` for other methods, for a cmsr run without the check, and for a failed run.
     ``alignment`` is what its alignment check made of the coarse warp
     (:func:`alignment_choice`), ``""`` in the same cases and without coarse fits.
+    ``guide_shift`` is what its guide-shift search did (:func:`guide_shift_choice`),
+    ``""`` in the same cases, without the search, and for runs stored before it was kept.
     """
 
     scene: str
@@ -263,10 +267,11 @@ class RunResult:
     error: str = ""
     guide_choice: str = ""
     alignment: str = ""
+    guide_shift: str = ""
 
     FIELDS: ClassVar[tuple[str, ...]] = ("scene", "method", "protocol", "status", "rmse", "mae",
                                "psnr", "ssim", "seconds", "peak_rss_mb", "cached", "error",
-                               "guide_choice", "alignment")
+                               "guide_choice", "alignment", "guide_shift")
 
     def row(self) -> list[Any]:
         """The values in :attr:`FIELDS` order (for CSV)."""
@@ -305,8 +310,9 @@ def stored_output(store: RunStore, protocol: str, scene: str, method: str, key: 
                   ) -> tuple[np.ndarray, dict[str, Any]] | None:
     """A finished run's output and its record, or None when absent, stale or damaged.
 
-    The record's ``guide_choice`` and ``alignment`` (see :func:`keep_output`) are absent
-    from records written before they were kept: read them with ``record.get(name, "")``.
+    The record's ``guide_choice``, ``alignment`` and ``guide_shift`` (see
+    :func:`keep_output`) are absent from records written before they were kept: read
+    them with ``record.get(name, "")``.
     """
     output = output_path(store, protocol, scene, method)
     record = (store.finished(_run_name(protocol, scene, method), key, outputs=[output])
@@ -321,17 +327,19 @@ def stored_output(store: RunStore, protocol: str, scene: str, method: str, key: 
 
 def keep_output(store: RunStore, protocol: str, scene: str, method: str, key: str,
                 output: np.ndarray, *, seconds: float, peak_rss_mb: float,
-                guide_choice: str = "", alignment: str = "") -> None:
+                guide_choice: str = "", alignment: str = "", guide_shift: str = "") -> None:
     """Keep a finished run: its output (``.npy``, atomically), then the record that
-    vouches for it, with its time, memory, ``guide_choice`` (:func:`guide_choice`) and
-    ``alignment`` (:func:`alignment_choice`; both in the record only, never in ``key``)."""
+    vouches for it, with its time, memory, ``guide_choice`` (:func:`guide_choice`),
+    ``alignment`` (:func:`alignment_choice`) and ``guide_shift``
+    (:func:`guide_shift_choice`; all three in the record only, never in ``key``)."""
     path = output_path(store, protocol, scene, method)
     write_image(path, output, overwrite=True)
     store.add(_run_name(protocol, scene, method),
               {"status": "ok", "key": key, "output": str(path),
                "output_sha256": sha256_file(path), "scene": scene, "method": method,
                "protocol": protocol, "seconds": seconds, "peak_rss_mb": peak_rss_mb,
-               "guide_choice": guide_choice, "alignment": alignment})
+               "guide_choice": guide_choice, "alignment": alignment,
+               "guide_shift": guide_shift})
 
 
 @dataclass(frozen=True)
@@ -376,15 +384,32 @@ def alignment_choice(check: AlignmentCheck | None) -> str:
     return "" if check is None else check.decision
 
 
+def guide_shift_choice(shift: GuideShift | None) -> str:
+    """What a cmsr run's guide-shift search (:mod:`cmsr.method.guide_shift`) did:
+    ``"moved (rows, columns)"`` (output pixels, positive down and right) or ``"not
+    moved"``; ``""`` without a search (off, or a result that is bicubic's).
+
+    >>> guide_shift_choice(GuideShift((1, 0)))
+    'moved (1, 0)'
+    >>> guide_shift_choice(GuideShift((0, 0))), guide_shift_choice(None)
+    ('not moved', '')
+    """
+    if shift is None:
+        return ""
+    return f"moved {shift.offset}" if shift.moved else "not moved"
+
+
 @dataclass(frozen=True)
 class MethodRun:
     """A method's output ``(H, W[, c])`` float32, what cmsr's self-check chose
-    (:func:`guide_choice`) and what its alignment check did (:func:`alignment_choice`);
-    both ``""`` for every other method and without the checks."""
+    (:func:`guide_choice`), what its alignment check did (:func:`alignment_choice`) and
+    what its guide-shift search did (:func:`guide_shift_choice`); all ``""`` for every
+    other method and without the checks."""
 
     output: np.ndarray
     guide_choice: str = ""
     alignment: str = ""
+    guide_shift: str = ""
 
 
 def run_method(name: str, pair: EvaluationPair, config: Config,
@@ -392,23 +417,24 @@ def run_method(name: str, pair: EvaluationPair, config: Config,
                on_step: Callable[[StepInfo], None] | None = None,
                keep_aligned: Callable[[np.ndarray], None] | None = None) -> MethodRun:
     """Fit ``name`` on the pair's input and guide; its output ``(H, W[, c])`` float32
-    and, for cmsr, what its self-check chose.
+    and, for cmsr, what its checks and its guide-shift search decided.
 
     ``keep_aligned`` is called with the guide as deformed by a learned warp
     (``(H, W, C)`` float32 in [0, 1]), when the method learned one.
     """
     method = make_method(name, config, options)
     guide = pair.guide if name in LEARNED else pair.guide_at_truth_size()
-    choice = alignment = ""
     if isinstance(method, CMSR):
         method.fit(pair.low, guide, on_step=on_step)
         if method.warp is not None and keep_aligned is not None:
             keep_aligned(method.aligned_guide()[0].permute(1, 2, 0).cpu().numpy())
         choice = guide_choice(method.self_check)
         alignment = alignment_choice(method.alignment_check)
-    else:
-        method.fit(pair.low, guide)
-    return MethodRun(np.asarray(method.predict(), dtype=np.float32), choice, alignment)
+        output = np.asarray(method.predict(), dtype=np.float32)
+        # the search runs in predict()
+        return MethodRun(output, choice, alignment, guide_shift_choice(method.guide_shift))
+    method.fit(pair.low, guide)
+    return MethodRun(np.asarray(method.predict(), dtype=np.float32))
 
 
 def score_run(output: np.ndarray, pair: EvaluationPair, crop: int) -> Scores:
@@ -484,6 +510,7 @@ def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: EvalProt
                 seconds, peak, cached = record["seconds"], record["peak_rss_mb"], True
                 choice = str(record.get("guide_choice") or "")  # older records lack it
                 alignment = str(record.get("alignment") or "")
+                shift = str(record.get("guide_shift") or "")
             else:
                 def step(info: StepInfo, scene: str = scene.name, method: str = method
                          ) -> None:
@@ -502,15 +529,16 @@ def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: EvalProt
                     notify(Event("done", scene.name, method, result=result))
                     continue
                 output, choice, alignment = run.output, run.guide_choice, run.alignment
+                shift = run.guide_shift
                 seconds, peak, cached = usage.seconds, usage.peak_rss_mb, False
                 keep_output(store, protocol.name, scene.name, method, key, output,
                             seconds=seconds, peak_rss_mb=peak, guide_choice=choice,
-                            alignment=alignment)
+                            alignment=alignment, guide_shift=shift)
             outputs[method] = output
             result = RunResult(scene.name, method, protocol.name, "ok",
                                **score_run(output, pair, crop), seconds=seconds,
                                peak_rss_mb=peak, cached=cached, guide_choice=choice,
-                               alignment=alignment)
+                               alignment=alignment, guide_shift=shift)
             results.append(result)
             notify(Event("done", scene.name, method, result=result))
         if keep_outputs is not None and outputs:

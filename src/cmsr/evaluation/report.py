@@ -1,8 +1,8 @@
 """Evaluation reports: Markdown and CSV tables, and one comparison grid (PNG) per scene.
 
 Tables take the :class:`cmsr.evaluation.evaluate.RunResult` list of one protocol; when
-cmsr's run-time self-check or alignment check ran, the report also lists what they
-chose on each scene. The grid of a scene shows the guide, the input (enlarged with
+cmsr's run-time self-check, alignment check or guide-shift search ran, the report also
+lists what they chose on each scene. The grid of a scene shows the guide, the input (enlarged with
 nearest neighbours, so its pixels stay visible), the truth, every method's output on
 the truth's value scale, and every method's absolute error on one shared colour scale,
 with its colour bar.
@@ -173,10 +173,35 @@ def alignment_check_table(results: Sequence[RunResult]) -> str:
     return _choices_table(runs, "alignment", ("kept", "dropped"))
 
 
+def guide_shift_table(results: Sequence[RunResult]) -> str:
+    """What cmsr's guide-shift search did on each scene (successful cmsr runs), then how
+    often; ``""`` when no cmsr run searched (or every run was stored before the search
+    was recorded).
+
+    Examples
+    --------
+    >>> runs = [RunResult(s, "cmsr", "p", "ok", guide_shift=c)
+    ...         for s, c in (("a", "not moved"), ("b", "moved (1, 0)"))]
+    >>> print(guide_shift_table(runs))
+    | scene | choice |
+    |---|---|
+    | a | not moved |
+    | b | moved (1, 0) |
+    <BLANKLINE>
+    moved (1, 0) on 1 of 2 scenes, not moved on 1.
+    """
+    runs = [r for r in results if r.method == "cmsr" and r.status == "ok"]
+    if not any(r.guide_shift for r in runs):
+        return ""
+    return _choices_table(runs, "guide_shift", ("moved", "not"))
+
+
 def markdown_report(results: Sequence[RunResult], *, title: str,
                     notes: Sequence[str] = ()) -> str:
     """The whole report: summary, per-scene tables of every metric, what cmsr's
-    self-check chose (when it ran, :func:`self_check_table`), failures."""
+    self-check, alignment check and guide-shift search chose (when they ran:
+    :func:`self_check_table`, :func:`alignment_check_table`, :func:`guide_shift_table`),
+    failures."""
     parts = [f"# {title}", "", *notes, "", "## Means", "", summary_table(results)]
     for metric in METRICS:
         parts += ["", f"## {metric.upper() if metric != 'ssim' else 'SSIM'} per scene", "",
@@ -191,6 +216,11 @@ def markdown_report(results: Sequence[RunResult], *, title: str,
         parts += ["", "## cmsr's alignment check", "",
                   "Whether cmsr kept the warp of its coarse alignment fits (else the pair "
                   "counts as aligned as given), as its network-free check chose:", "", kept]
+    shifts = guide_shift_table(results)
+    if shifts:
+        parts += ["", "## cmsr's guide shift", "",
+                  "Whether cmsr moved the guide by whole output pixels before its guided "
+                  "finishes, as its search chose:", "", shifts]
     failed = [r for r in results if r.status != "ok"]
     if failed:
         parts += ["", "## Failed runs", ""]
