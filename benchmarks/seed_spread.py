@@ -17,7 +17,9 @@ seed, their mean and spread (the standard deviation over the seeds), and for eac
 comparison the per-pair means over the seeds with the number of pairs each method wins,
 on how many seeds the first method won each pair, and the difference of the set means
 seed by seed (its mean and standard deviation over the seeds: a difference smaller than
-that deviation is a tie a single seed can tip either way).
+that deviation is a tie a single seed can tip either way), and the count of pairs won
+for every pairing of a seed of one method with a seed of the other, beside the second
+method against itself on two seeds (how far a count moves by chance alone).
 
 Usage: ``python benchmarks/seed_spread.py [--seeds 1,2] [--only NAME,...]
 [--threads 1] [--summarise]``. Two processes with disjoint ``--only`` share the 2
@@ -172,8 +174,30 @@ def comparison_table(comparison: Comparison, by_name: dict[str, Spread],
                f"{total_b:.3f}; {first.method} better on {wins_a} of {len(scenes)} pairs on "
                f"the mean over the seeds (on single seeds: {per_seed}). "
                + seed_differences(set_means["a"], set_means["b"], first.method,
-                                  second.method))
+                                  second.method)
+               + ". " + cross_seed_counts(runs_a, runs_b, scenes, comparison.metric,
+                                          first.method, second.method))
     return header, rows, summary
+
+
+def cross_seed_counts(runs_a: dict[int, dict[str, dict[str, float]]],
+                      runs_b: dict[int, dict[str, dict[str, float]]], scenes: list[str],
+                      metric: str, name_a: str, name_b: str) -> str:
+    """One sentence: on how many of ``scenes`` the first method beats the second, for
+    every pairing of a seed of one with a seed of the other, and the second method
+    against itself on two different seeds: how much a count moves by chance alone."""
+    def count(x: dict[str, dict[str, float]], y: dict[str, dict[str, float]]) -> int:
+        return sum((x[s][metric] < y[s][metric]) if metric == "rmse"
+                   else (x[s][metric] > y[s][metric]) for s in scenes)
+
+    across = sorted(count(runs_a[i], runs_b[j]) for i in runs_a for j in runs_b)
+    itself = sorted(count(runs_b[i], runs_b[j]) for i in runs_b for j in runs_b if i < j)
+    text = (f"{name_a} seed i against {name_b} seed j, every pairing ({len(across)}): "
+            f"better on {', '.join(map(str, across))} of {len(scenes)}")
+    if itself:
+        text += (f"; {name_b} against itself on another seed (the lower seed first, "
+                 f"{len(itself)} pairings): {', '.join(map(str, itself))} of {len(scenes)}")
+    return text
 
 
 def seed_differences(first: dict[int, float], second: dict[int, float], name_first: str,

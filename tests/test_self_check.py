@@ -193,3 +193,62 @@ def test_thermal_demands_more_of_the_guide_where_the_warp_was_kept():
     assert Config.preset("nir").self_check_margin_warped is None
     with pytest.raises(ValueError, match="self_check_margin_warped"):
         Config(self_check_margin_warped=1.0)
+
+
+@pytest.mark.parametrize(("free", "choice"), [(0.9, "guide-free"), (1.0, "bicubic"),
+                                              (1.2, "bicubic")])
+def test_a_check_that_chose_bicubic_is_asked_again(monkeypatch, free, choice):
+    import cmsr.method.self_check as module
+
+    monkeypatch.setattr(module, "held_out_errors", lambda *args: (2.0, free, 1.0, ()))
+    first = decide(2.0, 1.5, 1.0, 10, 0.02)
+    assert first.choice == "bicubic" and first.rechecked is None
+    net = CMSRNet(1, 3, fe1_layers=2, fe1_channels=4, fe2_layers=2, fe2_channels=4)
+    again = module.recheck_guide_free(first, net, torch.rand(1, 1, 8, 8),
+                                      torch.rand(1, 3, 8, 8), torch.ones(1, 1, 8, 8),
+                                      (2.0, 2.0), TINY)
+    assert (again.choice, again.guide_weight, again.rechecked) == (choice, 0.0, free)
+    assert (again.guided, again.guide_free, again.bicubic) == (2.0, 1.5, 1.0)  # the first
+    assert "after training alone" in again.describe() and choice in again.describe()
+    with pytest.raises(ValueError, match="only a check that chose bicubic"):
+        module.recheck_guide_free(again if choice == "guide-free" else decide(0.5, 1, 2, 9, 0),
+                                  net, torch.rand(1, 1, 8, 8), torch.rand(1, 3, 8, 8),
+                                  torch.ones(1, 1, 8, 8), (2.0, 2.0), TINY)
+
+
+@pytest.mark.parametrize("first_choice", ["bicubic", "guide-free"])
+def test_the_guide_free_training_after_a_bicubic_choice_leaves_the_held_out_pixels_out(
+        monkeypatch, first_choice):
+    import cmsr.method.api as api
+
+    decided = []
+
+    def forced(*args, **kwargs):
+        check = dataclasses.replace(decide(*args, **kwargs), choice=first_choice,
+                                    guide_weight=0.0)
+        decided.append(check)
+        return check
+
+    refits = []
+    train = api.train
+
+    def recording(net, target, guide, *, valid, use_guide=True, **kwargs):
+        if not use_guide and not refits and decided:
+            refits.append(valid.clone())
+        return train(net, target, guide, valid=valid, use_guide=use_guide, **kwargs)
+
+    monkeypatch.setattr(api, "decide", forced)
+    monkeypatch.setattr(api, "train", recording)
+    target, guide = _pair(useful=False)
+    model = CMSR(TINY.replace(self_check=True, guide_dropout=0.3,
+                              self_check_free_share=0.5)).fit(target, guide)
+    assert len(refits) == 1
+    held_out_seen = float(refits[0].min()) == 1.0  # every pixel weighed
+    assert held_out_seen == (first_choice == "guide-free")
+    check = model.self_check
+    assert check is not None
+    if first_choice == "guide-free":
+        assert check is decided[0] and check.rechecked is None
+    else:
+        assert check.rechecked is not None
+        assert check.choice == ("guide-free" if check.rechecked < check.bicubic else "bicubic")

@@ -47,7 +47,13 @@ from cmsr.method.normalize import (
     target_tensors,
 )
 from cmsr.method.resample import downsample, resize, scaled_size, upsample_bicubic
-from cmsr.method.self_check import SelfCheck, decide, held_out_errors, held_out_mask
+from cmsr.method.self_check import (
+    SelfCheck,
+    decide,
+    held_out_errors,
+    held_out_mask,
+    recheck_guide_free,
+)
 from cmsr.method.train import StepInfo, TrainRecord, train
 from cmsr.method.validate import check_array, check_image, check_pair
 from cmsr.method.warp import GuideWarp
@@ -417,10 +423,18 @@ class CMSR:
                 if free_iters > 0 and self.guide_weight == 0:
                     refine = stage_config.replace(
                         max_iters=free_iters, min_iters=min(stage_config.min_iters, free_iters))
+                    # a guide-free network that lost to bicubic trains alone on the
+                    # pixels not held out, then is asked again; one that won, on all
+                    recheck = self.self_check.choice == "bicubic"
                     self.guide_free_records = train(
                         net, current, guide, scale=stage_scale, config=refine,
-                        generator=generator, valid=current_valid, use_guide=False,
+                        generator=generator, valid=train_valid if recheck else current_valid,
+                        use_guide=False,
                         on_step=_relabel(on_step, index, len(stages), "guide-free"))
+                    if recheck:
+                        self.self_check = recheck_guide_free(
+                            self.self_check, net, current, aligned, held_out, stage_scale,
+                            self.config)
             if index + 1 < len(stages):
                 current = predict(net, current, aligned, config=self._stage_config(index),
                                   valid=current_valid, guide_weight=self.guide_weight)

@@ -131,7 +131,9 @@ class Config:
         that network alone on every example (as ZSSR does), not with the guide dropped
         from a share of them; ``self_check_free_share`` times ``max_iters`` more steps
         then train the first stage's guide-free network alone on every pixel (the
-        held-out ones too).
+        held-out ones too); after a check that chose bicubic, on the pixels not held
+        out, and the check is made again: the guide-free network is used if it now
+        beats bicubic on the held-out pixels (:func:`cmsr.method.self_check.recheck_guide_free`).
 
     Inference (section 3.3)
         ``self_ensemble``: the median over the 8 flips/rotations.
