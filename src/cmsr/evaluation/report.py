@@ -111,9 +111,13 @@ def summary_table(results: Sequence[RunResult]) -> str:
 NOT_RECORDED = "not recorded"
 
 
-def _choices_table(runs: Sequence[RunResult], attribute: str, order: Sequence[str]) -> str:
-    """Per scene, the value of ``attribute`` of the cmsr runs (:data:`NOT_RECORDED`
-    where empty), then how often each was made, in ``order`` (others last)."""
+def _choices_table(results: Sequence[RunResult], attribute: str, order: Sequence[str]) -> str:
+    """Per scene, the value of ``attribute`` of the successful cmsr runs
+    (:data:`NOT_RECORDED` where empty), then how often each was made, in ``order``
+    (others last); ``""`` when no such run has a value."""
+    runs = [r for r in results if r.method == "cmsr" and r.status == "ok"]
+    if not any(getattr(r, attribute) for r in runs):
+        return ""
     chosen = [getattr(r, attribute) or NOT_RECORDED for r in runs]
 
     def rank(choice: str) -> tuple[int, str]:
@@ -145,10 +149,7 @@ def self_check_table(results: Sequence[RunResult]) -> str:
     <BLANKLINE>
     guided on 1 of 3 scenes, guide-free on 2.
     """
-    runs = [r for r in results if r.method == "cmsr" and r.status == "ok"]
-    if not any(r.guide_choice for r in runs):
-        return ""
-    return _choices_table(runs, "guide_choice", get_args(Choice))
+    return _choices_table(results, "guide_choice", get_args(Choice))
 
 
 def alignment_check_table(results: Sequence[RunResult]) -> str:
@@ -167,10 +168,7 @@ def alignment_check_table(results: Sequence[RunResult]) -> str:
     <BLANKLINE>
     kept on 1 of 2 scenes, dropped on 1.
     """
-    runs = [r for r in results if r.method == "cmsr" and r.status == "ok"]
-    if not any(r.alignment for r in runs):
-        return ""
-    return _choices_table(runs, "alignment", ("kept", "dropped"))
+    return _choices_table(results, "alignment", ("kept", "dropped"))
 
 
 def guide_shift_table(results: Sequence[RunResult]) -> str:
@@ -190,10 +188,7 @@ def guide_shift_table(results: Sequence[RunResult]) -> str:
     <BLANKLINE>
     moved (1, 0) on 1 of 2 scenes, not moved on 1.
     """
-    runs = [r for r in results if r.method == "cmsr" and r.status == "ok"]
-    if not any(r.guide_shift for r in runs):
-        return ""
-    return _choices_table(runs, "guide_shift", ("moved", "not"))
+    return _choices_table(results, "guide_shift", ("moved", "not"))
 
 
 def markdown_report(results: Sequence[RunResult], *, title: str,
@@ -206,21 +201,19 @@ def markdown_report(results: Sequence[RunResult], *, title: str,
     for metric in METRICS:
         parts += ["", f"## {metric.upper() if metric != 'ssim' else 'SSIM'} per scene", "",
                   per_scene_table(results, metric)]
-    choices = self_check_table(results)
-    if choices:
-        parts += ["", "## cmsr's self-check", "",
-                  "Whether cmsr used the guide, its guide-free network or bicubic "
-                  "enlargement, as its check on held-out pixels chose:", "", choices]
-    kept = alignment_check_table(results)
-    if kept:
-        parts += ["", "## cmsr's alignment check", "",
-                  "Whether cmsr kept the warp of its coarse alignment fits (else the pair "
-                  "counts as aligned as given), as its network-free check chose:", "", kept]
-    shifts = guide_shift_table(results)
-    if shifts:
-        parts += ["", "## cmsr's guide shift", "",
-                  "Whether cmsr moved the guide by whole output pixels before its guided "
-                  "finishes, as its search chose:", "", shifts]
+    decisions = (
+        ("cmsr's self-check", "Whether cmsr used the guide, its guide-free network or "
+         "bicubic enlargement, as its check on held-out pixels chose:",
+         self_check_table(results)),
+        ("cmsr's alignment check", "Whether cmsr kept the warp of its coarse alignment fits "
+         "(else the pair counts as aligned as given), as its network-free check chose:",
+         alignment_check_table(results)),
+        ("cmsr's guide shift", "Whether cmsr moved the guide by whole output pixels before "
+         "its guided finishes, as its search chose:", guide_shift_table(results)),
+    )
+    for heading, intro, table in decisions:
+        if table:
+            parts += ["", f"## {heading}", "", intro, "", table]
     failed = [r for r in results if r.status != "ok"]
     if failed:
         parts += ["", "## Failed runs", ""]
