@@ -19,7 +19,10 @@ on how many seeds the first method won each pair, and the difference of the set 
 seed by seed (its mean and standard deviation over the seeds: a difference smaller than
 that deviation is a tie a single seed can tip either way), and the count of pairs won
 for every pairing of a seed of one method with a seed of the other, beside the second
-method against itself on two seeds (how far a count moves by chance alone).
+method against itself on two seeds (how far a count moves by chance alone). Last, the
+issue's targets that depend on the fit (``guide_payoff.py``'s checks, its timing target
+left out: these runs share the cores) on each seed and on the per-pair mean over the
+seeds.
 
 Usage: ``python benchmarks/seed_spread.py [--seeds 1,2] [--only NAME,...]
 [--threads 1] [--summarise]``. Two processes with disjoint ``--only`` share the 2
@@ -38,6 +41,7 @@ from pathlib import Path
 import torch
 from common import RESULTS, data_root, machine_line, markdown_table
 from eval_suite import Entry, entry_argv, entry_named, report_csv
+from guide_payoff import checks
 
 from cmsr.cli import main as cmsr_main
 
@@ -107,9 +111,16 @@ def per_pair(spread: Spread, seed: int) -> dict[str, dict[str, float]] | None:
     path = spread_csv(spread, seed)
     if not path.exists():
         return None
+    return method_runs(path, spread.method)
+
+
+def method_runs(path: Path, method: str) -> dict[str, dict[str, float]]:
+    """``{scene: {"rmse", "psnr", "seconds"}}`` of ``method``'s successful runs in the
+    ``cmsr eval`` CSV at ``path``."""
     rows = [r for r in csv.DictReader(path.open())
-            if r["method"] == spread.method and r["status"] == "ok"]
-    return {r["scene"]: {"rmse": float(r["rmse"]), "psnr": float(r["psnr"])} for r in rows}
+            if r["method"] == method and r["status"] == "ok"]
+    return {r["scene"]: {key: float(r[key]) for key in ("rmse", "psnr", "seconds")}
+            for r in rows}
 
 
 def seed_means(spread: Spread, seeds: list[int]) -> dict[int, dict[str, dict[str, float]]]:
@@ -218,6 +229,58 @@ def seed_differences(first: dict[int, float], second: dict[int, float], name_fir
             f"{statistics.fmean(differences):+.3f}{spread} over {len(differences)} seeds)")
 
 
+#: (the eval-suite entry guide_payoff.py checks, cmsr's spread, ZSSR's spread)
+TARGET_SPREADS = (("middlebury13-x4", "depth-cmsr", "depth-zssr"),
+                  ("thermal-unaligned-x8-aliased", "thermal-cmsr", "thermal-zssr"))
+
+
+def per_scene_mean(runs: list[dict[str, dict[str, float]]]) -> dict[str, dict[str, float]]:
+    """Per scene that every run has: the mean of each value over the runs.
+
+    Examples
+    --------
+    >>> per_scene_mean([{"a": {"rmse": 1.0}, "b": {"rmse": 3.0}}, {"a": {"rmse": 2.0}}])
+    {'a': {'rmse': 1.5}}
+    """
+    scenes = sorted(set.intersection(*(set(run) for run in runs)))
+    return {scene: {key: statistics.fmean(run[scene][key] for run in runs)
+                    for key in runs[0][scene]} for scene in scenes}
+
+
+def targets_by_seed(by_name: dict[str, Spread],
+                    seeds: list[int]) -> tuple[list[str], list[list[str]]]:
+    """The issue's fit-dependent targets (``guide_payoff.checks``) per seed that cmsr and
+    ZSSR both ran, and on the per-pair mean over those seeds: header and rows, each cell
+    the figure and whether it is met. Bicubic, which has no seed, is the entry's own run.
+    """
+    columns: dict[str, dict[str, dict[str, dict[str, dict[str, float]]]]] = {}
+    for entry, first, second in TARGET_SPREADS:
+        cmsr_runs = seed_means(by_name[first], seeds)
+        zssr_runs = seed_means(by_name[second], seeds)
+        common = sorted(set(cmsr_runs) & set(zssr_runs))
+        if not common:
+            continue
+        bicubic = method_runs(report_csv(entry_named(entry)), "bicubic")
+        for seed in common:
+            columns.setdefault(f"seed {seed}", {})[entry] = {
+                "cmsr": cmsr_runs[seed], "zssr": zssr_runs[seed], "bicubic": bicubic}
+        columns.setdefault("mean of seeds", {})[entry] = {
+            "cmsr": per_scene_mean([cmsr_runs[s] for s in common]),
+            "zssr": per_scene_mean([zssr_runs[s] for s in common]), "bicubic": bicubic}
+    order = sorted((c for c in columns if c.startswith("seed ")), key=lambda c: int(c[5:]))
+    names = [*order, "mean of seeds"] if columns else []
+    cells: dict[str, list[str]] = {}
+    for name in names:
+        for target, measured, beside, met in checks(columns[name]):
+            if "median" in target:  # these runs share the cores: no timings
+                continue
+            against = f" against {beside}" if target.endswith(">= ZSSR") else ""
+            cells.setdefault(target, []).append(f"{measured}{against} ({met})")
+    rows = [[target, *values] for target, values in cells.items()
+            if len(values) == len(names)]
+    return ["target", *names], rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", default="1,2", help="seeds to run besides 0 (comma-separated)")
@@ -253,6 +316,12 @@ def main() -> None:
         lines += ["", f"## {comparison.title}", "", summary + "."]
         if rows:
             lines += ["", markdown_table(header, rows)]
+    header, rows = targets_by_seed(by_name, seeds)
+    if rows:
+        lines += ["", "## The issue's targets, seed by seed", "",
+                  "Each figure as `guide_payoff.py` computes it, from the runs above (cmsr and "
+                  "ZSSR on the same seed; bicubic has no seed). The last column takes each "
+                  "pair's mean over the seeds first.", "", markdown_table(header, rows)]
     markdown = "\n".join(lines)
     print("\n" + markdown)
     (RESULTS / "seed_spread.md").write_text(markdown + "\n")
