@@ -251,7 +251,8 @@ def targets_by_seed(by_name: dict[str, Spread],
                     seeds: list[int]) -> tuple[list[str], list[list[str]]]:
     """The issue's fit-dependent targets (``guide_payoff.checks``) per seed that cmsr and
     ZSSR both ran, and on the per-pair mean over those seeds: header and rows, each cell
-    the figure and whether it is met. Bicubic, which has no seed, is the entry's own run.
+    the figure and whether it is met ("–" where that entry lacks the seed). Bicubic,
+    which has no seed, is the entry's own run.
     """
     columns: dict[str, dict[str, dict[str, dict[str, dict[str, float]]]]] = {}
     for entry, first, second in TARGET_SPREADS:
@@ -269,15 +270,15 @@ def targets_by_seed(by_name: dict[str, Spread],
             "zssr": per_scene_mean([zssr_runs[s] for s in common]), "bicubic": bicubic}
     order = sorted((c for c in columns if c.startswith("seed ")), key=lambda c: int(c[5:]))
     names = [*order, "mean of seeds"] if columns else []
-    cells: dict[str, list[str]] = {}
+    cells: dict[str, dict[str, str]] = {}
     for name in names:
         for target, measured, beside, met in checks(columns[name]):
             if "median" in target:  # these runs share the cores: no timings
                 continue
             against = f" against {beside}" if target.endswith(">= ZSSR") else ""
-            cells.setdefault(target, []).append(f"{measured}{against} ({met})")
-    rows = [[target, *values] for target, values in cells.items()
-            if len(values) == len(names)]
+            cells.setdefault(target, {})[name] = f"{measured}{against} ({met})"
+    rows = [[target, *(values.get(name, "–") for name in names)]
+            for target, values in cells.items()]
     return ["target", *names], rows
 
 
