@@ -106,7 +106,7 @@ def spread_csv(spread: Spread, seed: int) -> Path:
 
 
 def per_pair(spread: Spread, seed: int) -> dict[str, dict[str, float]] | None:
-    """``{scene: {"rmse": ..., "psnr": ...}}`` of the method's successful runs, or None
+    """``{scene: {"rmse", "psnr", "seconds"}}`` of the method's successful runs, or None
     when that seed has not been run."""
     path = spread_csv(spread, seed)
     if not path.exists():
