@@ -32,7 +32,6 @@ cores at 1 thread each.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import time
 from dataclasses import dataclass
@@ -41,7 +40,7 @@ from pathlib import Path
 import torch
 from common import RESULTS, data_root, machine_line, markdown_table
 from eval_suite import Entry, entry_argv, entry_named, report_csv
-from guide_payoff import checks
+from guide_payoff import checks, per_scene
 
 from cmsr.cli import main as cmsr_main
 
@@ -117,10 +116,7 @@ def per_pair(spread: Spread, seed: int) -> dict[str, dict[str, float]] | None:
 def method_runs(path: Path, method: str) -> dict[str, dict[str, float]]:
     """``{scene: {"rmse", "psnr", "seconds"}}`` of ``method``'s successful runs in the
     ``cmsr eval`` CSV at ``path``."""
-    rows = [r for r in csv.DictReader(path.open())
-            if r["method"] == method and r["status"] == "ok"]
-    return {r["scene"]: {key: float(r[key]) for key in ("rmse", "psnr", "seconds")}
-            for r in rows}
+    return per_scene(path).get(method, {})
 
 
 def seed_means(spread: Spread, seeds: list[int]) -> dict[int, dict[str, dict[str, float]]]:

@@ -101,6 +101,7 @@ def eval_choices(path: Path) -> dict[str, str]:
 
 
 def load_store() -> dict[tuple[str, str, int], dict[str, object]]:
+    """The first-stage checks fitted so far, by (entry, scene, seed)."""
     if not STORE.exists():
         return {}
     rows = [json.loads(line) for line in STORE.read_text().splitlines() if line.strip()]
@@ -120,7 +121,8 @@ def main() -> None:
     seeds = [int(s) for s in args.seeds.split(",") if s]
     torch.set_num_threads(args.threads)
     store = load_store()
-    rows, by_choice = [], {}
+    rows: list[list[str]] = []
+    by_choice: dict[tuple[str, str], list[tuple[float, float]]] = {}  # (vs ZSSR, vs bicubic)
     for name, cmsr_spread, zssr_spread in SETS:
         entry = entry_named(name)
         bicubic = method_runs(report_csv(entry), "bicubic")
