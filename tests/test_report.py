@@ -7,6 +7,7 @@ import io
 import math
 
 import numpy as np
+import pytest
 
 from cmsr.evaluation.evaluate import RunResult
 from cmsr.evaluation.protocols import EvalProtocol, EvaluationPair
@@ -91,28 +92,26 @@ def test_markdown_report_shows_what_the_self_check_chose() -> None:
     assert "self-check" not in markdown_report(results(), title="t")
 
 
-def test_markdown_report_shows_what_the_alignment_check_did() -> None:
-    runs = [RunResult("a", "cmsr", "p", "ok", alignment="dropped"),
-            RunResult("b", "cmsr", "p", "ok", alignment="kept"),
-            RunResult("c", "cmsr", "p", "ok"), RunResult("d", "bicubic", "p", "ok")]
+@pytest.mark.parametrize(("field", "values", "other", "heading", "row", "summary", "absent"), [
+    ("alignment", ("dropped", "kept"), "bicubic", "## cmsr's alignment check",
+     "| a | dropped |", "kept on 1 of 3 scenes, dropped on 1, not recorded on 1.",
+     "alignment check"),
+    ("guide_shift", ("not moved", "moved (1, 0)"), "zssr", "## cmsr's guide shift",
+     "| b | moved (1, 0) |",
+     "moved (1, 0) on 1 of 3 scenes, not moved on 1, not recorded on 1.", "guide shift"),
+])
+def test_markdown_report_shows_what_cmsrs_other_decisions_did(
+        field: str, values: tuple[str, str], other: str, heading: str, row: str,
+        summary: str, absent: str) -> None:
+    runs = [RunResult("a", "cmsr", "p", "ok", **{field: values[0]}),
+            RunResult("b", "cmsr", "p", "ok", **{field: values[1]}),
+            RunResult("c", "cmsr", "p", "ok"), RunResult("d", other, "p", "ok")]
     text = markdown_report(runs, title="t")
-    section = text.split("## cmsr's alignment check", 1)[1]
-    assert "| a | dropped |" in section and "| c | not recorded |" in section
+    section = text.split(heading, 1)[1]
+    assert row in section and "| c | not recorded |" in section
     assert "| d |" not in section
-    assert "kept on 1 of 3 scenes, dropped on 1, not recorded on 1." in section
-    assert "alignment check" not in markdown_report(results(), title="t")
-
-
-def test_markdown_report_shows_what_the_guide_shift_search_did() -> None:
-    runs = [RunResult("a", "cmsr", "p", "ok", guide_shift="not moved"),
-            RunResult("b", "cmsr", "p", "ok", guide_shift="moved (1, 0)"),
-            RunResult("c", "cmsr", "p", "ok"), RunResult("d", "zssr", "p", "ok")]
-    text = markdown_report(runs, title="t")
-    section = text.split("## cmsr's guide shift", 1)[1]
-    assert "| b | moved (1, 0) |" in section and "| c | not recorded |" in section
-    assert "| d |" not in section
-    assert "moved (1, 0) on 1 of 3 scenes, not moved on 1, not recorded on 1." in section
-    assert "guide shift" not in markdown_report(results(), title="t")
+    assert summary in section
+    assert absent not in markdown_report(results(), title="t")
 
 
 def test_self_check_table_marks_runs_stored_before_choices_were_kept() -> None:

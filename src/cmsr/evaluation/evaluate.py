@@ -77,6 +77,9 @@ LATER_FIELDS: dict[str, Any] = {"align_when_dropped": "learn", "guide_shift_sear
 SEEDED = ("p2p", "mmsr")
 #: Bumped when a change invalidates stored runs.
 STORE_VERSION = 1
+#: What a cmsr run decided, as kept in its record and its :class:`RunResult` (never in
+#: the key): :func:`guide_choice`, :func:`alignment_choice`, :func:`guide_shift_choice`.
+DECISIONS = ("guide_choice", "alignment", "guide_shift")
 
 
 class Method(Protocol):
@@ -411,6 +414,10 @@ class MethodRun:
     alignment: str = ""
     guide_shift: str = ""
 
+    def decisions(self) -> dict[str, str]:
+        """The :data:`DECISIONS` by name."""
+        return {name: getattr(self, name) for name in DECISIONS}
+
 
 def run_method(name: str, pair: EvaluationPair, config: Config,
                options: Mapping[str, Mapping[str, Any]],
@@ -508,9 +515,8 @@ def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: EvalProt
             if found is not None:
                 output, record = found
                 seconds, peak, cached = record["seconds"], record["peak_rss_mb"], True
-                choice = str(record.get("guide_choice") or "")  # older records lack it
-                alignment = str(record.get("alignment") or "")
-                shift = str(record.get("guide_shift") or "")
+                # older records lack some of them
+                decisions = {name: str(record.get(name) or "") for name in DECISIONS}
             else:
                 def step(info: StepInfo, scene: str = scene.name, method: str = method
                          ) -> None:
@@ -528,17 +534,14 @@ def evaluate(scenes: Sequence[Scene], methods: Sequence[str], protocol: EvalProt
                     results.append(result)
                     notify(Event("done", scene.name, method, result=result))
                     continue
-                output, choice, alignment = run.output, run.guide_choice, run.alignment
-                shift = run.guide_shift
+                output, decisions = run.output, run.decisions()
                 seconds, peak, cached = usage.seconds, usage.peak_rss_mb, False
                 keep_output(store, protocol.name, scene.name, method, key, output,
-                            seconds=seconds, peak_rss_mb=peak, guide_choice=choice,
-                            alignment=alignment, guide_shift=shift)
+                            seconds=seconds, peak_rss_mb=peak, **decisions)
             outputs[method] = output
             result = RunResult(scene.name, method, protocol.name, "ok",
                                **score_run(output, pair, crop), seconds=seconds,
-                               peak_rss_mb=peak, cached=cached, guide_choice=choice,
-                               alignment=alignment, guide_shift=shift)
+                               peak_rss_mb=peak, cached=cached, **decisions)
             results.append(result)
             notify(Event("done", scene.name, method, result=result))
         if keep_outputs is not None and outputs:
