@@ -119,7 +119,8 @@ class Config:
     Self-check (:mod:`cmsr.method.self_check`)
         ``self_check``: hold out ``self_check_fraction`` of the target's pixels from
         the first stage's loss, then rebuild them with and without the guide; the
-        guide is used only if it wins by ``self_check_margin`` (relative;
+        guide is used only if it wins by ``self_check_margin`` against the better of
+        the guide-free network and bicubic (relative;
         ``self_check_margin_warped`` instead, when not None, if this fit's alignment
         check kept the coarse warp: a guide measurably off the target; a fit that starts
         from a saved warp or runs no check keeps ``self_check_margin``), else the
