@@ -77,7 +77,9 @@ def first_check(entry: Entry, scene_name: str, seed: int, threads: int) -> dict[
     assert check is not None, "the preset runs no self-check"
     return {"entry": entry.name, "scene": scene_name, "seed": seed,
             "guided": check.guided, "guide_free": check.guide_free, "bicubic": check.bicubic,
-            "first_choice": check.choice, "margin": check.margin,
+            # a check asked again (``rechecked``) had first chosen bicubic
+            "first_choice": "bicubic" if check.rechecked is not None else check.choice,
+            "margin": check.margin,
             "warp_kept": None if alignment is None else alignment.kept,
             "seconds": round(time.perf_counter() - start, 1)}
 
