@@ -117,7 +117,7 @@ def relative(value: float, reference: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", default="0,1,2,3,4,5,6")
+    parser.add_argument("--seeds", default="0,1,2,3,4,5,6,7,8")
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     seeds = [int(s) for s in args.seeds.split(",") if s]
