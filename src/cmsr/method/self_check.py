@@ -13,13 +13,13 @@ its own reduction three ways, and scored (L1) on the held-out pixels only:
 The result uses the guide only when it wins by ``config.self_check_margin`` (relative;
 ``config.self_check_margin_warped`` where the alignment check kept the coarse warp and
 that is set) against the better of the other two; otherwise the guide-free network, and
-bicubic enlargement (with back-projection) when even that loses to bicubic. With ``config.self_check_blend`` the held-out pixels are
-also rebuilt with the guide branch's contribution scaled by each of
-:data:`BLEND_WEIGHTS` (a blend of the two networks, at no extra cost: the output is
-``up + FE1 + w * FE2``), and the weight with the least error is used when it wins by
-the same margin. The decision and its three errors are kept in
-:class:`SelfCheck`, printed by the command line and written into the title of the
-loss curve (``--save-figures``).
+bicubic enlargement (with back-projection) when even that loses to bicubic. With
+``config.self_check_blend`` the held-out pixels are also rebuilt with the guide branch's
+contribution scaled by each of :data:`BLEND_WEIGHTS` (a blend of the two networks, at no
+extra cost: the output is ``up + FE1 + w * FE2``), and the weight with the least error
+is used when it wins by the same margin. The decision and its three errors are kept in
+:class:`SelfCheck`, printed by the command line and written into the title of the loss
+curve (``--save-figures``).
 
 A check that chose bicubic is not final where the guide-free network then trains
 alone (``config.self_check_free_share``): it trains on the pixels not held out and is
