@@ -140,10 +140,9 @@ def decide(guided: float, guide_free: float, bicubic: float, held_out_pixels: in
 
     The guide has to win by the margin against what the result would be without it:
     the guide-free network, or bicubic where that network lost to bicubic. (Before
-    0.18 it had to beat the guide-free network by the margin and bicubic by anything;
-    on a real thermal capture, ``thermal/unaligned`` 145347 seed 5, the guided network
-    then won the check 1.3% below bicubic, against a guide-free network 1.2% above, and
-    scored 2.3 dB below bicubic at the target scale.)
+    0.18 it had to beat the guide-free network by the margin and bicubic by anything:
+    on a real thermal capture, ``thermal/unaligned`` 145347 seed 5, a guided network
+    1.3% below bicubic won against a guide-free network 1.2% above it.)
 
     With ``blend``, the guide weight (1 or one of :data:`BLEND_WEIGHTS`, whose errors
     are ``blended``) with the least error is the guide's candidate, under the same rule.
