@@ -163,10 +163,15 @@ def test_cmsr_runs_record_what_their_self_check_chose(tmp_path: Path) -> None:
     protocol = EvalProtocol("bicubic", 2)
     first = evaluate([scene], ["bicubic", "zssr", "cmsr"], protocol, store, config=CHECKED)
     assert [r.guide_choice for r in first[:2]] == ["", ""]  # no self-check in these
+    assert [r.self_check_errors for r in first[:2]] == ["", ""]
     choice = first[2].guide_choice
     assert choice in CHOICES
+    errors = first[2].self_check_errors
+    assert re.fullmatch(r"guided [0-9.e-]+, guide-free [0-9.e-]+, bicubic [0-9.e-]+"
+                        r"(, guide-free again [0-9.e-]+)?", errors)
     record = store.get("bicubic-x2/a/cmsr")
     assert record is not None and record["guide_choice"] == choice
+    assert record["self_check_errors"] == errors
     assert store.get("bicubic-x2/a/bicubic")["guide_choice"] == ""
 
     # a stored run gives the choice its record holds
@@ -176,8 +181,16 @@ def test_cmsr_runs_record_what_their_self_check_chose(tmp_path: Path) -> None:
     again = evaluate([scene], ["cmsr"], protocol, RunStore(tmp_path / "runs"), config=CHECKED)
     assert again[0].cached and again[0].guide_choice == other
 
+    assert again[0].self_check_errors == ""  # the record kept above has none
     unchecked = evaluate([scene], ["cmsr"], protocol, store, config=TINY)
     assert not unchecked[0].cached and unchecked[0].guide_choice == ""
+    assert unchecked[0].self_check_errors == ""
+
+
+def test_keep_output_takes_only_decisions(tmp_path: Path) -> None:
+    with pytest.raises(TypeError, match="not a decision: guide"):
+        keep_output(RunStore(tmp_path / "runs"), "p", "a", "cmsr", "k",
+                    np.zeros((2, 2), np.float32), seconds=1.0, peak_rss_mb=1.0, guide="x")
 
 
 def test_cmsr_runs_record_what_their_alignment_check_did(tmp_path: Path) -> None:

@@ -76,7 +76,7 @@ def test_csv_report_ends_with_the_self_checks_choice() -> None:
     header = next(csv.reader(io.StringIO(csv_report(checked_results()))))
     assert header[:12] == ["scene", "method", "protocol", "status", "rmse", "mae", "psnr",
                            "ssim", "seconds", "peak_rss_mb", "cached", "error"]
-    assert header[12:] == ["guide_choice", "alignment", "guide_shift"]
+    assert header[12:] == ["guide_choice", "alignment", "guide_shift", "self_check_errors"]
     assert [row["guide_choice"] for row in rows] == [
         "", "guide-free", "guided", "guide-free", "blend 0.5", ""]
 

@@ -8,7 +8,8 @@ exact inputs and the method's settings (:func:`run_key`), so a stopped evaluatio
 resumes where it stopped and a changed input or setting is recomputed. Metrics are
 computed from the stored output every time (cheap), so changing ``crop`` never
 retrains anything. A cmsr run's record also keeps what its run-time self-check chose
-(:func:`guide_choice`), whether its alignment check kept the coarse warp
+(:func:`guide_choice`) and the held-out errors it chose from
+(:func:`self_check_errors`), whether its alignment check kept the coarse warp
 (:func:`alignment_choice`) and what its guide-shift search did
 (:func:`guide_shift_choice`); none of them is part of the key.
 
@@ -78,8 +79,9 @@ SEEDED = ("p2p", "mmsr")
 #: Bumped when a change invalidates stored runs.
 STORE_VERSION = 1
 #: What a cmsr run decided, as kept in its record and its :class:`RunResult` (never in
-#: the key): :func:`guide_choice`, :func:`alignment_choice`, :func:`guide_shift_choice`.
-DECISIONS = ("guide_choice", "alignment", "guide_shift")
+#: the key): :func:`guide_choice`, :func:`alignment_choice`, :func:`guide_shift_choice`,
+#: :func:`self_check_errors`.
+DECISIONS = ("guide_choice", "alignment", "guide_shift", "self_check_errors")
 
 
 class Method(Protocol):
@@ -254,6 +256,9 @@ class RunResult:
     (:func:`alignment_choice`), ``""`` in the same cases and without coarse fits.
     ``guide_shift`` is what its guide-shift search did (:func:`guide_shift_choice`),
     ``""`` in the same cases, without the search, and for runs stored before it was kept.
+    ``self_check_errors`` are the held-out errors the self-check chose from
+    (:func:`self_check_errors`), ``""`` as ``guide_choice`` and for runs stored before
+    0.18.
     """
 
     scene: str
@@ -271,10 +276,11 @@ class RunResult:
     guide_choice: str = ""
     alignment: str = ""
     guide_shift: str = ""
+    self_check_errors: str = ""
 
     FIELDS: ClassVar[tuple[str, ...]] = ("scene", "method", "protocol", "status", "rmse", "mae",
                                "psnr", "ssim", "seconds", "peak_rss_mb", "cached", "error",
-                               "guide_choice", "alignment", "guide_shift")
+                               *DECISIONS)
 
     def row(self) -> list[Any]:
         """The values in :attr:`FIELDS` order (for CSV)."""
@@ -313,9 +319,8 @@ def stored_output(store: RunStore, protocol: str, scene: str, method: str, key: 
                   ) -> tuple[np.ndarray, dict[str, Any]] | None:
     """A finished run's output and its record, or None when absent, stale or damaged.
 
-    The record's ``guide_choice``, ``alignment`` and ``guide_shift`` (see
-    :func:`keep_output`) are absent from records written before they were kept: read
-    them with ``record.get(name, "")``.
+    The record's :data:`DECISIONS` (see :func:`keep_output`) are absent from records
+    written before they were kept: read them with ``record.get(name, "")``.
     """
     output = output_path(store, protocol, scene, method)
     record = (store.finished(_run_name(protocol, scene, method), key, outputs=[output])
@@ -330,19 +335,20 @@ def stored_output(store: RunStore, protocol: str, scene: str, method: str, key: 
 
 def keep_output(store: RunStore, protocol: str, scene: str, method: str, key: str,
                 output: np.ndarray, *, seconds: float, peak_rss_mb: float,
-                guide_choice: str = "", alignment: str = "", guide_shift: str = "") -> None:
+                **decisions: str) -> None:
     """Keep a finished run: its output (``.npy``, atomically), then the record that
-    vouches for it, with its time, memory, ``guide_choice`` (:func:`guide_choice`),
-    ``alignment`` (:func:`alignment_choice`) and ``guide_shift``
-    (:func:`guide_shift_choice`; all three in the record only, never in ``key``)."""
+    vouches for it, with its time, memory and ``decisions``, the :data:`DECISIONS` by
+    name (each ``""`` when not given; in the record only, never in ``key``)."""
+    unknown = set(decisions) - set(DECISIONS)
+    if unknown:
+        raise TypeError(f"not a decision: {', '.join(sorted(unknown))}")
     path = output_path(store, protocol, scene, method)
     write_image(path, output, overwrite=True)
     store.add(_run_name(protocol, scene, method),
               {"status": "ok", "key": key, "output": str(path),
                "output_sha256": sha256_file(path), "scene": scene, "method": method,
                "protocol": protocol, "seconds": seconds, "peak_rss_mb": peak_rss_mb,
-               "guide_choice": guide_choice, "alignment": alignment,
-               "guide_shift": guide_shift})
+               **{name: decisions.get(name, "") for name in DECISIONS}})
 
 
 @dataclass(frozen=True)
@@ -375,6 +381,25 @@ def guide_choice(check: SelfCheck | None) -> str:
     return f"blend {check.guide_weight:g}" if check.choice == "blend" else check.choice
 
 
+def self_check_errors(check: SelfCheck | None) -> str:
+    """The held-out errors a cmsr run's self-check chose from (L1 in unit range, see
+    :class:`SelfCheck`), and the guide-free network's when it was asked again; ``""``
+    without a check.
+
+    Examples
+    --------
+    >>> self_check_errors(SelfCheck(0.0175091, 0.0179679, 0.0177485, 736, "guided", 1.0))
+    'guided 0.0175091, guide-free 0.0179679, bicubic 0.0177485'
+    >>> self_check_errors(SelfCheck(0.03, 0.025, 0.02, 9, "guide-free", 0.0, rechecked=0.019))
+    'guided 0.03, guide-free 0.025, bicubic 0.02, guide-free again 0.019'
+    """
+    if check is None:
+        return ""
+    again = "" if check.rechecked is None else f", guide-free again {check.rechecked:.6g}"
+    return (f"guided {check.guided:.6g}, guide-free {check.guide_free:.6g}, "
+            f"bicubic {check.bicubic:.6g}{again}")
+
+
 def alignment_choice(check: AlignmentCheck | None) -> str:
     """What a cmsr run's alignment check made of the coarse warp: ``"kept"`` or
     ``"dropped"``; ``""`` without a check (no coarse fits, or the check off).
@@ -405,14 +430,16 @@ def guide_shift_choice(shift: GuideShift | None) -> str:
 @dataclass(frozen=True)
 class MethodRun:
     """A method's output ``(H, W[, c])`` float32, what cmsr's self-check chose
-    (:func:`guide_choice`), what its alignment check did (:func:`alignment_choice`) and
-    what its guide-shift search did (:func:`guide_shift_choice`); all ``""`` for every
-    other method and without the checks."""
+    (:func:`guide_choice`), what its alignment check did (:func:`alignment_choice`),
+    what its guide-shift search did (:func:`guide_shift_choice`) and the self-check's
+    errors (:func:`self_check_errors`); all ``""`` for every other method and without
+    the checks."""
 
     output: np.ndarray
     guide_choice: str = ""
     alignment: str = ""
     guide_shift: str = ""
+    self_check_errors: str = ""
 
     def decisions(self) -> dict[str, str]:
         """The :data:`DECISIONS` by name."""
@@ -439,7 +466,8 @@ def run_method(name: str, pair: EvaluationPair, config: Config,
         alignment = alignment_choice(method.alignment_check)
         output = np.asarray(method.predict(), dtype=np.float32)
         # the search runs in predict()
-        return MethodRun(output, choice, alignment, guide_shift_choice(method.guide_shift))
+        return MethodRun(output, choice, alignment, guide_shift_choice(method.guide_shift),
+                         self_check_errors(method.self_check))
     method.fit(pair.low, guide)
     return MethodRun(np.asarray(method.predict(), dtype=np.float32))
 
