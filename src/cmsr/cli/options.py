@@ -98,7 +98,7 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
     parser.add_argument("--self-check-margin", type=float, default=None, metavar="M",
                         help="use the guide only when it rebuilds the held-out pixels with "
                              "an error smaller by this share than the guide-free "
-                             "network's, in [0, 1) (default: the preset's)")
+                             "network's and bicubic's, in [0, 1) (default: the preset's)")
     parser.add_argument("--self-check-margin-warped", type=float, default=None, metavar="M",
                         help="the same margin where the alignment check kept the coarse "
                              "warp (a guide measurably off the target), in [0, 1) "
