@@ -77,8 +77,7 @@ def first_check(entry: Entry, scene_name: str, seed: int, threads: int) -> dict[
     assert check is not None, "the preset runs no self-check"
     return {"entry": entry.name, "scene": scene_name, "seed": seed,
             "guided": check.guided, "guide_free": check.guide_free, "bicubic": check.bicubic,
-            # a check asked again (``rechecked``) had first chosen bicubic
-            "first_choice": "bicubic" if check.rechecked is not None else check.choice,
+            "first_choice": check.first_choice,
             "margin": check.margin,
             "warp_kept": None if alignment is None else alignment.kept,
             "seconds": round(time.perf_counter() - start, 1)}

@@ -54,7 +54,8 @@ class SelfCheck:
     ``blended`` holds the errors for :data:`BLEND_WEIGHTS` (empty when the blends were
     not candidates); ``guide_weight`` is the weight of the guide branch the result uses: 1
     for ``guided``, 0 for ``guide-free`` and ``bicubic``, in between for ``blend``;
-    ``margin`` the relative win the guide needed.
+    ``margin`` the relative win the guide needed; ``rechecked`` the guide-free network's
+    error when a first choice of bicubic was made again (:func:`recheck_guide_free`).
     """
 
     guided: float
@@ -66,6 +67,16 @@ class SelfCheck:
     blended: tuple[float, ...] = ()
     margin: float = 0.0
     rechecked: float | None = None
+
+    @property
+    def first_choice(self) -> Choice:
+        """The choice before any recheck: ``"bicubic"`` for a check made again, else
+        :attr:`choice`.
+
+        >>> SelfCheck(0.03, 0.025, 0.02, 9, "guide-free", 0.0, rechecked=0.019).first_choice
+        'bicubic'
+        """
+        return "bicubic" if self.rechecked is not None else self.choice
 
     def describe(self) -> str:
         """One line for logs: the three errors and the decision."""
