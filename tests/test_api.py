@@ -402,3 +402,31 @@ def test_edge_sharpening_finishes_the_result_after_the_guided_median():
     expected = model._back_project_and_clip(sharpen_edges(plain, strength=0.5), model.pair)
     torch.testing.assert_close(sharpened, expected, rtol=0, atol=1e-6)
     assert float((sharpened - plain).abs().max()) > 1e-3
+
+
+# ------------------------------------------------------------------ threads
+
+
+def test_fit_and_predict_use_config_threads_and_restore_them(monkeypatch):
+    guide, base = _scene()
+    target = _target(base)
+    before = torch.get_num_threads()
+    wanted = 1 if before != 1 else 2
+    seen: list[int] = []
+    model = CMSR(FAST.replace(threads=wanted))
+    model.fit(target, guide, on_step=lambda info: seen.append(torch.get_num_threads()))
+    assert seen and set(seen) == {wanted}
+    assert torch.get_num_threads() == before
+    # prediction: record the count where the networks run
+    networks = CMSR._predict_networks
+
+    def recording(self, pair):
+        seen.append(torch.get_num_threads())
+        return networks(self, pair)
+
+    monkeypatch.setattr(CMSR, "_predict_networks", recording)
+    monkeypatch.setattr(model, "self_check", None)  # the networks run whatever it chose
+    seen.clear()
+    model.predict()
+    assert seen and set(seen) == {wanted}
+    assert torch.get_num_threads() == before

@@ -11,12 +11,13 @@ Arrays in and out are numpy, in the user's own units and dtype: the target
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
@@ -54,6 +55,7 @@ from cmsr.method.self_check import (
     held_out_mask,
     recheck_guide_free,
 )
+from cmsr.method.threads import torch_threads
 from cmsr.method.train import StepInfo, TrainRecord, train
 from cmsr.method.validate import check_array, check_image, check_pair
 from cmsr.method.warp import GuideWarp
@@ -170,6 +172,21 @@ def _relabel(on_step: Callable[[StepInfo], None] | None, stage: int, stages: int
                                                     phase=phase))
 
 
+_Result = TypeVar("_Result")
+
+
+def _in_config_threads(method: Callable[..., _Result]) -> Callable[..., _Result]:
+    """Run a :class:`CMSR` method with ``self.config.threads`` torch threads (None:
+    torch's own choice), restoring the previous count afterwards."""
+
+    @functools.wraps(method)
+    def wrapper(self: CMSR, *args: Any, **kwargs: Any) -> _Result:
+        with torch_threads(self.config.threads):
+            return method(self, *args, **kwargs)
+
+    return wrapper
+
+
 def _name(source: StateSource | None, argument: str) -> str:
     """How errors name a state given as a file (its path) or a dict (the argument)."""
     return argument if source is None or isinstance(source, Mapping) else str(source)
@@ -182,6 +199,8 @@ class CMSR:
     ----------
     config:
         Every setting; ``Config.preset("thermal")`` etc. Default: ``Config()``.
+        :meth:`fit` and :meth:`predict` run with ``config.threads`` torch threads
+        (None: torch's own count) and restore the previous count.
 
     After :meth:`fit`, ``self_check`` (a :class:`cmsr.method.self_check.SelfCheck` or
     None) says whether the guide is used, and ``alignment_check`` (a
@@ -275,6 +294,7 @@ class CMSR:
             return self.pair.guide
         return self.warp(self.pair.guide).clamp(0.0, 1.0)
 
+    @_in_config_threads
     def fit(self, target_lr: np.ndarray, guide_hr: np.ndarray, *, scale: float | None = None,
             mask: np.ndarray | None = None, invalid_value: float | None = None,
             on_step: Callable[[StepInfo], None] | None = None,
@@ -489,6 +509,7 @@ class CMSR:
         :func:`cmsr.method.checkpoint.load_checkpoint` or pass the path as ``fit(init=...)``."""
         return checkpoint.save_checkpoint(path, self.state(), overwrite=overwrite)
 
+    @_in_config_threads
     def predict_tensor(self) -> torch.Tensor:
         """The result for the fitted pair, ``(1, c, H, W)`` float32 in unit range."""
         if self.pair is None or not self.networks:
