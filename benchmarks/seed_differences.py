@@ -10,7 +10,9 @@ is ranked by size. The table gives, per pair:
 * the share of the summed difference that lies in the 1% of pixels where it is
   largest in size;
 * cmsr − ZSSR again with those 1% of pixels left out of both (the other 99%);
-* how many of those pixels are saturated in the 8-bit truth (≥ 250).
+* how many of those pixels are saturated in the 8-bit truth (≥ 250);
+* the highest value in those pixels: the truth's, and each method's (the lowest and
+  highest over the seeds).
 
 So it says whether a pair's verdict is the whole image's or a few pixels'. A second
 table splits the runs by what cmsr's self-check chose (the eval's ``guide_choice``) and
@@ -59,7 +61,8 @@ def main() -> None:
     cmsr_fits = load_fits(cmsr_spread, seeds, pairs, "psnr")
     zssr_fits = load_fits(zssr_spread, seeds, pairs, "psnr")
     header = ["pair", "cmsr - ZSSR (dB)", f"share of the difference in {args.share:.0%} of pixels",
-              "cmsr - ZSSR without them (dB)", "of them saturated (truth >= 250)"]
+              "cmsr - ZSSR without them (dB)", "of them saturated (truth >= 250)",
+              "peak there: truth", "cmsr (over the seeds)", "ZSSR (over the seeds)"]
     choices = {seed: eval_choices(spread_csv(cmsr_spread, seed)) for seed in seeds}
     by_choice: dict[str, list[float]] = collections.defaultdict(list)
     rows, whole, rest = [], [], []
@@ -89,11 +92,15 @@ def main() -> None:
         saturated = int((truth[top].max(axis=-1) >= 250).sum())
         whole.append(gap)
         rest.append(gap_rest)
+        peaks = {name: [float(fits.outputs[seed][scene].reshape(truth.shape)[top].max())
+                        for seed in seeds]
+                 for name, fits in (("cmsr", cmsr_fits), ("zssr", zssr_fits))}
         rows.append([scene, f"{gap:+.2f}", f"{share:.2f}", f"{gap_rest:+.2f}",
-                     f"{saturated} of {count}"])
+                     f"{saturated} of {count}", f"{truth[top].max():.0f}",
+                     *[f"{min(values):.0f}-{max(values):.0f}" for values in peaks.values()]])
         print(" | ".join(rows[-1]), flush=True)
     rows.append(["mean", f"{statistics.fmean(whole):+.3f}", "", f"{statistics.fmean(rest):+.3f}",
-                 ""])
+                 "", "", "", ""])
     choice_rows = [[choice or "(not recorded)", str(len(gaps)), f"{statistics.fmean(gaps):+.3f}",
                     f"{sum(gap > 0 for gap in gaps)} of {len(gaps)}"]
                    for choice, gaps in sorted(by_choice.items())]
