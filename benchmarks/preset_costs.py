@@ -16,6 +16,7 @@ Run it on an otherwise idle machine: its timings are the point.
 
 from __future__ import annotations
 
+import argparse
 import resource
 import time
 from pathlib import Path
@@ -33,6 +34,7 @@ def first(folder: Path, pattern: str) -> Path:
 
 
 def main() -> None:
+    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
     torch.set_num_threads(2)
     root = data_root()
     middlebury = root / "depth" / "middlebury13" / "01_1"
