@@ -17,7 +17,7 @@ import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import numpy as np
 import torch
@@ -172,15 +172,17 @@ def _relabel(on_step: Callable[[StepInfo], None] | None, stage: int, stages: int
                                                     phase=phase))
 
 
+_Arguments = ParamSpec("_Arguments")
 _Result = TypeVar("_Result")
 
 
-def _in_config_threads(method: Callable[..., _Result]) -> Callable[..., _Result]:
+def _in_config_threads(method: Callable[Concatenate[CMSR, _Arguments], _Result]
+                       ) -> Callable[Concatenate[CMSR, _Arguments], _Result]:
     """Run a :class:`CMSR` method with ``self.config.threads`` torch threads (None:
     torch's own choice), restoring the previous count afterwards."""
 
     @functools.wraps(method)
-    def wrapper(self: CMSR, *args: Any, **kwargs: Any) -> _Result:
+    def wrapper(self: CMSR, /, *args: _Arguments.args, **kwargs: _Arguments.kwargs) -> _Result:
         with torch_threads(self.config.threads):
             return method(self, *args, **kwargs)
 
