@@ -78,6 +78,8 @@ SPREADS = (
     Spread("thermal-cmsr", "thermal-unaligned-x8-aliased", "cmsr"),
     Spread("thermal-zssr", "thermal-unaligned-x8-aliased", "zssr"),
     Spread("thermal-cmsr-align-none", "thermal-unaligned-x8-aliased-align-none", "cmsr"),
+    Spread("thermal-cmsr-250", "thermal-unaligned-x8-aliased-250", "cmsr"),
+    Spread("thermal-zssr-250", "thermal-unaligned-x8-aliased-250", "zssr"),
 )
 COMPARISONS = (
     Comparison("Middlebury13 x4, RMSE", "depth-cmsr", "depth-zssr", "rmse"),
@@ -85,6 +87,12 @@ COMPARISONS = (
                "thermal-zssr", "psnr"),
     Comparison("the same, cmsr with --align none", "thermal-cmsr-align-none", "thermal-zssr",
                "psnr"),
+    Comparison("the same, both at 250 steps per stage (--iters 250)", "thermal-cmsr-250",
+               "thermal-zssr-250", "psnr"),
+    Comparison("cmsr at 250 steps per stage against the preset's 500", "thermal-cmsr-250",
+               "thermal-cmsr", "psnr"),
+    Comparison("ZSSR at 250 steps per stage against the preset's 500", "thermal-zssr-250",
+               "thermal-zssr", "psnr"),
 )
 
 
