@@ -153,6 +153,9 @@ def comparison_table(comparison: Comparison, by_name: dict[str, Spread],
                      seeds: list[int]) -> tuple[list[str], list[list[str]], str]:
     """Per pair: each method's mean over the seeds both have run; who wins; a summary."""
     first, second = by_name[comparison.first], by_name[comparison.second]
+    # the methods' names, or the spreads' when both are one method (two settings of it)
+    name_a, name_b = ((first.method, second.method) if first.method != second.method
+                      else (first.name, second.name))
     runs_a, runs_b = seed_means(first, seeds), seed_means(second, seeds)
     common = sorted(set(runs_a) & set(runs_b))
     if not common:
@@ -172,7 +175,7 @@ def comparison_table(comparison: Comparison, by_name: dict[str, Spread],
         a_wins = mean_a < mean_b if lower else mean_a > mean_b
         wins_a += a_wins
         rows.append([scene, *(f"{x:.3f} / {y:.3f}" for x, y in zip(a, b, strict=True)),
-                     f"{mean_a:.3f}", f"{mean_b:.3f}", first.method if a_wins else second.method,
+                     f"{mean_a:.3f}", f"{mean_b:.3f}", name_a if a_wins else name_b,
                      f"{seeds_won} of {len(common)}"])
     set_means = {name: {s: statistics.fmean(runs[s][sc][comparison.metric] for sc in scenes)
                         for s in common} for name, runs in (("a", runs_a), ("b", runs_b))}
@@ -180,18 +183,18 @@ def comparison_table(comparison: Comparison, by_name: dict[str, Spread],
     total_b = statistics.fmean(set_means["b"].values())
     rows.append(["**mean**", *("" for _ in common), f"**{total_a:.3f}**", f"**{total_b:.3f}**",
                  "", ""])
-    header = ["pair", *(f"seed {s}: {first.method} / {second.method}" for s in common),
-              f"{first.method}, mean of seeds", f"{second.method}, mean of seeds", "better",
-              f"{first.method} better on seeds"]
+    header = ["pair", *(f"seed {s}: {name_a} / {name_b}" for s in common),
+              f"{name_a}, mean of seeds", f"{name_b}, mean of seeds", "better",
+              f"{name_a} better on seeds"]
     per_seed = ", ".join(f"seed {s} {wins_per_seed[s]}" for s in common)
     summary = (f"{comparison.title}, {len(common)} seed(s) ({', '.join(map(str, common))}), "
-               f"{len(scenes)} pairs: {first.method} {total_a:.3f} against {second.method} "
-               f"{total_b:.3f}; {first.method} better on {wins_a} of {len(scenes)} pairs on "
+               f"{len(scenes)} pairs: {name_a} {total_a:.3f} against {name_b} "
+               f"{total_b:.3f}; {name_a} better on {wins_a} of {len(scenes)} pairs on "
                f"the mean over the seeds (on single seeds: {per_seed}). "
-               + seed_differences(set_means["a"], set_means["b"], first.method,
-                                  second.method)
+               + seed_differences(set_means["a"], set_means["b"], name_a,
+                                  name_b)
                + ". " + cross_seed_counts(runs_a, runs_b, scenes, comparison.metric,
-                                          first.method, second.method))
+                                          name_a, name_b))
     return header, rows, summary
 
 
