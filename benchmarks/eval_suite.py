@@ -87,15 +87,15 @@ SUITE = (
               "the warp costs or gives there (0.11's run)"),
     Entry("thermal-unaligned-x8-aliased-250", "thermal/unaligned", "real", 8, "zssr,cmsr",
           "thermal", extra=("--kernel", "cubic-aliased", "--iters", "250"), optional=True,
-          why="cmsr and ZSSR at 250 steps per stage instead of the preset's 500 (a candidate "
-              "for the thermal preset; seed_spread.py runs its other seeds)"),
+          why="cmsr and ZSSR at 250 steps per stage instead of the preset's 500 (tried for "
+              "the thermal preset, not kept; seed_spread.py runs its other seeds)"),
     Entry("roadscene-x4", "thermal/roadscene", "bicubic", 4, f"{FAST},zssr,cmsr", "thermal",
           scenes="FLIR_00006,FLIR_00018,FLIR_00060,FLIR_00122,FLIR_00211,FLIR_00233",
           why="6 of 40 pairs (the learned models' test pairs)"),
     Entry("roadscene-x4-250", "thermal/roadscene", "bicubic", 4, "zssr,cmsr", "thermal",
           scenes="FLIR_00006,FLIR_00018,FLIR_00060,FLIR_00122,FLIR_00211,FLIR_00233",
           extra=("--iters", "250"), optional=True,
-          why="the same pairs at 250 steps per stage instead of 500 (the candidate above)"),
+          why="the same pairs at 250 steps per stage instead of 500 (tried, not kept)"),
     Entry("middlebury13-x4-align-full", "depth/middlebury13", "avgpool", 4, "cmsr", "depth",
           extra=("--align", "full"), optional=True,
           why="cmsr with the learned alignment (and its check) on the aligned pairs: does "

@@ -5,7 +5,8 @@ capture by 0.5 dB), so "better than ZSSR on 11 of 13 pairs" from one seed says l
 This script reruns the entries of ``benchmarks/eval_suite.py`` that the issue's ZSSR
 targets are measured on with more seeds, one method at a time, and compares the
 methods on the mean over the seeds (and cmsr with ``--align none`` on the real thermal
-captures, whose guide comes from another camera, beside the preset's alignment).
+captures, whose guide comes from another camera, beside the preset's alignment; and
+both methods at 250 steps per stage, beside each other and beside the preset's 500).
 
 * Seed 0 is the entry's own run (``results/eval/<entry>/``, from ``eval_suite.py``).
 * Seed k > 0 of a spread (one method of one entry, see ``SPREADS``) goes to
