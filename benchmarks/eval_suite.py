@@ -28,6 +28,7 @@ from common import RESULTS, data_root, machine_line, markdown_table
 from cmsr.cli import build_parser
 from cmsr.cli import main as cmsr_main
 from cmsr.cli.eval import protocol_from_args
+from cmsr.evaluation.protocols import EvalProtocol
 
 
 @dataclass(frozen=True)
@@ -170,12 +171,16 @@ def run_entry(entry: Entry, root: Path, threads: int, seed: int) -> Path:
     return report_csv(entry)
 
 
+def entry_protocol(entry: Entry, seed: int = 0) -> EvalProtocol:
+    """The protocol ``cmsr eval`` runs ``entry`` at ``seed`` with, as its command line
+    makes it (a displaced guide or a seed other than 0 adds to its name)."""
+    return protocol_from_args(build_parser().parse_args(entry_argv(entry, Path("."), 1, seed)))
+
+
 def report_csv(entry: Entry, seed: int = 0) -> Path:
     """The CSV ``cmsr eval`` writes (and last wrote) for ``entry`` at ``seed``: named
-    after its protocol, as the command line makes it (a displaced guide or a seed other
-    than 0 adds to the name)."""
-    args = build_parser().parse_args(entry_argv(entry, Path("."), 1, seed))
-    return RESULTS / "eval" / entry.name / f"{protocol_from_args(args).name}.csv"
+    after its protocol (:func:`entry_protocol`)."""
+    return RESULTS / "eval" / entry.name / f"{entry_protocol(entry, seed).name}.csv"
 
 
 def means(csv_path: Path) -> dict[str, tuple[float, float, int]]:

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import collections
-import math
 import statistics
 import time
 
@@ -38,11 +37,7 @@ from self_check_transfer import eval_choices
 
 from cmsr.evaluation.datasets import find_scenes, select_scenes
 from cmsr.evaluation.evaluate import load_pair
-from cmsr.evaluation.metrics import data_range_for
-
-
-def psnr_of(mse: float, peak: float) -> float:
-    return 10 * math.log10(peak ** 2 / mse)
+from cmsr.evaluation.metrics import data_range_for, psnr
 
 
 def main() -> None:
@@ -81,13 +76,15 @@ def main() -> None:
         top = np.zeros(difference.size, dtype=bool)
         top[np.argsort(np.abs(difference).ravel())[::-1][:count]] = True
         top = top.reshape(difference.shape)
-        gap = statistics.fmean(psnr_of(c.mean(), peak) - psnr_of(z.mean(), peak)
-                               for c, z in zip(cmsr_errors, zssr_errors, strict=True))
-        gap_rest = statistics.fmean(psnr_of(c[~top].mean(), peak) - psnr_of(z[~top].mean(), peak)
-                                    for c, z in zip(cmsr_errors, zssr_errors, strict=True))
-        for seed, c, z in zip(seeds, cmsr_errors, zssr_errors, strict=True):
-            by_choice[choices[seed].get(scene, "")].append(
-                psnr_of(c[~top].mean(), peak) - psnr_of(z[~top].mean(), peak))
+        # whole image: the scores load_fits checked against the CSVs
+        gap = statistics.fmean(cmsr_fits.scores[seed][scene] - zssr_fits.scores[seed][scene]
+                               for seed in seeds)
+        gaps_rest = [psnr(cmsr_fits.outputs[seed][scene], pair.truth, data_range=peak, mask=~top)
+                     - psnr(zssr_fits.outputs[seed][scene], pair.truth, data_range=peak,
+                            mask=~top) for seed in seeds]
+        gap_rest = statistics.fmean(gaps_rest)
+        for seed, value in zip(seeds, gaps_rest, strict=True):
+            by_choice[choices[seed].get(scene, "")].append(value)
         share = float(difference[top].sum() / difference.sum())
         saturated = int((truth[top].max(axis=-1) >= 250).sum())
         whole.append(gap)

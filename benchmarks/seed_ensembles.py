@@ -35,15 +35,14 @@ from pathlib import Path
 
 import numpy as np
 from common import RESULTS, data_root, machine_line, markdown_table
-from eval_suite import entry_argv
-from seed_spread import SPREADS, Spread, per_pair
+from eval_suite import entry_protocol
+from seed_spread import SPREADS, Spread, per_pair, spread_csv
 
-from cmsr.cli import build_parser
-from cmsr.cli.eval import protocol_from_args
 from cmsr.evaluation.datasets import find_scenes, select_scenes
-from cmsr.evaluation.evaluate import EvaluationPair, load_pair, score_run
+from cmsr.evaluation.evaluate import EvaluationPair, load_pair, output_path, score_run
 from cmsr.evaluation.protocols import EvalProtocol
 from cmsr.files import read_image
+from cmsr.files.runs import RunStore
 
 #: (title, cmsr's spread, ZSSR's spread, metric)
 SETS = (
@@ -60,41 +59,39 @@ def spread_named(name: str) -> Spread:
 def protocol_of(spread: Spread, seed: int) -> EvalProtocol:
     """The protocol ``cmsr eval`` ran ``spread`` at ``seed`` with (its name carries the
     seed)."""
-    args = build_parser().parse_args(entry_argv(spread.suite_entry, Path("."), 1, seed))
-    return protocol_from_args(args)
-
-
-def output_file(spread: Spread, seed: int, scene: str) -> Path:
-    """The stored output of ``spread``'s run on ``scene`` at ``seed``."""
-    folder = (RESULTS / "eval" / spread.entry if seed == 0 else spread.folder(seed)) / "runs"
-    name = protocol_of(spread, seed).name
-    return folder / name / scene.replace("/", "__") / f"{spread.method}.npy"
+    return entry_protocol(spread.suite_entry, seed)
 
 
 @dataclass
 class Fits:
-    """One method's stored outputs on one set: ``outputs[seed][scene]``."""
+    """One method's stored outputs on one set, ``outputs[seed][scene]``, and their
+    scores (the metric asked for), ``scores[seed][scene]``."""
 
     outputs: dict[int, dict[str, np.ndarray]]
+    scores: dict[int, dict[str, float]]
 
 
 def load_fits(spread: Spread, seeds: list[int], pairs: dict[str, EvaluationPair],
               metric: str) -> Fits:
-    """Read every output and check that it scores as its run's CSV says."""
-    outputs: dict[int, dict[str, np.ndarray]] = {}
+    """Read every output from its run store and check that it scores as its run's CSV
+    says."""
+    fits = Fits({}, {})
     for seed in seeds:
         reported = per_pair(spread, seed)
         if reported is None:
             raise SystemExit(f"{spread.name} seed {seed} has not been run (seed_spread.py)")
-        outputs[seed] = {}
+        store = RunStore(spread_csv(spread, seed).parent / "runs")  # beside its CSV
+        protocol = protocol_of(spread, seed).name
+        fits.outputs[seed], fits.scores[seed] = {}, {}
         for scene, pair in pairs.items():
-            output = read_image(output_file(spread, seed, scene)).astype(np.float32)
+            path = output_path(store, protocol, scene, spread.method)
+            output = read_image(path).astype(np.float32)
             value = score_run(output, pair, 0)[metric]  # type: ignore[literal-required]
             if not np.isclose(value, reported[scene][metric], rtol=0, atol=1e-6):
                 raise SystemExit(f"{spread.name} seed {seed} {scene}: the stored output scores "
                                  f"{value:.6f}, its CSV {reported[scene][metric]:.6f}")
-            outputs[seed][scene] = output
-    return Fits(outputs)
+            fits.outputs[seed][scene], fits.scores[seed][scene] = output, value
+    return fits
 
 
 def set_mean(outputs: dict[str, np.ndarray], pairs: dict[str, EvaluationPair],
@@ -164,7 +161,7 @@ def main() -> None:
         rows, two_fit = [], {}
         for spread in spreads:
             fits = load_fits(spread, seeds, pairs, metric)
-            one = [set_mean(fits.outputs[seed], pairs, metric) for seed in seeds]
+            one = [statistics.fmean(fits.scores[seed].values()) for seed in seeds]
             two = [set_mean(averaged(fits, [seed, seeds[(i + 1) % len(seeds)]]), pairs, metric)
                    for i, seed in enumerate(seeds)]
             every = set_mean(averaged(fits, seeds), pairs, metric)
