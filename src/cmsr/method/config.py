@@ -415,7 +415,7 @@ PRESETS: dict[str, Config] = {
     # Alternating scales off (0.6): on the real captures of thermal/unaligned x8
     # (--kernel cubic-aliased, 8 pairs, 1 thread) mean PSNR cmsr 37.61 dB against 37.56
     # with p = 0.3, ZSSR 38.10 against 37.65; on RoadScene x4 (2 pairs) cmsr 27.91 against
-    # 27.82 (README, Results).
+    # 27.82 (docs/research-log.md).
     # Where the alignment check keeps the coarse warp (the guide measurably off the
     # target: two cameras), the guide network must win the self-check by 20%, as on
     # depth (0.14): its gain at the training scale does not carry to the target scale
