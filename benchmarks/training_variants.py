@@ -41,6 +41,7 @@ from cmsr import CMSR, Config
 from cmsr.evaluation.datasets import Scene, find_scenes, select_scenes
 from cmsr.evaluation.evaluate import load_pair, score_run
 from cmsr.evaluation.protocols import EvalProtocol, EvaluationPair
+from cmsr.method.precision import autocast
 from cmsr.method.train import TrainRecord
 
 PROTOCOL = EvalProtocol(kind="avgpool", scale=4)
@@ -54,7 +55,7 @@ def squared_error_step(net: torch.nn.Module, batch: train.PatchBatch, precision:
     """:func:`cmsr.method.train.run_step` with the mean squared error over valid pixels."""
     device = batch.target_up.device
     guide = batch.guide.contiguous(memory_format=torch.channels_last) if use_guide else None
-    with train.autocast(device, precision):
+    with autocast(device, precision):
         prediction = net(batch.target_up.contiguous(memory_format=torch.channels_last),
                          guide, guide_weight)
     error = (prediction.float() - batch.supervision) ** 2 * batch.valid

@@ -59,7 +59,8 @@ def add_training_options(parser: argparse.ArgumentParser, default_preset: str = 
     parser.add_argument("--threads", type=int, default=None,
                         help="CPU threads for torch, at least 1 (default: torch's choice)")
     parser.add_argument("--precision", choices=PRECISIONS, default=None,
-                        help="training precision (default: the preset's)")
+                        help="training precision; auto: bfloat16 autocast where the CPU or GPU "
+                             "computes bfloat16 natively, else float32 (default: auto)")
     parser.add_argument("--align", choices=ALIGNMENTS,
                         default=None, help="learnable alignment of the guide (default: "
                                            "the preset's)")

@@ -36,11 +36,12 @@ from cmsr.evaluation.protocols import KINDS, reduced_guide
 from cmsr.files import SUPPORTED_WRITE, describe, write_image, write_text
 from cmsr.files.geotiff import SCALE_TOLERANCE, GeoPair
 from cmsr.learned.inference import SIZE_SLACK, LearnedModel
-from cmsr.method.api import CMSR
+from cmsr.method.api import CMSR, resolve_device
 from cmsr.method.checkpoint import StateSource
 from cmsr.method.config import PRESETS, Config
 from cmsr.method.georeferenced import stream_geotiff
 from cmsr.method.normalize import array_to_tensor, result_dtype, tensor_to_array
+from cmsr.method.precision import describe_precision
 from cmsr.method.resample import upsample_bicubic
 from cmsr.pictures.curves import loss_curve
 from cmsr.pictures.display import error_map
@@ -210,10 +211,13 @@ def fit_and_predict(config: Config, target: np.ndarray, guide: np.ndarray, *,
     use_threads(config)
     progress = TrainingProgress(enabled=not quiet)
     start = time.perf_counter()
+    model = CMSR(config)
+    if not quiet:
+        print(f"cmsr: {describe_precision(config.precision, model.device)}", file=sys.stderr)
     try:
-        model = CMSR(config).fit(target, guide, scale=scale, invalid_value=invalid,
-                                 mask=mask, on_step=progress, target_name=target_name,
-                                 guide_name=guide_name, init=init, warp_init=warp_init)
+        model = model.fit(target, guide, scale=scale, invalid_value=invalid, mask=mask,
+                          on_step=progress, target_name=target_name, guide_name=guide_name,
+                          init=init, warp_init=warp_init)
     except BaseException:
         progress.close(finished=False)
         raise
@@ -383,6 +387,8 @@ def run_sr_tiled(args: argparse.Namespace, config: Config, pair: GeoPair) -> int
         print(f"cmsr: {describe_shape(pair.output.shape)} output: training on its central "
               f"part (at most {config.train_max_pixels} pixels, no learned alignment), then "
               f"tiles of {config.stream_tile} pixels", file=sys.stderr)
+        print(f"cmsr: {describe_precision(config.precision, resolve_device(config.device))}",
+              file=sys.stderr)
     progress = TrainingProgress(enabled=not args.quiet)
     tiles = TileProgress(enabled=not args.quiet)
     start = time.perf_counter()

@@ -47,6 +47,7 @@ from cmsr.method.normalize import (
     normalize_guide,
     target_tensors,
 )
+from cmsr.method.precision import resolve_precision
 from cmsr.method.resample import downsample, resize, scaled_size, upsample_bicubic
 from cmsr.method.self_check import (
     SelfCheck,
@@ -228,6 +229,9 @@ class CMSR:
     def __init__(self, config: Config | None = None) -> None:
         self.config = config or Config()
         self.device = resolve_device(self.config.device)
+        #: what the fits compute in: ``config.precision`` with ``"auto"`` resolved for
+        #: this device (:func:`cmsr.method.precision.resolve_precision`)
+        self.precision = resolve_precision(self.config.precision, self.device)
         self.networks: list[CMSRNet] = []
         self.warp: GuideWarp | None = None
         self.records: list[list[TrainRecord]] = []

@@ -16,7 +16,7 @@ from typing import Any, Literal, get_args
 
 from cmsr.method.resample import DEGRADATION_NAMES, DegradationKernel
 
-Precision = Literal["bfloat16", "float32"]
+Precision = Literal["auto", "bfloat16", "float32"]
 Alignment = Literal["none", "affine", "affine+cpab", "full"]
 AfterDrop = Literal["learn", "none"]
 Device = Literal["auto", "cpu", "cuda"]
@@ -69,7 +69,10 @@ class Config:
         ``final_decay``: the last share of ``max_iters`` runs at most at
         ``learning_rate / lr_decay`` even if the slope rule has not fired yet (it
         seldom does before a cap of a few hundred steps).
-        ``precision``: ``"bfloat16"`` autocast halves CPU time at a small cost.
+        ``precision``: ``"bfloat16"`` autocast halves the time where the CPU or GPU
+        computes bfloat16 natively, at a small cost, and is many times slower where it
+        is emulated; ``"auto"`` (default) picks it only where it is native, else
+        ``"float32"`` (:mod:`cmsr.method.precision`).
 
     Alignment (section 3.1)
         ``align``: which warp layers deform the guide before the patch sampler
@@ -203,7 +206,7 @@ class Config:
     slope_window: int = 12
     max_iters: int = 500
     min_iters: int = 200
-    precision: Precision = "bfloat16"
+    precision: Precision = "auto"
     # learnable alignment of the guide (affine -> CPAB -> TPS), see cmsr.method.warp
     align: Alignment = "full"
     warp_lr_affine: float = 10.0

@@ -21,8 +21,9 @@ import torch
 
 from cmsr.method.config import Config
 from cmsr.method.model import CMSRNet
+from cmsr.method.precision import autocast
 from cmsr.method.resample import downsample, upsample_bicubic
-from cmsr.method.train import StepInfo, TrainRecord, autocast, masked_l1
+from cmsr.method.train import StepInfo, TrainRecord, masked_l1
 
 
 def grid_crops(low_size: Sequence[int], high_size: Sequence[int], patch: int,

@@ -39,8 +39,8 @@ import torch.nn.functional as F
 
 from cmsr.method.config import Config
 from cmsr.method.model import CMSRNet
+from cmsr.method.precision import autocast
 from cmsr.method.resample import downsample, upsample_bicubic
-from cmsr.method.train import autocast
 
 Choice = Literal["guided", "guide-free", "blend", "bicubic"]
 BLEND_WEIGHTS = (0.25, 0.5, 0.75)

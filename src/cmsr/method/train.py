@@ -8,7 +8,6 @@ the learning rate (:mod:`cmsr.method.learning_rate`) and the stop.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from cmsr.method.config import Config
 from cmsr.method.learning_rate import LearningRateBySlope
 from cmsr.method.model import CMSRNet
 from cmsr.method.patches import PatchBatch, PointMap, training_batch, upscaling_step
+from cmsr.method.precision import autocast
 from cmsr.method.resample import downsample, upsample_bicubic
 from cmsr.method.warp import GuideWarp, identity_grid
 
@@ -60,13 +60,6 @@ class StepInfo:
     stage: int = 0
     stages: int = 1
     phase: str = "train"
-
-
-def autocast(device: torch.device, precision: str) -> contextlib.AbstractContextManager:
-    """bfloat16 autocast on the given device, or nothing for float32."""
-    if precision == "bfloat16":
-        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-    return contextlib.nullcontext()
 
 
 def masked_l1(prediction: torch.Tensor, supervision: torch.Tensor, valid: torch.Tensor
