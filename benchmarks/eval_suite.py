@@ -56,6 +56,13 @@ SUITE = (
     Entry("middlebury13-x4-zssr", "depth/middlebury13", "avgpool", 4, "zssr", "depth",
           why="ZSSR (cmsr's training without the guide) on all 13 pairs; its code path "
               "is unchanged since 0.2 (01_1 rerun with 0.4: RMSE 0.744 against 0.746)"),
+    Entry("middlebury13-x4-float32", "depth/middlebury13", "avgpool", 4, "cmsr", "depth",
+          extra=("--precision", "float32"), scenes="01_1,026,02_4,03_9", optional=True,
+          why="cmsr trained in float32, as --precision auto does on a CPU without native "
+              "bfloat16: does it score as the bfloat16 runs do? (4 pairs)"),
+    Entry("middlebury13-x4-zssr-float32", "depth/middlebury13", "avgpool", 4, "zssr", "depth",
+          extra=("--precision", "float32"), scenes="01_1,026,02_4,03_9", optional=True,
+          why="ZSSR trained in float32, beside middlebury13-x4-float32"),
     Entry("middlebury13-x4-zssr-650", "depth/middlebury13", "avgpool", 4, "zssr", "depth",
           extra=("--iters", "650"), optional=True,
           why="ZSSR with as many steps as cmsr's guide-free network takes (2 x 650 = "

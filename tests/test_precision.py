@@ -8,6 +8,7 @@ import torch
 
 import cmsr.method.precision as precision
 from cmsr.cli import main
+from cmsr.evaluation.evaluate import method_settings
 from cmsr.files import write_image
 from cmsr.method.api import CMSR
 from cmsr.method.config import Config
@@ -102,3 +103,11 @@ def test_cmsr_sr_prints_the_precision_and_takes_the_option(tmp_path, capsys, nat
                      "--preset", "quick", "--iters", "2", "--precision", option]) == 0
         err = capsys.readouterr().err
         assert f"cmsr: {describe_precision(option, CPU)}" in err
+
+
+def test_the_eval_store_keys_runs_by_the_precision_computed(native):
+    auto = method_settings("cmsr", Config(precision="auto"), {})
+    computed = "bfloat16" if native else "float32"
+    other = "float32" if native else "bfloat16"
+    assert auto == method_settings("cmsr", Config(precision=computed), {})
+    assert auto != method_settings("cmsr", Config(precision=other), {})

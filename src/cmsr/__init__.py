@@ -15,4 +15,4 @@ from cmsr.method.config import PRESETS, Config
 from cmsr.method.georeferenced import super_resolve_geotiff
 
 __all__ = ["CMSR", "PRESETS", "Config", "InputError", "super_resolve", "super_resolve_geotiff"]
-__version__ = "0.18.0"
+__version__ = "0.19.0"

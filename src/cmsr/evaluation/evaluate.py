@@ -50,10 +50,11 @@ from cmsr.files import read_image, write_image
 from cmsr.files.readers import select_bands
 from cmsr.files.runs import RunStore, settings_key, sha256_file
 from cmsr.method.alignment_check import AlignmentCheck
-from cmsr.method.api import CMSR
+from cmsr.method.api import CMSR, resolve_device
 from cmsr.method.config import STREAM_FIELDS, Config
 from cmsr.method.guide_shift import GuideShift
 from cmsr.method.normalize import array_to_tensor, tensor_to_array
+from cmsr.method.precision import resolve_precision
 from cmsr.method.resample import resize
 from cmsr.method.self_check import SelfCheck
 from cmsr.method.train import StepInfo
@@ -169,6 +170,9 @@ def method_settings(name: str, config: Config, options: Mapping[str, Mapping[str
     """What a run of ``name`` depends on besides its inputs (part of the store key)."""
     if name in CONFIGURED:
         fields = dataclasses.asdict(config)
+        # what the fit computes in here, not "auto": a store read on a machine that
+        # resolves it otherwise must not reuse these runs
+        fields["precision"] = resolve_precision(config.precision, resolve_device(config.device))
         for field in ("threads", *STREAM_FIELDS):
             fields.pop(field, None)
         for field, default in LATER_FIELDS.items():
