@@ -203,7 +203,9 @@ def _problem(image: np.ndarray, allow_nan: bool) -> str | None:
         return "no valid pixels"
     if finite.min() == finite.max():
         return "constant"
-    if not np.isfinite(np.float64(finite.max()) - np.float64(finite.min())):
+    with np.errstate(over="ignore"):  # the overflow is what this branch detects
+        span = np.float64(finite.max()) - np.float64(finite.min())
+    if not np.isfinite(span):
         return "too wide"
     return None
 
