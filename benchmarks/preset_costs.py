@@ -10,7 +10,9 @@ marks the preset's own: ``full`` for nir and thermal, ``none`` for depth since 0
 so the table also gives what the learned deformation (with its fits on the reduced
 pair) adds to a whole run: fit and predict, the preset's steps.
 
-Usage: ``python benchmarks/preset_costs.py``; writes ``benchmarks/results/preset_costs.md``.
+Usage: ``python benchmarks/preset_costs.py [--presets depth,nir,thermal] [--defaults-only]
+[--name preset_costs]``; writes ``benchmarks/results/<name>.md`` and ``.csv``.
+``--defaults-only`` runs each preset with its own alignment alone (for a slow machine).
 Run it on an otherwise idle machine: its timings are the point.
 """
 
@@ -34,7 +36,14 @@ def first(folder: Path, pattern: str) -> Path:
 
 
 def main() -> None:
-    argparse.ArgumentParser(description=__doc__.split("\n\n")[0]).parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--presets", default="depth,nir,thermal",
+                        help="comma-separated, of depth, nir, thermal")
+    parser.add_argument("--defaults-only", action="store_true",
+                        help="only each preset's own alignment")
+    parser.add_argument("--name", default="preset_costs", help="results file name")
+    args = parser.parse_args()
+    chosen = args.presets.split(",")
     torch.set_num_threads(2)
     root = data_root()
     middlebury = root / "depth" / "middlebury13" / "01_1"
@@ -54,9 +63,10 @@ def main() -> None:
               "train steps (+ alignment)",
               "seconds", "time added by the alignment", "peak RSS GB"]
     rows = []
-    for preset, name, target, guide in cases:
+    for preset, name, target, guide in [case for case in cases if case[0] in chosen]:
         seconds: dict[str, float] = {}
-        for align in ("none", "full"):
+        aligns = (cmsr.PRESETS[preset].align,) if args.defaults_only else ("none", "full")
+        for align in aligns:
             start = time.perf_counter()
             model = cmsr.CMSR(cmsr.Config.preset(preset, align=align)).fit(target, guide)
             result = model.predict()
@@ -65,7 +75,7 @@ def main() -> None:
             levels = sum(level[-1].step for level in model.alignment_records)
             peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
             added = (f"{100 * (seconds['full'] / seconds['none'] - 1):+.0f}%"
-                     if align == "full" else "")
+                     if align == "full" and "none" in seconds else "")
             rows.append([preset, name, f"{target.shape[1]}x{target.shape[0]} -> "
                          f"{result.shape[1]}x{result.shape[0]}", align,
                          "yes" if cmsr.PRESETS[preset].align == align else "",
@@ -78,7 +88,7 @@ def main() -> None:
         "", markdown_table(header, rows)])
     print()
     print(markdown)
-    write_results("preset_costs", markdown, header, rows)
+    write_results(args.name, markdown, header, rows)
 
 
 if __name__ == "__main__":
