@@ -31,7 +31,8 @@ import time
 
 import numpy as np
 from common import RESULTS, data_root, machine_line, markdown_table
-from seed_ensembles import load_fits, protocol_of, spread_named
+from eval_suite import entry_protocol
+from seed_ensembles import load_fits, spread_named
 from seed_spread import spread_csv
 from self_check_transfer import eval_choices
 
@@ -50,7 +51,7 @@ def main() -> None:
     start = time.perf_counter()
     cmsr_spread, zssr_spread = spread_named("thermal-cmsr"), spread_named("thermal-zssr")
     entry = cmsr_spread.suite_entry
-    protocol = protocol_of(cmsr_spread, 0)
+    protocol = entry_protocol(cmsr_spread.suite_entry, 0)
     scenes = select_scenes(find_scenes(data_root() / entry.data), entry.scenes or None)
     pairs = {scene.name: load_pair(scene, protocol) for scene in scenes}
     cmsr_fits = load_fits(cmsr_spread, seeds, pairs, "psnr")

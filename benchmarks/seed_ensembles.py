@@ -40,7 +40,6 @@ from seed_spread import SPREADS, Spread, per_pair, spread_csv
 
 from cmsr.evaluation.datasets import find_scenes, select_scenes
 from cmsr.evaluation.evaluate import EvaluationPair, load_pair, output_path, score_run
-from cmsr.evaluation.protocols import EvalProtocol
 from cmsr.files import read_image
 from cmsr.files.runs import RunStore
 
@@ -54,12 +53,6 @@ SETS = (
 
 def spread_named(name: str) -> Spread:
     return next(spread for spread in SPREADS if spread.name == name)
-
-
-def protocol_of(spread: Spread, seed: int) -> EvalProtocol:
-    """The protocol ``cmsr eval`` ran ``spread`` at ``seed`` with (its name carries the
-    seed)."""
-    return entry_protocol(spread.suite_entry, seed)
 
 
 @dataclass
@@ -81,7 +74,7 @@ def load_fits(spread: Spread, seeds: list[int], pairs: dict[str, EvaluationPair]
         if reported is None:
             raise SystemExit(f"{spread.name} seed {seed} has not been run (seed_spread.py)")
         store = RunStore(spread_csv(spread, seed).parent / "runs")  # beside its CSV
-        protocol = protocol_of(spread, seed).name
+        protocol = entry_protocol(spread.suite_entry, seed).name
         fits.outputs[seed], fits.scores[seed] = {}, {}
         for scene, pair in pairs.items():
             path = output_path(store, protocol, scene, spread.method)
@@ -155,7 +148,7 @@ def main() -> None:
     for title, first, second, metric in SETS:
         spreads = [spread_named(first), spread_named(second)]
         entry = spreads[0].suite_entry
-        protocol = protocol_of(spreads[0], 0)
+        protocol = entry_protocol(spreads[0].suite_entry, 0)
         scenes = select_scenes(find_scenes(root / entry.data), entry.scenes or None)
         pairs = {scene.name: load_pair(scene, protocol) for scene in scenes}
         rows, two_fit = [], {}
